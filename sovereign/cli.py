@@ -1,0 +1,67 @@
+"""The `sovereign` command: one Typer app, one sub-module per noun under sovereign/commands/."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from sovereign import __version__
+from sovereign.commands import dev
+from sovereign.errors import SovereignError
+
+app = typer.Typer(
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    help="Export-control and sovereign-deployment orchestration for Llama on Ray Serve.",
+)
+# One line per noun; each module owns its own Typer app or command.
+app.add_typer(dev.app, name="dev")
+
+_err = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"sovereign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """sovereign: which Llama variants each sovereign cluster may host, and for which end use."""
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(root)"
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except SovereignError as exc:
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        for err in exc.errors():
+            _err.print(f"[bold red]error:[/] {_field_path(err['loc'])}: {err['msg']}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Installs every external binary sovereign talks to, into a per-user cache keyed by name and version:
+#   ${SOVEREIGN_TOOLS_DIR:-~/.cache/sovereign/tools}/<name>-<version>/
+# An entry is built in a scratch folder and renamed into place only when complete, so a failed or
+# interrupted build never leaves an entry a later run trusts. A second run is a no-op.
+#
+# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus ...]   (default: all)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${SOVEREIGN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sovereign/tools}
+mkdir -p "$cache"
+
+started=$(date +%s)
+say() { printf '[tools %4ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+die() { printf 'tools: %s\n' "$*" >&2; exit 1; }
+
+need_go() {
+  command -v go >/dev/null || die "the Go toolchain is needed to build $1 (install Go >= 1.24, then re-run 'make tools')"
+}
+
+# install_entry NAME VERSION BUILD_FN: run BUILD_FN with $1 = scratch folder unless the entry exists.
+install_entry() {
+  local name=$1 version=$2 build=$3
+  local final="$cache/$name-$version"
+  if [[ -f "$final/.complete" ]]; then
+    say "$name $version: cached at $final"
+    return
+  fi
+  local scratch="$cache/.partial-$name-$version-$$"
+  rm -rf "$scratch" && mkdir -p "$scratch/bin"
+  trap 'rm -rf "$scratch"' EXIT
+  say "$name $version: installing..."
+  local t0=$(date +%s)
+  "$build" "$scratch"
+  date -u +%FT%TZ >"$scratch/.complete"
+  rm -rf "$final"
+  mv "$scratch" "$final"
+  trap - EXIT
+  say "$name $version: done in $(($(date +%s) - t0)) s -> $final"
+}
+
+# on_path_matches BINARY PATTERN ARGS...: true when BINARY on PATH prints a version matching PATTERN.
+on_path_matches() {
+  local bin=$1 pattern=$2; shift 2
+  local found
+  found=$(command -v "$bin" 2>/dev/null) || return 1
+  [[ "$found" == "$cache"/* ]] && return 1
+  "$found" "$@" 2>/dev/null | grep -qE "$pattern"
+}
+
+link_from_path() { ln -s "$(command -v "$2")" "$1/bin/$2"; }
+
+go_build() {  # go_build MODULE_DIR OUT PACKAGE [LDFLAGS]
+  (cd "$here/go/$1" && GOFLAGS=-mod=mod go build -trimpath -ldflags "${4:-}" -o "$2" "$3")
+}
+
+build_opa() {
+  if on_path_matches opa "Version: ${OPA_VERSION#v}$" version; then link_from_path "$1" opa; return; fi
+  need_go opa
+  GOBIN="$1/bin" GOFLAGS=-mod=mod go install "github.com/open-policy-agent/opa@$OPA_VERSION"
+}
+
+build_etcd() {
+  if on_path_matches etcd "etcd Version: ${ETCD_VERSION#v}$" --version; then link_from_path "$1" etcd; return; fi
+  need_go etcd
+  go_build etcd "$1/bin/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kubernetes() {
+  need_go kube-apiserver
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  say "  building kube-apiserver (the longest step: about 3 minutes on 2 cores)"
+  go_build kubernetes "$1/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ld"
+  say "  building kubectl"
+  go_build kubernetes "$1/bin/kubectl" k8s.io/kubernetes/cmd/kubectl "$ld"
+}
+
+build_pulumi() {
+  if on_path_matches pulumi "^$PULUMI_VERSION$" version; then link_from_path "$1" pulumi; return; fi
+  need_go pulumi
+  say "  building the pulumi CLI (about 3 minutes on 2 cores)"
+  go_build pulumi "$1/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
+}
+
+build_kuberay_crds() {
+  need_go kuberay-crds
+  local dir
+  dir=$(cd "$here/go/etcd" && go mod download -json "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d "$dir/config/crd/bases" ]] || die "KubeRay $KUBERAY_VERSION module has no config/crd/bases (looked in '$dir')"
+  mkdir -p "$1/crds"
+  cp "$dir"/config/crd/bases/*.yaml "$1/crds/"
+  chmod -R u+w "$1/crds"
+}
+
+install_prometheus() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    say "prometheus: $(prometheus --version 2>&1 | head -1)"
+    return
+  fi
+  [[ $(id -u) == 0 ]] || die "prometheus/promtool missing: run 'sudo apt-get install -y prometheus' (Debian), then 'make tools'"
+  say "prometheus: installing Debian's package (apt-get)..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Debian's package may start a daemon where systemd runs; sovereign starts its own on loopback.
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+  say "prometheus: $(prometheus --version 2>&1 | head -1)"
+}
+
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus)
+for t in "${targets[@]}"; do
+  case $t in
+    opa) install_entry opa "$OPA_VERSION" build_opa ;;
+    etcd) install_entry etcd "$ETCD_VERSION" build_etcd ;;
+    kubernetes) install_entry kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
+    pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
+    kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
+    prometheus) install_prometheus ;;
+    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus)" ;;
+  esac
+done
+say "all tools ready in $cache"
