@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from sovereign import __version__
-from sovereign.commands import dev
+from sovereign.commands import bundle, decide, dev
 from sovereign.errors import SovereignError
 
 app = typer.Typer(
@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 # One line per noun; each module owns its own Typer app or command.
 app.add_typer(dev.app, name="dev")
+app.command()(decide.decide)
+app.add_typer(bundle.app, name="bundle")
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 
 
 def _show_version(value: bool) -> None:
@@ -45,7 +47,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except SovereignError as exc:
         _err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
@@ -53,8 +57,6 @@ def main() -> None:
         for err in exc.errors():
             _err.print(f"[bold red]error:[/] {_field_path(err['loc'])}: {err['msg']}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         _err.print("aborted")
         sys.exit(130)

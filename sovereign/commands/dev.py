@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from sovereign.devenv import lifecycle
+from sovereign.devenv.controlplane import READY_TIMEOUT_S
 from sovereign.devenv.state import component_health, read_state
 
 app = typer.Typer(no_args_is_help=True, help="Run a local control plane: etcd, kube-apiserver, OPA.")
-_out = Console()
+_out = Console(soft_wrap=True)
 
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Control plane name (one per region).")]
 
@@ -23,12 +24,16 @@ def up(
     name: NameOpt = "dev",
     apiserver_port: Annotated[int, typer.Option(help="API server port (default: a free one).")] = 0,
     opa_port: Annotated[int, typer.Option(help="OPA port (default: a free one).")] = 0,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds each component gets to become ready.", min=0.1)
+    ] = READY_TIMEOUT_S,
 ) -> None:
     """Start etcd, kube-apiserver (KubeRay CRDs installed) and OPA on loopback; print how to use them."""
     state = lifecycle.up(
         name,
         apiserver_port=apiserver_port,
         opa_port=opa_port,
+        ready_timeout_s=ready_timeout,
         progress=lambda line: _out.print(f"[dim]·[/] {line}", highlight=False),
     )
     _out.print(f"[bold green]control plane '{name}' is up[/]")

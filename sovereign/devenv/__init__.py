@@ -1,1 +1,1 @@
-"""The local control plane: etcd + kube-apiserver + OPA on loopback, the envtest pattern without containers."""
+"""The local control plane: etcd + kube-apiserver + OPA on loopback (envtest pattern, no containers)."""

@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from sovereign import toolchain
+from sovereign.devenv.controlplane import Ports
 from sovereign.devenv.state import controlplane_dir, pid_alive, read_state
 from sovereign.errors import SovereignError
 
@@ -33,6 +34,7 @@ def up(
     apiserver_port: int = 0,
     opa_port: int = 0,
     manifests: list[Path] | None = None,
+    ready_timeout_s: float | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start the control plane `name` unless it runs already; return its state. Streams progress."""
@@ -43,6 +45,7 @@ def up(
     for binary in ("etcd", "kube-apiserver", "kubectl", "opa"):
         toolchain.binary(binary)
     toolchain.kuberay_crds()
+    Ports(apiserver=apiserver_port, opa=opa_port).resolve()  # a taken port is bad input: say so here
 
     folder = controlplane_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,6 +56,8 @@ def up(
         argv += ["--apiserver-port", str(apiserver_port)]
     if opa_port:
         argv += ["--opa-port", str(opa_port)]
+    if ready_timeout_s is not None:
+        argv += ["--ready-timeout", str(ready_timeout_s)]
     for manifest in manifests or []:
         argv += ["--manifest", str(manifest)]
     with open(log_path, "w") as log:

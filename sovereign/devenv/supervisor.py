@@ -2,7 +2,7 @@
 
 Its children die with it (PR_SET_PDEATHSIG), so `dev down` only has to stop this one process, and a
 supervisor killed outright still leaves no etcd, API server or OPA behind.
-Usage: python -m sovereign.devenv.supervisor NAME [--apiserver-port N] [--opa-port N]
+Usage: python -m sovereign.devenv.supervisor NAME [--apiserver-port N] [--opa-port N] [--ready-timeout S]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, Ports
+from sovereign.devenv.controlplane import READY_TIMEOUT_S, ControlPlane, ControlPlaneConfig, Ports
 from sovereign.devenv.state import controlplane_dir
 from sovereign.errors import SovereignError
 
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apiserver-port", type=int, default=0)
     parser.add_argument("--opa-port", type=int, default=0)
     parser.add_argument("--manifest", action="append", default=[], type=Path)
+    parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT_S)
     args = parser.parse_args(argv)
 
     folder = controlplane_dir(args.name)
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=folder,
         ports=Ports(apiserver=args.apiserver_port, opa=args.opa_port),
         manifests=args.manifest,
+        ready_timeout_s=args.ready_timeout,
     )
     plane = ControlPlane(config, progress=lambda line: print(line, flush=True))
     try:

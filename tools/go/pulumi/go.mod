@@ -1,7 +1,7 @@
 // Wrapper module: builds the Pulumi CLI at a pinned release (must match the Python SDK pin).
 module sovereign.local/tools/pulumi
 
-go 1.24
+go 1.25.11
 
 require (
 	github.com/pulumi/pulumi/pkg/v3 v3.250.0

@@ -1,0 +1,46 @@
+# sovereign: every target installs what it needs first, so `make test` works on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3.11
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help tools venv lint policy-test test bundle dev-up dev-down dev-status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+tools:  ## build/install the pinned external binaries into ~/.cache/sovereign/tools (idempotent)
+	tools/install.sh
+
+venv: $(VENV)/.installed  ## create .venv with sovereign and its test dependencies
+
+$(VENV)/.installed: pyproject.toml
+	@echo "[venv] creating $(VENV) and installing sovereign[dev]"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -q --upgrade pip
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	touch $@
+
+lint: venv  ## ruff check + format check
+	ruff check .
+	ruff format --check .
+
+policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
+	policies/check.sh
+
+test: tools venv lint policy-test  ## the test command: set-up, lint, policy tests, pytest
+	pytest -p no:cacheprovider
+
+dev-up: tools venv  ## start the local control plane (etcd, kube-apiserver, OPA)
+	$(VENV)/bin/sovereign dev up
+
+dev-down: venv  ## stop it
+	$(VENV)/bin/sovereign dev down
+
+dev-status: venv
+	$(VENV)/bin/sovereign dev status
+
+clean:  ## remove the venv and build outputs (the tool cache stays)
+	rm -rf $(VENV) build

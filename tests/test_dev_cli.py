@@ -1,0 +1,124 @@
+"""`sovereign dev up | down | status` as a user runs them: real processes, no orphans, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sovereign.devenv.process import free_port
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+
+SOVEREIGN = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "sovereign"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    # Whatever a test left running is a bug in the code under test, but never leak it into the next test.
+    for proc in _processes_under(tmp_path):
+        proc.kill()
+
+
+def _processes_under(folder: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(str(folder) in arg for arg in proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _run(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "SOVEREIGN_STATE_DIR": str(state_dir), **(env or {})}
+    return subprocess.run(
+        [SOVEREIGN, "dev", *args], capture_output=True, text=True, env=full_env, timeout=240
+    )
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        time.sleep(0.1)
+    return alive
+
+
+def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
+    up = _run(state_dir, "up", "--name", "cli")
+    assert up.returncode == 0, up.stderr
+    assert "control plane 'cli' is up" in up.stdout
+    assert "starting kube-apiserver" in up.stdout  # progress is shown
+
+    status = _run(state_dir, "status", "--name", "cli", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["healthy"] is True
+    assert Path(report["kubeconfig"]).is_file()
+    assert report["apiserver_url"].startswith("https://127.0.0.1:")
+    assert {c["name"]: c["health"] for c in report["components"]} == {
+        "etcd": "ok",
+        "kube-apiserver": "ok",
+        "opa": "ok",
+    }
+    pids = [report["supervisor_pid"], *(c["pid"] for c in report["components"])]
+
+    again = _run(state_dir, "up", "--name", "cli")
+    assert again.returncode == 0 and "already up" in again.stdout
+
+    down = _run(state_dir, "down", "--name", "cli")
+    assert down.returncode == 0, down.stderr
+    assert _wait_gone(pids) == []
+    after = _run(state_dir, "status", "--name", "cli", "--json")
+    assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
+
+
+def test_killing_the_supervisor_takes_every_component_with_it(state_dir: Path) -> None:
+    assert _run(state_dir, "up", "--name", "orphans").returncode == 0
+    report = json.loads(_run(state_dir, "status", "--name", "orphans", "--json").stdout)
+    component_pids = [c["pid"] for c in report["components"]]
+    assert all(psutil.pid_exists(pid) for pid in component_pids)
+
+    os.kill(report["supervisor_pid"], signal.SIGKILL)
+
+    assert _wait_gone(component_pids) == []
+    assert _processes_under(state_dir) == []
+
+
+def test_a_port_in_use_fails_with_one_clear_line_and_starts_nothing(state_dir: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = _run(state_dir, "up", "--name", "busy", "--apiserver-port", str(port))
+    assert done.returncode == 2
+    assert f"port {port} (--apiserver-port) is already in use" in done.stderr
+    assert _processes_under(state_dir) == []
+
+
+def test_missing_binaries_say_to_run_make_tools(
+    state_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    empty = tmp_path_factory.mktemp("no-tools")
+    done = _run(state_dir, "up", "--name", "notools", env={"SOVEREIGN_TOOLS_DIR": str(empty)})
+    assert done.returncode == 2
+    assert "run 'make tools'" in done.stderr
+    assert _processes_under(state_dir) == []
+
+
+def test_a_component_not_ready_in_time_stops_everything_started(state_dir: Path) -> None:
+    done = _run(state_dir, "up", "--name", "slow", "--ready-timeout", "0.2")
+    assert done.returncode == 1
+    assert "did not become ready" in done.stderr
+    assert "within 0 s" in done.stderr or "within 1 s" in done.stderr  # rounded in the message
+    time.sleep(0.5)
+    assert _processes_under(state_dir) == []
