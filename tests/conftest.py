@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -12,7 +14,7 @@ import requests
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.devenv.process import ManagedProcess, free_port
-from sovereign.policy.bundle import SignedBundle, ensure_bundle, opa_server_args, repo_sources
+from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle, opa_server_args, repo_sources
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +84,38 @@ def opa_server(
 ) -> OpaServer:
     """One OPA server on the session's signed bundle, shared by the tests that only query it."""
     return start_opa_server(signed_bundle)
+
+
+TINY_DECISION_REGO = """package sovereign.decision
+
+default result := {"allow": false, "violations": [], "obligations": []}
+
+result := {"allow": true, "violations": [], "obligations": []} if data.sovereign.models[input.model]
+"""
+TINY_BATCH_REGO = """package sovereign.batch
+
+results := [r | some item in input.items; r := data.sovereign.decision.result with input as item]
+"""
+
+
+@pytest.fixture
+def tiny_policy(tmp_path: Path) -> Callable[..., PolicySources]:
+    """A two-file policy honouring the entrypoint contract, for bundle and engine mechanics.
+
+    tiny_policy(data, decision_rego=...) writes it under tmp_path/policies (with a _test.rego that must
+    stay out of the bundle) and returns its sources; data.json there is re-read on every build.
+    """
+
+    def write(data: dict[str, Any], decision_rego: str = TINY_DECISION_REGO) -> PolicySources:
+        root = tmp_path / "policies"
+        (root / "sovereign").mkdir(parents=True, exist_ok=True)
+        (root / "sovereign" / "decision.rego").write_text(decision_rego)
+        (root / "sovereign" / "batch.rego").write_text(TINY_BATCH_REGO)
+        (root / "sovereign" / "decision_test.rego").write_text(
+            "package sovereign.decision_test\n\ntest_t if true\n"
+        )
+        data_file = root / "data.json"
+        data_file.write_text(json.dumps(data))
+        return PolicySources(root=root, load_data=lambda: json.loads(data_file.read_text()))
+
+    return write

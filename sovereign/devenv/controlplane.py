@@ -24,6 +24,7 @@ from sovereign import toolchain
 from sovereign.devenv.pki import LocalCA, service_account_signing_key
 from sovereign.devenv.process import ManagedProcess, free_port, port_in_use
 from sovereign.errors import BadInput, SovereignError
+from sovereign.policy.bundle import ensure_bundle, opa_server_args
 
 ADMIN_USER = "sovereign-admin"
 READY_TIMEOUT_S = 90.0
@@ -55,7 +56,7 @@ class ControlPlaneConfig:
     name: str
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
-    opa_args: list[str] | None = None  # what OPA serves; default: the policies/ folder
+    opa_args: list[str] | None = None  # what OPA serves; default: the signed policy bundle
     manifests: list[Path] = field(default_factory=list)  # applied after the KubeRay CRDs
     ready_timeout_s: float = READY_TIMEOUT_S
 
@@ -240,7 +241,7 @@ class ControlPlane:
 
     def _start_opa(self, opa: Path) -> None:
         self.progress(f"starting OPA on 127.0.0.1:{self.ports.opa}")
-        served = self.config.opa_args or [str(toolchain.REPO_ROOT / "policies")]
+        served = self.config.opa_args or opa_server_args(ensure_bundle(progress=self.progress))
         proc = self._spawn(
             "opa",
             [

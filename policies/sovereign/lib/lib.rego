@@ -1,0 +1,118 @@
+# METADATA
+# title: Decision input and policy data, read defensively
+# description: >-
+#   Every accessor is total: a missing or mistyped field reads as null (or {} / []), never as undefined,
+#   so a rule that must deny on a missing field still fires. Time comes only from input.as_of.
+package sovereign.lib
+
+# The decision input as an object even when the caller sent something else: garbage must deny.
+default request := {}
+
+request := input if is_object(input)
+
+as_object(value) := value if is_object(value)
+
+else := {}
+
+object_at(doc, key) := as_object(object.get(doc, key, null))
+
+default array_at(_, _) := []
+
+array_at(doc, key) := doc[key] if is_array(doc[key])
+
+# The value shown in a message: strings as they are, anything else (null, numbers) as JSON.
+text(value) := value if is_string(value)
+
+else := json.marshal(value)
+
+texts(values) := concat(", ", [text(v) | some v in values])
+
+is_date(value) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`, value)
+
+cluster := object_at(request, "cluster")
+
+operator := object_at(cluster, "operator")
+
+accreditations := array_at(cluster, "accreditations")
+
+region_name := object.get(cluster, "region", null)
+
+region := data.regions[region_name] if is_string(region_name)
+
+cluster_country := object.get(cluster, "country", null)
+
+# weights_country defaults to the cluster's country.
+weights_country := cluster.weights_country if is_string(cluster.weights_country)
+
+else := cluster_country
+
+operator_country := object.get(operator, "country", null)
+
+end_use := object.get(request, "end_use", null)
+
+# "YYYY-MM-DD"; undefined when missing or malformed, so nothing that needs a date can be valid.
+as_of := request.as_of if is_date(request.as_of)
+
+requested_model := object.get(request, "model", null)
+
+_model_key := lower(requested_model) if is_string(requested_model)
+
+# A catalogue id or a Hugging Face repo id, in any case.
+model_id := _model_key if data.catalogue.models[_model_key]
+
+else := data.catalogue.aliases[_model_key]
+
+model := data.catalogue.models[model_id]
+
+licence := data.licences[model.licence]
+
+is_multimodal if {
+	some modality in array.concat(model.modalities.input, model.modalities.output)
+	modality != "text"
+}
+
+# Whether the operator matches one of the rules: same kind, and in each listed set of countries.
+operator_matches(rules) if {
+	some rule in rules
+	rule.kind == object.get(operator, "kind", null)
+	_allows(rule, "countries", operator_country)
+	_allows(rule, "sponsor_countries", object.get(operator, "sponsor_country", null))
+}
+
+_allows(rule, constraint, _) if not rule[constraint]
+
+_allows(rule, constraint, country) if country in rule[constraint]
+
+# "government_agency in US; government_contractor sponsored by US"
+describe_rules(rules) := concat("; ", [_describe_rule(rule) | some rule in rules])
+
+_describe_rule(rule) := concat("", [
+	rule.kind,
+	_constraint_text(rule, "countries", " in "),
+	_constraint_text(rule, "sponsor_countries", " sponsored by "),
+])
+
+_constraint_text(rule, constraint, prefix) := concat("", [prefix, texts(rule[constraint])]) if rule[constraint]
+
+else := ""
+
+describe_operator := concat("", [
+	"operator <", text(object.get(operator, "name", null)),
+	"> (kind ", text(object.get(operator, "kind", null)),
+	", country ", text(operator_country),
+	_sponsor_text, ")",
+])
+
+_sponsor_text := concat("", [", sponsor ", operator.sponsor_country]) if is_string(operator.sponsor_country)
+
+else := ""
+
+# A citation from the codes table; the fallback keeps a violation (hence a deny) even without data.
+code_citation(code) := citation if citation := data.codes[code].citation
+
+else := "policy data missing from the bundle — https://www.openpolicyagent.org/docs/management-bundles"
+
+item(code, message, citation) := {"code": code, "message": message, "citation": citation}
+
+# Items sorted by code, then message, then citation: the same input always gives the same array.
+sorted(items) := [item(t[0], t[1], t[2]) | some t in sort([[i.code, i.message, i.citation] | some i in items])]

@@ -1,0 +1,89 @@
+"""clusters/*.yaml: one declared cluster per file, the source of truth for every enforcement point."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import Field, StrictInt, ValidationError, model_validator
+
+from sovereign.errors import BadInput
+from sovereign.policy.decision_input import (
+    Accreditation,
+    ClusterFacts,
+    Count,
+    CountryCode,
+    DecisionInput,
+    DnsLabel,
+    EndUse,
+    NonEmpty,
+    Operator,
+    Strict,
+    describe_errors,
+)
+
+
+class Enforcement(StrEnum):
+    enforce = "enforce"  # a denied deployment is refused
+    warn = "warn"  # admitted, with the violations reported
+    dryrun = "dryrun"  # decisions are only recorded
+
+
+class Deployment(Strict):
+    name: DnsLabel
+    model: NonEmpty
+    end_use: EndUse
+    replicas: Annotated[StrictInt, Field(ge=1)] = 1
+    gpus_per_replica: Count = 1
+
+
+class ClusterSpec(Strict):
+    name: DnsLabel
+    region: NonEmpty
+    country: CountryCode
+    weights_country: CountryCode | None = None
+    gpu_quota: Count | None = None
+    enforcement: Enforcement = Enforcement.enforce
+    operator: Operator
+    accreditations: list[Accreditation] = Field(default_factory=list)
+    deployments: list[Deployment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deployment_names_unique(self) -> ClusterSpec:
+        names = [d.name for d in self.deployments]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(
+                f"deployment names must be unique in a cluster; repeated: {', '.join(duplicates)}"
+            )
+        return self
+
+    def facts(self) -> ClusterFacts:
+        """The cluster as the policy sees it (its deployments and enforcement mode are not policy facts)."""
+        not_facts = {"enforcement": True, "deployments": True, "accreditations": {"__all__": {"reference"}}}
+        return ClusterFacts.model_validate(self.model_dump(exclude=not_facts))
+
+    def decision_input(
+        self, model: str, end_use: str, gpus: int | None = None, as_of: str | None = None
+    ) -> DecisionInput:
+        raw = {"cluster": self.facts(), "model": model, "end_use": end_use, "gpus": gpus, "as_of": as_of}
+        try:
+            return DecisionInput.model_validate(raw)
+        except ValidationError as exc:
+            raise BadInput(
+                f"invalid decision input for cluster {self.name}\n{describe_errors(exc, 'input')}"
+            ) from None
+
+
+def load_cluster(path: Path) -> ClusterSpec:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the cluster file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path}: malformed YAML: {exc}") from None
+    try:
+        return ClusterSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise BadInput(f"{path}: invalid cluster\n{describe_errors(exc, '')}") from None

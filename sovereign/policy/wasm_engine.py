@@ -1,0 +1,84 @@
+"""In-process evaluation of the signed Wasm bundle with opa-py-wasm.
+
+The bundle is verified and loaded once; opa-py-wasm's `OpaWasmPolicy` keeps a bounded pool of Wasm
+instances, each used by one thread at a time, so one engine serves concurrent callers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
+
+from sovereign.policy.bundle import BATCH_ENTRYPOINT, DECISION_ENTRYPOINT
+from sovereign.policy.bundle_signature import BundleUnverified, verify_bundle
+from sovereign.policy.engine import (
+    BUNDLE_UNVERIFIED,
+    ENGINE_UNAVAILABLE,
+    Failure,
+    fail_closed,
+    finish,
+    finish_batch,
+)
+
+NAME = "wasm"
+
+
+class WasmEngine:
+    name = NAME
+
+    def __init__(
+        self, bundle: Path, verification_key: Path, pool_size: int = 4, timeout_s: float = 2.0
+    ) -> None:
+        self.revision: str | None = None
+        self._policy: OpaWasmPolicy | None = None
+        self._refusal: Failure | None = None
+        try:
+            verified = verify_bundle(bundle, verification_key.read_bytes())
+            policy = OpaWasmPolicy.from_wasm_bytes(
+                verified.files["policy.wasm"],
+                PolicyConfig(
+                    pool_size=pool_size, eval_timeout_seconds=timeout_s, borrow_timeout_seconds=timeout_s
+                ),
+            )
+            if missing := sorted(set(policy.builtins) - set(policy.registered_builtins)):
+                policy.close()
+                raise RuntimeError(f"it needs built-ins the Wasm host lacks: {', '.join(missing)}")
+            policy.set_data(verified.files.get("data.json", b"{}"))
+        except BundleUnverified as exc:
+            fix = "rebuild it from policies/ with: sovereign bundle build --force"
+            self._refusal = (BUNDLE_UNVERIFIED, f"refusing the policy bundle: {exc} ({fix})")
+        except Exception as exc:  # fail closed: whatever stops loading means no decision can be trusted
+            self._refusal = (ENGINE_UNAVAILABLE, f"cannot load the policy bundle {bundle}: {exc}")
+        else:
+            self._policy, self.revision = policy, verified.revision
+
+    def _evaluate(self, inp: dict[str, Any], entrypoint: str) -> tuple[object, Failure | None]:
+        if self._policy is None:
+            return None, self._refusal
+        try:
+            result = self._policy.evaluate(inp, entrypoint)
+        except Exception as exc:  # fail closed: an evaluation error, timeout or full pool is a deny
+            return None, (ENGINE_UNAVAILABLE, f"policy evaluation failed: {type(exc).__name__}: {exc}")
+        if result is UNDEFINED:
+            return None, (ENGINE_UNAVAILABLE, f"the policy left {entrypoint} undefined")
+        return result, None
+
+    def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
+        result, failure = self._evaluate(inp, DECISION_ENTRYPOINT)
+        if failure:
+            return fail_closed(*failure, NAME, self.revision)
+        return finish(result, NAME, str(self.revision))
+
+    def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not inputs:
+            return []
+        results, failure = self._evaluate({"items": inputs}, BATCH_ENTRYPOINT)
+        if failure:
+            return [fail_closed(*failure, NAME, self.revision) for _ in inputs]
+        return finish_batch(results, len(inputs), NAME, str(self.revision))
+
+    def close(self) -> None:
+        if self._policy is not None:
+            self._policy.close()

@@ -1,0 +1,267 @@
+"""`sovereign decide` as a user runs it: JSON decision on stdout, exit 0 allowed / 1 denied / 2 bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sovereign import cli, toolchain
+from sovereign.devenv.process import free_port
+from sovereign.policy.bundle import SignedBundle, bundle_dir, ensure_bundle, repo_sources
+
+ROOT = toolchain.REPO_ROOT
+USDEF = ROOT / "clusters" / "usdef-east-1.yaml"
+CSL = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
+SOVEREIGN = ROOT / ".venv" / "bin" / "sovereign"
+
+ALLOWED: dict[str, Any] = {
+    "cluster": {
+        "name": "usdef-east-1",
+        "region": "us-defense",
+        "country": "US",
+        "operator": {
+            "name": "Lattice Federal Systems Inc.",
+            "country": "US",
+            "kind": "government_contractor",
+            "sponsor_country": "US",
+        },
+        "accreditations": [{"scheme": "dod-il5", "expires": "2027-06-30"}],
+    },
+    "model": "llama-3.3-70b-instruct",
+    "end_use": "defense",
+    "as_of": "2026-06-01",
+}
+UNKNOWN_MODEL = {**ALLOWED, "model": "llama-9-1t"}
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
+    """The bundle the CLI will find in its state dir, built once for the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+        yield ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> None:
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def decide(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, stdin: str = ""
+) -> tuple[int, Any, str]:
+    """Run `sovereign decide ARGS` through the real entry point; (exit code, parsed stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["sovereign", "decide", *args])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), json.loads(out) if out.strip() else None, err
+
+
+def _file(tmp_path: Path, doc: object) -> str:
+    path = tmp_path / "input.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def _codes(decision: dict[str, Any]) -> list[str]:
+    return [v["code"] for v in decision["violations"]]
+
+
+def test_allowed_exits_0_with_the_decision_and_its_revision(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    module_bundle: SignedBundle,
+) -> None:
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
+    assert code == 0
+    assert decision["allow"] is True and decision["violations"] == []
+    assert decision["policy_revision"] == module_bundle.revision
+    assert decision["engine"] == "wasm"
+    assert "BUILT_WITH_LLAMA" in [o["code"] for o in decision["obligations"]]
+
+
+def test_denied_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, UNKNOWN_MODEL))
+    assert code == 1
+    assert decision["allow"] is False and "UNKNOWN_MODEL" in _codes(decision)
+
+
+def test_an_array_gives_an_array_in_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, decisions, _ = decide(monkeypatch, capsys, _file(tmp_path, [ALLOWED, UNKNOWN_MODEL, ALLOWED]))
+    assert code == 1  # one denied
+    assert [d["allow"] for d in decisions] == [True, False, True]
+    code, decisions, _ = decide(monkeypatch, capsys, _file(tmp_path, [ALLOWED, ALLOWED]))
+    assert code == 0 and len(decisions) == 2
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, decision, _ = decide(monkeypatch, capsys, "-", stdin=json.dumps(ALLOWED))
+    assert code == 0 and decision["allow"] is True
+
+
+@pytest.mark.parametrize(
+    ("doc", "named"),
+    [
+        ('{"cluster": {', "malformed JSON at line 1 column 14"),
+        ({k: v for k, v in ALLOWED.items() if k != "model"}, "input.model: field required"),
+        ({**ALLOWED, "end_use": "marketing"}, "input.end_use: Input should be 'commercial'"),
+        ({**ALLOWED, "screening": {"hits": []}}, "input.screening: unknown field"),
+        ({**ALLOWED, "as_of": "01/06/2026"}, "input.as_of"),
+        ({**ALLOWED, "cluster": {**ALLOWED["cluster"], "country": "usa"}}, "input.cluster.country"),
+        ([ALLOWED, {**ALLOWED, "gpus": -1}], "input[1].gpus"),
+        ([], "non-empty array"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    doc: object,
+    named: str,
+) -> None:
+    code, out, err = decide(monkeypatch, capsys, _file(tmp_path, doc))
+    assert code == 2 and out is None
+    assert named in " ".join(err.split())
+
+
+def test_cluster_file_form(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--cluster", str(USDEF), "--model", "llama-3.3-70b-instruct", "--end-use", "defense"]
+    code, decision, _ = decide(monkeypatch, capsys, *args)
+    assert code == 0 and decision["allow"] is True
+    code, decision, _ = decide(monkeypatch, capsys, *args[:-1], "commercial", "--model", "llama-9-1t")
+    assert code == 1 and "UNKNOWN_MODEL" in _codes(decision)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--model", "llama-3.3-70b-instruct", "--end-use", "defense"], "--model, --end-use only apply with"),
+        (["--cluster", "{usdef}", "--model", "m"], "--cluster needs --model and --end-use"),
+        (["--cluster", "{usdef}", "--model", "m", "--end-use", "spying"], "input.end_use"),
+        (["--cluster", "{bad}", "--model", "m", "--end-use", "defense"], "operator.clearance: unknown field"),
+        (
+            ["{input}", "--cluster", "{usdef}", "--model", "m", "--end-use", "defense"],
+            "both FILE and --cluster",
+        ),
+        (["{input}", "--gpus", "4"], "--gpus only apply with --cluster"),
+        ([], "give a decision input FILE"),
+    ],
+)
+def test_cluster_form_bad_input_exits_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: list[str],
+    named: str,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        USDEF.read_text().replace("  kind: government_contractor", "  kind: company\n  clearance: top")
+    )
+    paths = {"usdef": str(USDEF), "bad": str(bad), "input": _file(tmp_path, ALLOWED)}
+    code, out, err = decide(monkeypatch, capsys, *[arg.format(**paths) for arg in args])
+    assert code == 2 and out is None
+    assert named in " ".join(err.split())
+    if "{bad}" in args:
+        assert str(bad) in " ".join(err.split())
+
+
+def test_a_screening_list_hit_denies_the_operator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    listed = {**ALLOWED, "cluster": {**ALLOWED["cluster"], "operator": {**ALLOWED["cluster"]["operator"]}}}
+    listed["cluster"]["operator"]["name"] = "NORTHWIND AEROSPACE INDUSTRIES CO LTD"
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, listed), "--screening-list", str(CSL))
+    assert code == 1 and _codes(decision) == ["DENIED_PARTY"]
+    assert "Northwind Aerospace Industries Co., Ltd." in decision["violations"][0]["message"]
+
+    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(CSL))  # the same list from the environment
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
+    assert code == 0 and decision["allow"] is True  # an unlisted operator passes the same list
+
+
+def test_a_malformed_screening_list_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "csl.json"
+    broken.write_text(json.dumps({"total": 0, "sources_used": [], "results": {}}))
+    code, out, err = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED), "--screening-list", str(broken))
+    assert code == 2 and out is None and "list.results" in err
+
+
+def test_the_opa_server_when_sovereign_opa_url_is_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, opa_server: Any
+) -> None:
+    _, in_process, _ = decide(monkeypatch, capsys, _file(tmp_path, [ALLOWED, UNKNOWN_MODEL]))
+    monkeypatch.setenv("SOVEREIGN_OPA_URL", opa_server.url)
+    code, over_rest, _ = decide(monkeypatch, capsys, _file(tmp_path, [ALLOWED, UNKNOWN_MODEL]))
+    assert code == 1
+    assert [d.pop("engine") for d in over_rest] == ["opa-rest", "opa-rest"]
+    assert over_rest == [{k: v for k, v in d.items() if k != "engine"} for d in in_process]
+
+
+def test_an_unreachable_server_denies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SOVEREIGN_OPA_URL", f"http://127.0.0.1:{free_port()}")
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
+    assert code == 1 and _codes(decision) == ["ENGINE_UNAVAILABLE"]
+
+
+def test_a_tampered_bundle_in_the_state_dir_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    module_bundle: SignedBundle,
+) -> None:
+    original = module_bundle.wasm.read_bytes()
+    try:
+        module_bundle.wasm.write_bytes(original[:-64] + bytes(64))  # corrupt the tail of the tarball
+        code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
+        assert code == 1 and _codes(decision) == ["BUNDLE_UNVERIFIED"]
+        assert decision["policy_revision"] is None
+    finally:
+        module_bundle.wasm.write_bytes(original)
+
+
+def test_first_use_builds_and_signs_the_bundle_then_reuses_it(tmp_path: Path) -> None:
+    """What a user sees right after set-up: no server, no bundle yet."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST")}
+    env["SOVEREIGN_STATE_DIR"] = str(tmp_path)
+    args = [str(SOVEREIGN), "decide", "--cluster", str(USDEF), "--model", "llama-3.3-70b-instruct"]
+    args += ["--end-use", "defense"]
+    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "building and signing the policy bundle" in first.stderr
+    revision = json.loads(first.stdout)["policy_revision"]
+
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "building" not in again.stderr
+    assert json.loads(again.stdout)["policy_revision"] == revision
+
+    built = subprocess.run(
+        [str(SOVEREIGN), "bundle", "build"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert built.returncode == 0 and f"revision {revision}" in built.stdout
