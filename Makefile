@@ -33,6 +33,9 @@ policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>=
 test: tools venv lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	pytest -p no:cacheprovider
 
+bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm) into the user's state dir
+	$(VENV)/bin/sovereign bundle build
+
 dev-up: tools venv  ## start the local control plane (etcd, kube-apiserver, OPA)
 	$(VENV)/bin/sovereign dev up
 
