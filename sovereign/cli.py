@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from sovereign import __version__
-from sovereign.commands import bundle, decide, dev
+from sovereign.commands import bundle, decide, dev, exporter, matrix, models, operator, request, serve, stack, top
 from sovereign.errors import SovereignError
 
 app = typer.Typer(
@@ -22,6 +22,16 @@ app = typer.Typer(
 app.add_typer(dev.app, name="dev")
 app.command()(decide.decide)
 app.add_typer(bundle.app, name="bundle")
+app.command("exporter", **exporter.COMMAND_SETTINGS)(exporter.exporter)
+app.command()(top.top)
+app.add_typer(models.app, name="models")
+app.command()(serve.serve)
+app.command()(stack.preview)
+app.command()(stack.up)
+app.command()(stack.destroy)
+app.command()(matrix.matrix)
+app.add_typer(operator.app, name="operator")
+app.add_typer(request.app, name="request")
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

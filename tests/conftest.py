@@ -119,3 +119,33 @@ def tiny_policy(tmp_path: Path) -> Callable[..., PolicySources]:
         return PolicySources(root=root, load_data=lambda: json.loads(data_file.read_text()))
 
     return write
+
+
+# --- the sovereign operator (operators/, issue 5) ----------------------------------------------------------
+# One `sovereign operator run` process per session, shared by tests/test_operator*.py, test_webhook*.py,
+# test_cluster_request*.py and test_rbac*.py; a test that stops or restarts it leaves it running as found.
+OPERATOR_SCREENING_LIST = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
+
+
+@pytest.fixture(scope="session")
+def sovereign_operator(
+    controlplane: ControlPlane, signed_bundle: SignedBundle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """`sovereign operator setup`, an OPA server on the session's signed bundle, and the operator itself,
+    checking the policy revision every second."""
+    from operators.localrun import LocalOperator
+
+    operator = LocalOperator(
+        controlplane.kubeconfig,
+        controlplane.pki_dir,
+        tmp_path_factory.mktemp("operator"),
+        signed_bundle,
+        ["--drift-interval=1", f"--screening-list={OPERATOR_SCREENING_LIST}"],
+    )
+    try:
+        operator.setup()
+        operator.start_opa()
+        operator.start()
+        yield operator
+    finally:
+        operator.close()

@@ -1,0 +1,244 @@
+"""Policy engine benchmark: in-process Wasm vs OPA REST, single calls vs one batched query, and the matrix.
+
+    .venv/bin/python benchmarks/policy_bench.py [--repeats 5] [--markdown]
+
+The workload is the compliance matrix of clusters/ (every variant x cluster x end use, >= 1,000 inputs).
+Each input is decided one call at a time by each engine, then all of them in one batched query per engine,
+then `sovereign matrix` runs end to end in memory (cluster files -> decisions -> Markdown and HTML).
+An OPA server (the real binary, on loopback) serves the same signed bundle and dies with this script.
+Targets are reported as met or missed, never asserted: the exit code is non-zero only on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from sovereign import toolchain
+from sovereign.devenv.process import ManagedProcess, free_port
+from sovereign.errors import SovereignError
+from sovereign.matrix.grid import compute_matrix, load_clusters, matrix_inputs
+from sovereign.matrix.html_page import render_html
+from sovereign.matrix.markdown import render_markdown
+from sovereign.policy.bundle import SignedBundle, ensure_bundle, opa_server_args
+from sovereign.policy.engine import PolicyEngine
+from sovereign.policy.rest_engine import RestEngine
+from sovereign.policy.wasm_engine import WasmEngine
+from sovereign.policydata import load_policy_data
+
+IN_PROCESS_P50_TARGET_MS = 0.2
+BATCH_SPEEDUP_TARGET = 10.0
+AS_OF = date(2026, 6, 1)  # fixed, so every run decides the same cells
+WARMUP_CALLS = 200
+
+
+@dataclass(frozen=True)
+class Result:
+    mode: str
+    decisions: int  # per run
+    seconds: list[float]  # one per decision (single calls) or one per run (batched)
+    per_decision: bool
+
+    @property
+    def total_s(self) -> float:
+        """Time for all `decisions` once: the sum of single calls, the median run of a batch."""
+        return sum(self.seconds) if self.per_decision else statistics.median(self.seconds)
+
+    def quantile_ms(self, q: float) -> float:
+        """Latency per decision at quantile q: of single calls, or of runs divided by their size."""
+        samples = sorted(s if self.per_decision else s / self.decisions for s in self.seconds)
+        return samples[min(len(samples) - 1, round(q * (len(samples) - 1)))] * 1000
+
+
+@contextmanager
+def opa_server(bundle: SignedBundle, log_dir: Path) -> Iterator[str]:
+    """`opa run --server` on a free loopback port verifying the signed bundle; killed on exit and with us."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{port}"]
+    argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle)]
+    process = ManagedProcess(f"opa-{port}", argv, log_dir / "opa.log")
+    process.start()
+    try:
+        process.wait_ready(
+            lambda: requests.get(f"{url}/health?bundles=true", timeout=1).status_code == 200,
+            30,
+            f"{url}/health",
+        )
+        yield url
+    finally:
+        process.stop()
+
+
+def singles(mode: str, engine: PolicyEngine, inputs: list[dict[str, Any]]) -> Result:
+    for inp in inputs[:WARMUP_CALLS]:
+        engine.decide(inp)
+    seconds = []
+    for inp in inputs:
+        started = time.perf_counter()
+        engine.decide(inp)
+        seconds.append(time.perf_counter() - started)
+    return Result(mode, len(inputs), seconds, per_decision=True)
+
+
+def runs(mode: str, count: int, repeats: int, once: Callable[[], object]) -> Result:
+    once()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        once()
+        seconds.append(time.perf_counter() - started)
+    return Result(mode, count, seconds, per_decision=False)
+
+
+def machine() -> list[tuple[str, str]]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown",
+    )
+    return [
+        ("cpu", f"{cpu}, {os.cpu_count()} logical cores"),
+        ("python", platform.python_version()),
+        ("opa", toolchain.versions()["OPA_VERSION"]),
+        ("opa-py-wasm / wasmtime", f"{version('opa-py-wasm')} / {version('wasmtime')}"),
+    ]
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return bench(argv)
+    except SovereignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def bench(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each batched mode (median reported)")
+    parser.add_argument("--clusters", type=Path, default=toolchain.REPO_ROOT / "clusters")
+    parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table")
+    args = parser.parse_args(argv)
+    err = Console(stderr=True)
+
+    bundle = ensure_bundle(progress=lambda line: err.print(line, highlight=False))
+    data = load_policy_data()
+    clusters = load_clusters(args.clusters)
+    _, inputs = matrix_inputs(clusters, data, AS_OF)
+    n = len(inputs)
+    load_before = load()
+    wasm = WasmEngine(bundle.wasm, bundle.verification_key)
+    with tempfile.TemporaryDirectory(prefix="policy-bench-") as tmp, opa_server(bundle, Path(tmp)) as url:
+        rest = RestEngine(url, timeout_s=60)  # a batch of ~2,000 inputs takes far longer than one
+        # Timing wrong answers would be meaningless: both engines must decide, and identically.
+        answers = [[{**d, "engine": None} for d in engine.decide_many(inputs)] for engine in (wasm, rest)]
+        failed = [d for d in answers[0] + answers[1] if d["policy_revision"] != bundle.revision]
+        if failed or answers[0] != answers[1]:
+            raise SovereignError(f"the engines disagree or failed on bundle {bundle.revision}: {failed[:1]}")
+
+        def end_to_end(engine: PolicyEngine) -> Callable[[], object]:
+            def run() -> tuple[str, str]:
+                matrix = compute_matrix(load_clusters(args.clusters), engine, load_policy_data(), AS_OF)
+                return render_markdown(matrix), render_html(matrix)
+
+            return run
+
+        rest_singles = singles("OPA REST, one call per decision", rest, inputs)
+        results = [
+            rest_singles,
+            singles("in-process Wasm, one call per decision", wasm, inputs),
+            runs("OPA REST, one batched query", n, args.repeats, lambda: rest.decide_many(inputs)),
+            runs("in-process Wasm, one batched query", n, args.repeats, lambda: wasm.decide_many(inputs)),
+            runs("`sovereign matrix` end to end, Wasm", n, args.repeats, end_to_end(wasm)),
+            runs("`sovereign matrix` end to end, OPA REST", n, args.repeats, end_to_end(rest)),
+        ]
+        rest.close()
+    wasm.close()
+    load_after = load()
+
+    baseline = rest_singles.total_s
+    header = [
+        "mode",
+        "decisions",
+        "total ms",
+        "decisions/s",
+        "p50 ms/decision",
+        "p99 ms/decision",
+        "vs baseline",
+    ]
+    rows = [
+        [
+            r.mode,
+            str(r.decisions),
+            f"{r.total_s * 1000:.1f}",
+            f"{r.decisions / r.total_s:,.0f}",
+            f"{r.quantile_ms(0.5):.3f}",
+            f"{r.quantile_ms(0.99):.3f}",
+            "1.0x (baseline)" if r is rest_singles else f"{baseline / r.total_s:.1f}x",
+        ]
+        for r in results
+    ]
+    wasm_p50 = results[1].quantile_ms(0.5)
+    speedups = {r.mode: baseline / r.total_s for r in results[2:4]}
+    targets = [
+        f"in-process p50 <= {IN_PROCESS_P50_TARGET_MS} ms per decision: {wasm_p50:.3f} ms, "
+        + ("met" if wasm_p50 <= IN_PROCESS_P50_TARGET_MS else "missed"),
+        *(
+            f"{mode} >= {BATCH_SPEEDUP_TARGET:.0f}x faster than sequential REST calls: {speedup:.1f}x, "
+            + ("met" if speedup >= BATCH_SPEEDUP_TARGET else "missed")
+            for mode, speedup in speedups.items()
+        ),
+    ]
+    facts = [*machine(), ("load average (1 5 15 min)", f"before {load_before}, after {load_after}")]
+    facts.append(
+        ("workload", f"{n} decisions: {len(data.models)} variants x {len(clusters)} clusters x 6 end uses")
+    )
+
+    if args.markdown:
+        print("\n".join(f"- {name}: {value}" for name, value in facts))
+        print()
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        print()
+        print("\n".join(f"- target {line}" for line in targets))
+        return 0
+    out = Console()
+    for name, value in facts:
+        out.print(f"{name}: {value}", highlight=False)
+    table = Table(*header, title=f"policy decisions, {n} matrix inputs, baseline = sequential OPA REST calls")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    for line in targets:
+        out.print(f"target {line}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Prometheus rules, their promtool tests and the Grafana dashboards (see METRICS.md)."""

@@ -1,0 +1,100 @@
+"""The preview-time enforcement point: the policy decision on every LlamaDeployment a stack would create.
+
+Run by the policy pack in infra/policy_pack/ (`pulumi preview --policy-pack infra/policy_pack`, applied by
+default by `sovereign preview|up`). Each LlamaDeployment is judged by the same engine, on the same signed
+bundle, through the same object mapping as at admission. Its SovereignCluster's enforcement mode says
+what a violation does: `enforce` fails the preview (mandatory), `warn` and `dryrun` only report (advisory).
+Obligations (AI Act, licence attribution) are always advisory. Anything that cannot be judged is a
+mandatory violation: unknown means deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+
+from infra import decisions
+from infra.kube_object import KubeObject, normalise_numbers
+from operators import manifests
+from sovereign.errors import SovereignError
+
+KUBE_OBJECT_TYPE = f"pulumi-python:{KubeObject._resource_type_name}"
+BLOCKING_MODES = {"enforce"}
+
+
+def _llama_deployment(args: ResourceValidationArgs) -> dict[str, Any] | None:
+    manifest = args.props.get("manifest") if args.resource_type == KUBE_OBJECT_TYPE else None
+    if not manifest or manifest.get("kind") != "LlamaDeployment":
+        return None
+    return manifest if str(manifest.get("apiVersion", "")).startswith(f"{manifests.GROUP}/") else None
+
+
+def _mode(context: dict[str, Any] | None) -> str:
+    spec = ((context or {}).get("cluster") or {}).get("spec") or {}
+    return str(spec.get("enforcement", "enforce"))
+
+
+def _judge(args: ResourceValidationArgs) -> tuple[str, dict[str, Any]] | None:
+    """(enforcement mode, decision) for a LlamaDeployment; None for every other resource."""
+    deployment = _llama_deployment(args)
+    if deployment is None:
+        return None
+    deployment, context = normalise_numbers(deployment), normalise_numbers(args.props.get("policy_context"))
+    if not context:
+        return "enforce", _cannot_judge("no policy_context (its SovereignCluster) travels with it")
+    try:
+        return _mode(context), decisions.decide(decisions.policy_input(deployment, context))
+    except SovereignError as exc:
+        return "enforce", _cannot_judge(str(exc))
+
+
+def _cannot_judge(why: str) -> dict[str, Any]:
+    # The policy's own code for input it cannot judge; no decision was made, so the deny is ours.
+    violation = {"code": "INVALID_INPUT", "message": f"cannot be judged: {why}", "citation": ""}
+    return {"allow": False, "violations": [violation], "obligations": []}
+
+
+def _line(item: dict[str, Any]) -> str:
+    citation = f" [{item['citation']}]" if item.get("citation") else ""
+    return f"{item['code']}: {item['message']}{citation}"
+
+
+def _violations(blocking: bool) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        judged = _judge(args)
+        if judged is None or (judged[0] in BLOCKING_MODES) != blocking:
+            return
+        for violation in judged[1]["violations"]:
+            report_violation(_line(violation), None)
+
+    return validate
+
+
+def _obligations(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    judged = _judge(args)
+    for obligation in judged[1]["obligations"] if judged else []:
+        report_violation(_line(obligation), None)
+
+
+POLICIES = [
+    ResourceValidationPolicy(
+        name="sovereign-decision",
+        description="The sovereign policy allows this LlamaDeployment on its cluster (enforce mode).",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_violations(blocking=True),
+    ),
+    ResourceValidationPolicy(
+        name="sovereign-decision-reported",
+        description="Violations on clusters in warn or dryrun mode: reported, not blocking.",
+        enforcement_level=EnforcementLevel.ADVISORY,
+        validate=_violations(blocking=False),
+    ),
+    ResourceValidationPolicy(
+        name="sovereign-obligations",
+        description="Obligations that come with an allowed deployment (EU AI Act, licence attribution).",
+        enforcement_level=EnforcementLevel.ADVISORY,
+        validate=_obligations,
+    ),
+]

@@ -1,0 +1,161 @@
+"""`SovereignRegion`: everything one sovereign region runs on its Kubernetes cluster, as one component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from infra import decisions, region_objects
+from infra.kube_api import Connection
+from infra.kube_object import KubeObject, identity
+from infra.stack_config import Workloads
+from operators import manifests
+from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.clusters import ClusterSpec
+
+COMPONENT_TYPE = "sovereign:index:SovereignRegion"
+
+
+@dataclass(frozen=True)
+class SovereignRegionArgs:
+    region: str
+    """Region profile (policies/data/regions/<region>.yaml); every cluster must be in it."""
+    clusters: list[ClusterSpec]
+    """The declared clusters (clusters/*.yaml): each one SovereignCluster, namespace and LlamaDeployments."""
+    connection: Connection
+    """The API server every object goes to."""
+    workloads: Workloads
+    """in-cluster: the operator and OPA run as Deployments here; local: they run as local processes."""
+    bundle: SignedBundle
+    """The signed policy bundle OPA serves in the cluster."""
+    egress_cidrs: list[IPv4Network | IPv6Network] = field(default_factory=list)
+    """The region's own endpoints, the only egress allowed besides DNS and the sovereign namespaces."""
+    operator_image: str = ""
+    """Operator image, for in-cluster workloads."""
+    opa_image: str = ""
+    """OPA image, for in-cluster workloads."""
+    webhook_ca: bytes | None = None
+    """In-cluster: the CA the API server trusts the operator's webhook through."""
+    dashboards: dict[str, str] = field(default_factory=dict)
+    """Grafana dashboards (file name -> JSON), shipped as ConfigMaps for the Grafana sidecar."""
+    rules: dict[str, str] = field(default_factory=dict)
+    """Prometheus rule files (file name -> YAML), shipped as one ConfigMap."""
+
+    def __post_init__(self) -> None:
+        if wrong := [c.name for c in self.clusters if c.region != self.region]:
+            raise ValueError(f"clusters {', '.join(wrong)} are not in region {self.region}")
+        if self.workloads is Workloads.in_cluster and not (
+            self.operator_image and self.opa_image and self.webhook_ca
+        ):
+            raise ValueError("in-cluster workloads need operator_image, opa_image and webhook_ca")
+
+
+class SovereignRegion(pulumi.ComponentResource):
+    namespaces: pulumi.Output[list[str]]
+    endpoints: pulumi.Output[dict[str, str]]
+    compliance: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self, name: str, args: SovereignRegionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, {}, opts)
+        self._name, self._args = name, args
+        # Judged before anything is registered: a deployment that cannot be judged stops the program
+        # while nothing exists yet.
+        clusters = [(spec, manifests.sovereign_cluster(spec)) for spec in args.clusters]
+        declared = [(spec, cluster, _judged_deployments(spec, cluster)) for spec, cluster in clusters]
+        judged = [pair for _, _, pairs in declared for pair in pairs]
+        verdicts = decisions.decide_many([decisions.policy_input(d, context) for d, context in judged])
+
+        system = self._apply(
+            region_objects.namespace(
+                region_objects.SYSTEM_NAMESPACE, {region_objects.REGION_LABEL: args.region}
+            )
+        )
+        crds = [self._apply(doc) for doc in _documents(manifests.CRD_FILES)]
+        # The operator's RBAC file also declares its namespace: this component owns namespaces (labelled).
+        rbac = [
+            self._apply(doc, [system])
+            for doc in _documents([manifests.RBAC_FILE])
+            if doc["kind"] != "Namespace"
+        ]
+        bundle = self._apply(region_objects.bundle_configmap(args.bundle), [system])
+        self._apply(region_objects.rules_configmap(args.rules), [system])
+        for doc in region_objects.dashboards_configmaps(args.dashboards):
+            self._apply(doc, [system])
+        endpoints = {"apiserver": args.connection.server}
+        # Local workloads: the operator process registers its own webhook (sovereign operator setup).
+        admission: list[KubeObject] = []
+        if args.workloads is Workloads.in_cluster and args.webhook_ca:
+            for doc in region_objects.opa_workload(args.opa_image):
+                self._apply(doc, [bundle])
+            service_account = manifests.OPERATOR_SERVICE_ACCOUNT[1]
+            operator = [
+                self._apply(doc, rbac)
+                for doc in region_objects.operator_workload(args.operator_image, service_account)
+            ]
+            # Registered once the operator is available: with failurePolicy Fail, an earlier registration
+            # would refuse this stack's own LlamaDeployments.
+            admission = [self._apply(region_objects.webhook_registration(args.webhook_ca), operator)]
+            endpoints["opa"] = region_objects.opa_url()
+            endpoints["webhook"] = (
+                f"https://{region_objects.OPERATOR_NAME}.{region_objects.SYSTEM_NAMESPACE}.svc"
+            )
+
+        namespaces = [region_objects.SYSTEM_NAMESPACE]
+        for spec, cluster, deployments in declared:
+            cluster_obj = self._apply(cluster, crds)
+            ns, *ns_objects = manifests.onboard_namespace(spec.name)
+            ns["metadata"]["labels"].update(
+                {region_objects.REGION_LABEL: args.region, region_objects.CLUSTER_LABEL: spec.name}
+            )
+            ns_obj = self._apply(ns)
+            namespaces.append(spec.name)
+            for doc in [*ns_objects, region_objects.egress_policy(spec.name, args.egress_cidrs)]:
+                self._apply(doc, [ns_obj])
+            for deployment, context in deployments:
+                self._apply(deployment, [*crds, ns_obj, cluster_obj, *admission], context)
+
+        compliance = {
+            _ref(deployment): decisions.summary(verdict)
+            for (deployment, _), verdict in zip(judged, verdicts, strict=True)
+        }
+        self.namespaces = pulumi.Output.from_input(namespaces)
+        self.endpoints = pulumi.Output.from_input(endpoints)
+        self.compliance = pulumi.Output.from_input(compliance)
+        self.register_outputs(
+            {"namespaces": self.namespaces, "endpoints": self.endpoints, "compliance": self.compliance}
+        )
+
+    def _apply(
+        self,
+        manifest: dict[str, Any],
+        depends_on: list[KubeObject] | None = None,
+        policy_context: dict[str, Any] | None = None,
+    ) -> KubeObject:
+        ref = identity(manifest)
+        where = f"{ref['namespace']}-" if ref["namespace"] else ""
+        logical = f"{self._name}-{ref['kind'].lower()}-{where}{ref['name']}"
+        options = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
+        return KubeObject(logical, manifest, self._args.connection, policy_context, options)
+
+
+def _judged_deployments(
+    spec: ClusterSpec, cluster: dict[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """A cluster's LlamaDeployments (in the namespace named after it), each with its policy context."""
+    deployments = [manifests.llama_deployment(spec, d, spec.name) for d in spec.deployments]
+    return [(d, decisions.policy_context(cluster, deployments, i)) for i, d in enumerate(deployments)]
+
+
+def _ref(manifest: dict[str, Any]) -> str:
+    return f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
+
+
+def _documents(files: list[Path]) -> list[dict[str, Any]]:
+    return [doc for path in files for doc in yaml.safe_load_all(path.read_text()) if doc]

@@ -1,0 +1,196 @@
+"""The Kubernetes objects of one sovereign region, as plain manifests (no Pulumi here, so easy to test).
+
+SovereignCluster/LlamaDeployment objects, the CRDs and the operator's RBAC come from `operators/` (its
+manifests module and files); this module adds what only a region deployment has: namespaces, egress
+policy, the policy bundle for OPA, in-cluster Deployments, the webhook registration and monitoring.
+"""
+
+from __future__ import annotations
+
+import base64
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
+from urllib.parse import urlsplit
+
+from operators.sovereign_operator.admission import webhook_configuration
+from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.bundle_signature import SIGNING_ALG
+
+SYSTEM_NAMESPACE = "sovereign-system"
+PART_OF = {"app.kubernetes.io/part-of": "sovereign", "app.kubernetes.io/managed-by": "pulumi"}
+REGION_LABEL = "sovereign.dev/region"
+CLUSTER_LABEL = "sovereign.dev/cluster"
+OPERATOR_NAME = "sovereign-operator"
+OPA_NAME = "sovereign-opa"
+OPA_PORT = 8181
+BUNDLE_CONFIGMAP = "sovereign-policy-bundle"
+WEBHOOK_PORT = 9443
+# What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
+# made into a Secret by the platform engineer: the operator runs with nothing more.
+CREDENTIALS_SECRET = "sovereign-operator-credentials"
+# The usual label the Grafana dashboard sidecar (kiwigrid/k8s-sidecar in the Grafana chart) watches,
+# and the same convention for a rules sidecar.
+GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+PROMETHEUS_RULE_LABEL = {"prometheus_rule": "1"}
+Manifest = dict[str, Any]
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**PART_OF, **(labels or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def namespace(name: str, labels: dict[str, str]) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, labels=labels)}
+
+
+def egress_policy(ns: str, in_region: list[IPv4Network | IPv6Network]) -> Manifest:
+    """Default-deny egress for every pod of `ns`: only DNS, its own namespace, the sovereign system
+    namespace (OPA, the operator) and the region's own endpoints may be reached."""
+    rules: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {"to": [{"podSelector": {}}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": SYSTEM_NAMESPACE}}}]},
+    ]
+    if in_region:
+        rules.append({"to": [{"ipBlock": {"cidr": str(cidr)}} for cidr in in_region]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("sovereign-egress-in-region", ns),
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": rules},
+    }
+
+
+def bundle_configmap(bundle: SignedBundle) -> Manifest:
+    """The signed Rego bundle and its verification key, for an OPA in the cluster to verify and serve."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            **_meta(BUNDLE_CONFIGMAP, SYSTEM_NAMESPACE),
+            "annotations": {"sovereign.dev/policy-revision": bundle.revision},
+        },
+        "data": {"verification-key.pem": bundle.verification_key.read_text()},
+        "binaryData": {"bundle.tar.gz": base64.b64encode(bundle.rego.read_bytes()).decode()},
+    }
+
+
+def _service(name: str, port: int, target: int) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, SYSTEM_NAMESPACE),
+        "spec": {
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": "https" if port == 443 else "http", "port": port, "targetPort": target}],
+        },
+    }
+
+
+def _deployment(name: str, pod_spec: dict[str, Any]) -> Manifest:
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, SYSTEM_NAMESPACE, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": {**PART_OF, **labels}}, "spec": pod_spec},
+        },
+    }
+
+
+def opa_workload(image: str) -> list[Manifest]:
+    """OPA serving the bundle ConfigMap, refusing it unless its signature verifies."""
+    container = {
+        "name": "opa",
+        "image": image,
+        "args": [
+            "run",
+            "--server",
+            f"--addr=0.0.0.0:{OPA_PORT}",
+            "--disable-telemetry",
+            "--verification-key=/bundle/verification-key.pem",
+            f"--signing-alg={SIGNING_ALG}",
+            "--bundle",
+            "/bundle/bundle.tar.gz",
+        ],
+        "ports": [{"containerPort": OPA_PORT, "name": "http"}],
+        "readinessProbe": {"httpGet": {"path": "/health?bundles=true", "port": OPA_PORT}},
+        "volumeMounts": [{"name": "bundle", "mountPath": "/bundle", "readOnly": True}],
+    }
+    pod = {
+        "containers": [container],
+        "volumes": [{"name": "bundle", "configMap": {"name": BUNDLE_CONFIGMAP}}],
+    }
+    return [_deployment(OPA_NAME, pod), _service(OPA_NAME, OPA_PORT, OPA_PORT)]
+
+
+def opa_url() -> str:
+    return f"http://{OPA_NAME}.{SYSTEM_NAMESPACE}.svc:{OPA_PORT}"
+
+
+def operator_workload(image: str, service_account: str) -> list[Manifest]:
+    """The operator under its own ServiceAccount, asking the in-cluster OPA, serving its webhook over TLS."""
+    container = {
+        "name": "operator",
+        "image": image,
+        "args": ["operator", "run", "--credentials", "/credentials"],
+        "env": [{"name": "SOVEREIGN_OPA_URL", "value": opa_url()}],
+        "ports": [{"containerPort": WEBHOOK_PORT, "name": "webhook"}],
+        "volumeMounts": [{"name": "credentials", "mountPath": "/credentials", "readOnly": True}],
+    }
+    pod = {
+        "serviceAccountName": service_account,
+        "containers": [container],
+        "volumes": [{"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}}],
+    }
+    return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]
+
+
+def webhook_registration(ca_pem: bytes) -> Manifest:
+    """The operator's own webhook configuration, reaching it through its Service instead of a URL."""
+    doc = webhook_configuration(f"https://{OPERATOR_NAME}.{SYSTEM_NAMESPACE}.svc", ca_pem)
+    for webhook in doc["webhooks"]:
+        client = webhook["clientConfig"]
+        service = {"namespace": SYSTEM_NAMESPACE, "name": OPERATOR_NAME, "port": 443}
+        webhook["clientConfig"] = {
+            "service": {**service, "path": urlsplit(client["url"]).path},
+            "caBundle": client["caBundle"],
+        }
+    return doc
+
+
+def dashboards_configmaps(dashboards: dict[str, str]) -> list[Manifest]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(
+                f"grafana-{file.removesuffix('.json')}", SYSTEM_NAMESPACE, GRAFANA_DASHBOARD_LABEL
+            ),
+            "data": {file: text},
+        }
+        for file, text in sorted(dashboards.items())
+    ]
+
+
+def rules_configmap(rules: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta("sovereign-prometheus-rules", SYSTEM_NAMESPACE, PROMETHEUS_RULE_LABEL),
+        "data": dict(sorted(rules.items())),
+    }

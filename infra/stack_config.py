@@ -1,0 +1,138 @@
+"""A stack's configuration: the `sovereign:*` keys declared (typed, with defaults) in Pulumi.yaml.
+
+Pulumi itself refuses a stack missing a declared key or holding one of the wrong simple type; this model
+checks what Pulumi cannot (unknown keys, CIDRs, the image an in-cluster stack needs) and is the one reading
+of the keys for both `sovereign up` (before Pulumi starts) and the program (under `pulumi up`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+
+from sovereign.errors import BadInput
+from sovereign.policy.decision_input import describe_errors
+
+PROJECT = "sovereign"
+PROJECT_FILE = "Pulumi.yaml"
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Workloads(StrEnum):
+    in_cluster = "in-cluster"  # a real cluster: the operator and OPA run as Deployments
+    local = "local"  # the operator and data plane run as local processes; only objects go to the API server
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kubeconfig: str
+    context: str
+    region: NonEmpty
+    clusters: Annotated[list[NonEmpty], Field(min_length=1)]
+    workloads: Workloads
+    egress_cidrs: list[IPvAnyNetwork] = Field(alias="egressCidrs")
+    operator_image: str = Field(alias="operatorImage")
+    opa_image: NonEmpty = Field(alias="opaImage")
+    webhook_ca_file: str = Field(alias="webhookCaFile")
+
+    @model_validator(mode="after")
+    def _in_cluster_needs_operator_settings(self) -> StackConfig:
+        if self.workloads is Workloads.in_cluster:
+            missing = [
+                key
+                for key, value in (
+                    ("operatorImage", self.operator_image),
+                    ("webhookCaFile", self.webhook_ca_file),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"workloads: in-cluster runs the operator and its webhook: set {', '.join(missing)}"
+                )
+        return self
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+    def cluster_files(self, project_dir: Path) -> list[Path]:
+        """The clusters/*.yaml files, relative paths taken from the project folder."""
+        return [_resolve(project_dir, entry) for entry in self.clusters]
+
+    def webhook_ca(self, project_dir: Path) -> bytes | None:
+        if not self.webhook_ca_file:
+            return None
+        path = _resolve(project_dir, self.webhook_ca_file)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"{PROJECT}:webhookCaFile: cannot read {path} ({exc.strerror})") from None
+
+
+def _resolve(project_dir: Path, entry: str) -> Path:
+    path = Path(entry).expanduser()
+    return path if path.is_absolute() else project_dir / path
+
+
+def parse(values: dict[str, Any], source: str) -> StackConfig:
+    """Validate un-namespaced config values; BadInput with one line per problem, each naming its key."""
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as exc:
+        lines = [f"{PROJECT}:{line}" for line in describe_errors(exc, "").splitlines()]
+        raise BadInput(f"{source}: invalid stack configuration\n" + "\n".join(lines)) from None
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"{path}: expected a mapping at the top of the {what}")
+    return doc
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    project = _read_yaml(project_dir / PROJECT_FILE, "Pulumi project file")
+    return project_dir / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
+
+
+def load(project_dir: Path, stack: str) -> StackConfig:
+    """A stack's config as Pulumi would give it to the program: the stack file over Pulumi.yaml's defaults."""
+    project = _read_yaml(project_dir / PROJECT_FILE, "Pulumi project file")
+    path = stack_file(project_dir, stack)
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
+        raise BadInput(
+            f"no stack {stack!r}: {path} does not exist; stacks here: {', '.join(known) or 'none'}"
+        )
+    declared = project.get("config") or {}
+    values = {key: spec["default"] for key, spec in declared.items() if "default" in spec}
+    for key, value in (_read_yaml(path, "stack file").get("config") or {}).items():
+        namespace, _, name = str(key).rpartition(":")
+        if namespace != PROJECT:
+            raise BadInput(
+                f"{path}: config key {key}: unknown key: sovereign stacks take only {PROJECT}:* keys"
+            )
+        values[name] = value
+    return parse(values, str(path))
+
+
+def from_pulumi(config: dict[str, Any], source: str) -> StackConfig:
+    """The same reading from the config Pulumi passed to the program (values of structured keys are JSON)."""
+    values: dict[str, Any] = {}
+    for key, raw in config.items():
+        namespace, _, name = key.rpartition(":")
+        if namespace != PROJECT:
+            continue
+        values[name] = yaml.safe_load(raw) if raw.startswith(("[", "{")) else raw
+    return parse(values, source)

@@ -1,0 +1,259 @@
+"""The validating admission webhook for LlamaDeployments and RayServices in sovereign-managed namespaces.
+
+The API server calls it (ValidatingWebhookConfiguration below, applied by `sovereign operator setup`)
+for CREATE and UPDATE in namespaces labelled sovereign.dev/managed=true, with failurePolicy Fail: while
+the webhook is down nothing is admitted there, and nothing elsewhere waits on it.
+
+Why not kopf's `settings.admission.managed`: kopf 1.45 writes the configuration without a
+namespaceSelector and rewrites the whole `webhooks` list on every change, so the namespace scoping that
+keeps a down webhook from stalling the rest of the cluster could not stay. kopf still serves the webhook;
+its handler ids are the URL paths used here.
+
+What is judged is the intent: an UPDATE that leaves the spec (and, for a RayService, its sovereign labels)
+as it was is admitted without a decision, so status, label and finalizer bookkeeping never hangs on the
+policy; a suspended RayService runs nothing and is admitted, so suspending is never refused.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import yaml
+from pydantic import ValidationError
+
+from operators.manifests import API_VERSION, DEPLOYMENTS, GROUP, MANAGED_LABEL, VERSION
+from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.fleet import Claim, Judge, Verdict
+from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES
+from serving.args import ServingArgs
+from sovereign.exporter.allocation import LABEL_CLUSTER, requested_gpus
+from sovereign.exporter.decisions import record_decision
+from sovereign.policy.decision_input import describe_errors
+from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE
+
+CONFIGURATION_NAME = "sovereign-operator"
+LLAMA_WEBHOOK = "llamadeployments"  # kopf handler id = URL path
+RAYSERVICE_WEBHOOK = "rayservices"
+_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
+# Where in a LlamaDeployment to look for each code's cause; the rest are facts of the SovereignCluster.
+_FIELDS = {
+    "UNKNOWN_MODEL": "spec.model",
+    "REGION_MODALITY": "spec.model",
+    "EU_MULTIMODAL_LICENCE": "spec.model",
+    "AI_ACT_SYSTEMIC_RISK": "spec.model",
+    "END_USE_NOT_PERMITTED": "spec.endUse",
+    "GPU_QUOTA_EXCEEDED": "spec.replicas x spec.gpusPerReplica",
+    "DATA_RESIDENCY": "spec.weights.country / the SovereignCluster",
+    "INVALID_INPUT": "spec",
+}
+
+
+def webhook_configuration(url: str, ca_pem: bytes, timeout_s: int = 10) -> dict[str, Any]:
+    """The ValidatingWebhookConfiguration for a webhook served at `url` (https://HOST:PORT)."""
+
+    def webhook(path: str, group: str, version: str, plural: str) -> dict[str, Any]:
+        return {
+            "name": f"{plural}.admission.{GROUP}",
+            "clientConfig": {"url": f"{url}/{path}", "caBundle": base64.b64encode(ca_pem).decode()},
+            "rules": [
+                {
+                    "apiGroups": [group],
+                    "apiVersions": [version],
+                    "resources": [plural],
+                    "operations": ["CREATE", "UPDATE"],
+                    "scope": "Namespaced",
+                }
+            ],
+            "namespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": timeout_s,
+        }
+
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME},
+        "webhooks": [
+            webhook(LLAMA_WEBHOOK, GROUP, VERSION, DEPLOYMENTS),
+            webhook(RAYSERVICE_WEBHOOK, RAY_GROUP, RAY_VERSION, RAYSERVICES),
+        ],
+    }
+
+
+def _refuse(message: str) -> kopf.AdmissionError:
+    return kopf.AdmissionError(message, code=403)
+
+
+def _cite(violation: Mapping[str, Any]) -> str:
+    code = str(violation.get("code"))
+    where = f" ({_FIELDS[code]})" if code in _FIELDS else ""
+    return f"{code}{where}: {violation.get('message')} [{violation.get('citation')}]"
+
+
+class Admission:
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+
+    def review_deployment(
+        self,
+        body: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+    ) -> list[str]:
+        """Admission warnings for a LlamaDeployment, or raise kopf.AdmissionError to refuse it."""
+        if old is not None and old.get("spec") == body.get("spec"):
+            return []
+        return self._review(body, [body], clusters, claims)
+
+    def review_rayservice(
+        self,
+        body: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+    ) -> list[str]:
+        """Admission warnings for a RayService, or raise kopf.AdmissionError to refuse it."""
+        if old is not None and _governed(old) == _governed(body):
+            return []
+        if rayservice.is_suspended(body):
+            return []
+        return self._review(body, self._as_deployments(body, claims), clusters, claims)
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _review(
+        self,
+        body: Mapping[str, Any],
+        deployments: list[dict[str, Any]] | list[Mapping[str, Any]],
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+    ) -> list[str]:
+        what = _describe(body)
+        ref = str(deployments[0]["spec"].get("clusterRef"))
+        cluster = clusters.get(ref)
+        if cluster is None:
+            raise _refuse(
+                f"{what}: spec.clusterRef: SovereignCluster {ref} does not exist: "
+                "create it first or fix the name"
+            )
+        mode = str((cluster.get("spec") or {}).get("enforcement", "enforce"))
+        verdicts = self.judge.verdicts(deployments, clusters, claims)
+        problems = [v.problem[1] for v in verdicts if v.problem]
+        if problems:
+            raise _refuse(f"{what} cannot be judged: " + "; ".join(problems))
+        denials: list[str] = []
+        for deployment, verdict in zip(deployments, verdicts, strict=True):
+            denials += self._record(deployment, cluster, verdict)
+        if not denials:
+            return []
+        decision = verdicts[0].decision or {}
+        header = (
+            f"{what} is denied by the sovereign policy on SovereignCluster {ref} "
+            f"({mode} mode, policy revision {decision.get('policy_revision')})"
+        )
+        if mode == "enforce":
+            raise _refuse(f"{header}: " + "; ".join(denials))
+        if mode == "warn":
+            return [f"{header}; admitted in warn mode: {denial}" for denial in denials]
+        return []  # dryrun: recorded only (the decision counter here, status and events by the reconciler)
+
+    @staticmethod
+    def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], verdict: Verdict) -> list[str]:
+        decision = verdict.decision or {}
+        violations = list(decision.get("violations") or [])
+        allowed = decision.get("allow") is True
+        record_decision(
+            "admission",
+            str((cluster.get("spec") or {}).get("region")),
+            str(deployment["spec"].get("clusterRef")),
+            str(deployment["spec"].get("model")),
+            "allow" if allowed else "deny",
+            [str(v.get("code")) for v in violations],
+        )
+        if allowed:
+            return []
+        if {v.get("code") for v in violations} & _ENGINE_FAILURES:
+            return [
+                "the policy engine cannot decide, and no decision means no admission: "
+                + "; ".join(_cite(v) for v in violations)
+            ]
+        model = deployment["spec"].get("model")
+        return [f"model {model}: {_cite(v)}" for v in violations]
+
+    @staticmethod
+    def _as_deployments(body: Mapping[str, Any], claims: Mapping[str, list[Claim]]) -> list[dict[str, Any]]:
+        """The LlamaDeployment(s) a RayService amounts to, read from what it would actually run, so that
+        it is judged through the one decision-input mapping like any LlamaDeployment."""
+        what = _describe(body)
+        meta = body.get("metadata") or {}
+        ref = (meta.get("labels") or {}).get(LABEL_CLUSTER)
+        if not ref:
+            raise _refuse(
+                f"{what}: metadata.labels[{LABEL_CLUSTER}] is missing: in a sovereign-managed namespace a "
+                "RayService comes from a LlamaDeployment; declare one instead"
+            )
+        try:
+            config = yaml.safe_load((body.get("spec") or {}).get("serveConfigV2") or "")
+            apps = list((config or {}).get("applications") or [])
+        except (yaml.YAMLError, AttributeError, TypeError):
+            raise _refuse(
+                f"{what}: spec.serveConfigV2 is not a Serve config (YAML with applications[])"
+            ) from None
+        if not apps:
+            raise _refuse(
+                f"{what}: spec.serveConfigV2.applications is empty: nothing to judge, nothing admitted"
+            )
+        try:
+            gpus = requested_gpus(body)
+        except ValueError as exc:
+            raise _refuse(f"{what}: {exc}") from None
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        created = next((c.created for c in claims.get(ref, []) if c.key == key), None)
+        deployments = []
+        for index, app in enumerate(apps):
+            where = f"spec.serveConfigV2.applications[{index}]"
+            if app.get("import_path") != rayservice.SERVING_IMPORT_PATH:
+                raise _refuse(
+                    f"{what}: {where}.import_path is {app.get('import_path')!r}: "
+                    "sovereign-managed namespaces "
+                    f"serve only {rayservice.SERVING_IMPORT_PATH}, whose args carry what the policy judges"
+                )
+            try:
+                args = ServingArgs.model_validate(app.get("args") or {})
+            except ValidationError as exc:
+                raise _refuse(
+                    f"{what}: {where}.args is invalid\n{describe_errors(exc, f'{where}.args')}"
+                ) from None
+            for config in args.llm_configs:
+                deployments.append(
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "LlamaDeployment",
+                        "metadata": {**meta, "creationTimestamp": created},
+                        "spec": {
+                            "clusterRef": ref,
+                            "model": config.model_loading_config.model_id,
+                            "endUse": args.policy.end_use.value,
+                            "replicas": 1,
+                            "gpusPerReplica": gpus,
+                            "weights": {"country": args.policy.cluster.weights_country},
+                        },
+                    }
+                )
+        return deployments
+
+
+def _governed(obj: Mapping[str, Any]) -> tuple[Any, Any]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return obj.get("spec"), {k: v for k, v in labels.items() if k.startswith(f"{GROUP}/")}
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind', 'object')} {meta.get('namespace')}/{meta.get('name')}"

@@ -1,0 +1,169 @@
+"""Policy drift: re-judge every LlamaDeployment, in one batched query, whenever the answer may have changed.
+
+A full pass runs at start, then when the policy bundle revision changes, when the decision date changes
+(an accreditation valid through yesterday is expired today), and every recheck interval whatever
+happened. Each tick only asks the engine for its revision; while the engine cannot answer, nothing is
+re-judged and nothing is changed (see reconcile.py on holding).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from operators.manifests import CLUSTERS, DEPLOYMENTS, REQUEST_UID_LABEL, REQUESTS
+from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.fleet import Claim, Judge, claim_of
+from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES, Kube, api_error
+from operators.sovereign_operator.reconcile import Converged, Reconciler
+from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE, PolicyEngine
+
+log = logging.getLogger(__name__)
+_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
+_RETRIES = 2  # re-reads of objects that changed between the list and the status write
+
+
+def claims_by_cluster(deployments: list[Mapping[str, Any]]) -> dict[str, list[Claim]]:
+    claims: dict[str, list[Claim]] = {}
+    for deployment in deployments:
+        claims.setdefault(str(deployment["spec"].get("clusterRef")), []).append(claim_of(deployment))
+    return claims
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+class Fleet:
+    """Every LlamaDeployment, read in one list per kind and converged together."""
+
+    def __init__(self, kube: Kube, reconciler: Reconciler, judge: Judge) -> None:
+        self.kube = kube
+        self.reconciler = reconciler
+        self.judge = judge
+
+    def converge(self, cluster: str | None = None) -> Converged:
+        """Converge every deployment (or those on `cluster`), then remove what lost its owner."""
+        total = Converged()
+        keys: set[tuple[str, str]] | None = None
+        for _ in range(1 + _RETRIES):
+            deployments = self.kube.list_all(DEPLOYMENTS)
+            clusters = {c["metadata"]["name"]: c for c in self.kube.list_all(CLUSTERS)}
+            rayservices = {_key(rs): rs for rs in self.kube.list_all(RAYSERVICES, RAY_GROUP, RAY_VERSION)}
+            if keys is None:
+                self._sweep(deployments, rayservices)
+            chosen = [
+                d
+                for d in deployments
+                if (cluster is None or d["spec"].get("clusterRef") == cluster)
+                and (keys is None or _key(d) in keys)
+            ]
+            result = self.reconciler.converge(
+                self.judge, chosen, clusters, claims_by_cluster(deployments), rayservices, guard_version=True
+            )
+            total.changed += result.changed
+            total.failed += result.failed
+            if not result.moved_on:
+                break
+            keys = set(result.moved_on)
+        return total
+
+    def _sweep(
+        self, deployments: list[Mapping[str, Any]], rayservices: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> None:
+        """Delete RayServices whose LlamaDeployment is gone, and SovereignClusters whose ClusterRequest is.
+
+        Kubernetes' garbage collector does this through owner references where it runs; this covers the
+        deletions missed while the operator was down, and control planes without a collector.
+        """
+        live = {d["metadata"]["uid"] for d in deployments}
+        for rs in rayservices.values():
+            owner = rayservice.owner_uid(rs)
+            if owner is not None and owner not in live:
+                self._delete_rayservice(rs)
+        requests = {r["metadata"]["uid"] for r in self.kube.list_all(REQUESTS)}
+        for cluster in self.kube.list_all(CLUSTERS):
+            made_for = ((cluster.get("metadata") or {}).get("labels") or {}).get(REQUEST_UID_LABEL)
+            if made_for and made_for not in requests:
+                log.info(
+                    "deleting SovereignCluster %s: its ClusterRequest is gone", cluster["metadata"]["name"]
+                )
+                self.kube.delete_cluster(cluster["metadata"]["name"], cluster["metadata"]["uid"])
+
+    def _delete_rayservice(self, rs: Mapping[str, Any]) -> None:
+        namespace, name = _key(rs)
+        log.info("deleting RayService %s/%s: its LlamaDeployment is gone", namespace, name)
+        try:
+            self.kube.delete_rayservice(namespace, name, rs["metadata"]["uid"])
+        except ApiException as exc:
+            log.warning("cannot delete RayService %s/%s: %s", namespace, name, api_error(exc))
+
+
+def policy_revision(engine: PolicyEngine) -> str | None:
+    """The revision the engine judges with now; None when it cannot judge."""
+    probe = engine.decide({})
+    if {v.get("code") for v in probe.get("violations", [])} & _ENGINE_FAILURES:
+        return None
+    return probe.get("policy_revision")
+
+
+class DriftWatcher:
+    def __init__(
+        self,
+        fleet: Fleet,
+        probe: PolicyEngine,
+        today: Callable[[], date],
+        recheck_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fleet = fleet
+        self.probe = probe
+        self.today = today
+        self.recheck_s = recheck_s
+        self.clock = clock
+        self.revision: str | None = None
+        self.as_of: date | None = None
+        self.last_pass = float("-inf")
+
+    def _due(self, revision: str, as_of: date) -> str | None:
+        if revision != self.revision:
+            return f"policy revision {self.revision or '(none)'} -> {revision}"
+        if as_of != self.as_of:
+            return f"decision date {self.as_of} -> {as_of}"
+        if self.clock() - self.last_pass >= self.recheck_s:
+            return f"recheck every {self.recheck_s:.0f} s"
+        return None
+
+    def tick(self) -> str | None:
+        """One check; runs a full pass when one is due and returns why it ran (None: not due, or the
+        engine cannot judge now)."""
+        revision, as_of = policy_revision(self.probe), self.today()
+        reason = self._due(revision, as_of) if revision is not None else None
+        if reason is None:
+            return None
+        started = self.clock()
+        result = self.fleet.converge()
+        log.info(
+            "drift pass (%s): %d statuses changed, %d failed, in %.1f s",
+            reason,
+            result.changed,
+            len(result.failed),
+            self.clock() - started,
+        )
+        self.revision, self.as_of, self.last_pass = revision, as_of, started
+        return reason
+
+    def run(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # one failed pass (API server away) must not end drift detection
+                log.exception("drift pass failed; retrying in %.0f s", interval_s)
+            stop.wait(interval_s)

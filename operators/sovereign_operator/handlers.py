@@ -1,0 +1,173 @@
+"""kopf's handlers: thin adapters from kopf's causes to the runtime's reconciler, fleet, desk and admission.
+
+Importing this module registers them with kopf's default registry. No handler needs a finalizer (deletions
+are caught from watch events, and missed ones swept by the drift pass), so an operator that is gone never
+leaves objects stuck in Terminating.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from operators.manifests import CLUSTERS, DEPLOYMENTS, GROUP, REQUESTS, VERSION
+from operators.sovereign_operator.admission import LLAMA_WEBHOOK, RAYSERVICE_WEBHOOK
+from operators.sovereign_operator.cluster_requests import NotYet
+from operators.sovereign_operator.fleet import Claim, claim_of
+from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES
+from operators.sovereign_operator.runtime import Runtime
+from sovereign.exporter.allocation import LABEL_CLUSTER
+
+RETRY_S = 10.0
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A private copy of kopf's body view: the logic below may keep or change it."""
+    return copy.deepcopy(dict(body))
+
+
+def _runtime(memo: Any) -> Runtime:
+    return memo.runtime  # type: ignore[no-any-return]
+
+
+def _first(store: Iterable[Any] | None) -> Any:
+    return next(iter(store or []), None)
+
+
+def _facts(
+    runtime: Runtime,
+    refs: Iterable[str],
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+) -> tuple[dict[str, Any], dict[str, list[Claim]]]:
+    """The clusters and claims for `refs`, from kopf's indexes. A cluster the index has not seen yet (created
+    a moment ago, e.g. in the same `kubectl apply`) is read from the API server: absent means absent."""
+    clusters: dict[str, Any] = {}
+    for ref in refs:
+        cluster = _first(cluster_index.get(ref)) or runtime.kube.get_cluster(ref)
+        if cluster is not None:
+            clusters[ref] = cluster
+    claims = {ref: list(claim_index.get(ref, [])) for ref in refs}
+    return clusters, claims
+
+
+# --- lifecycle -------------------------------------------------------------------------------------------
+@kopf.on.login()
+def login_as_operator(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # The operator's own kubeconfig, named by $KUBECONFIG (runner.run sets it), read when kopf logs in
+    # (again after a 401); the client library's auto-login would have fixed the path at import time.
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+def start_drift_watch(memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).start_drift()
+
+
+@kopf.on.cleanup()
+def stop_drift_watch(memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).stop_drift()
+
+
+# --- indexes: what admission and single reconciles read instead of asking the API server ---------------
+@kopf.index(GROUP, VERSION, CLUSTERS)
+def cluster_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: _plain(body)}
+
+
+@kopf.index(GROUP, VERSION, DEPLOYMENTS)
+def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
+    return {str(body.get("spec", {}).get("clusterRef")): claim_of(body)}
+
+
+# --- LlamaDeployments ------------------------------------------------------------------------------------
+@kopf.on.create(GROUP, VERSION, DEPLOYMENTS)
+@kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
+def reconcile_llama_deployment(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+    **_: Any,
+) -> None:
+    runtime = _runtime(memo)
+    deployment = _plain(body)
+    clusters, claims = _facts(
+        runtime, [str(deployment["spec"].get("clusterRef"))], cluster_index, claim_index
+    )
+    result = runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
+    if result.failed:
+        raise kopf.TemporaryError("the API server refused a change; retrying", delay=RETRY_S)
+
+
+@kopf.on.event(GROUP, VERSION, DEPLOYMENTS)
+def remove_rayservice_of_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        _runtime(memo).reconciler.remove(event["object"])
+
+
+# --- SovereignClusters: a change of facts or mode re-judges the cluster's deployments -------------------
+@kopf.on.create(GROUP, VERSION, CLUSTERS)
+@kopf.on.update(GROUP, VERSION, CLUSTERS, field="spec")
+def rejudge_cluster_deployments(name: str, memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).fleet.converge(cluster=name)
+
+
+@kopf.on.event(GROUP, VERSION, CLUSTERS)
+def rejudge_deleted_cluster_deployments(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        _runtime(memo).fleet.converge(cluster=event["object"]["metadata"]["name"])
+
+
+# --- ClusterRequests -------------------------------------------------------------------------------------
+@kopf.on.create(GROUP, VERSION, REQUESTS)
+def decide_cluster_request(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        _runtime(memo).desk.decide(_plain(body))
+    except NotYet as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+
+
+@kopf.on.event(GROUP, VERSION, REQUESTS)
+def withdraw_deleted_request(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        _runtime(memo).desk.withdraw(event["object"])
+
+
+# --- admission -------------------------------------------------------------------------------------------
+@kopf.on.validate(GROUP, VERSION, DEPLOYMENTS, id=LLAMA_WEBHOOK, operations=["CREATE", "UPDATE"])
+def validate_llama_deployment(
+    body: kopf.Body,
+    old: kopf.Body | None,
+    warnings: list[str],
+    memo: kopf.Memo,
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+    **_: Any,
+) -> None:
+    runtime = _runtime(memo)
+    clusters, claims = _facts(
+        runtime, [str(body.get("spec", {}).get("clusterRef"))], cluster_index, claim_index
+    )
+    old_body = _plain(old) if old is not None else None
+    warnings.extend(runtime.admission.review_deployment(_plain(body), old_body, clusters, claims))
+
+
+@kopf.on.validate(RAY_GROUP, RAY_VERSION, RAYSERVICES, id=RAYSERVICE_WEBHOOK, operations=["CREATE", "UPDATE"])
+def validate_rayservice(
+    body: kopf.Body,
+    old: kopf.Body | None,
+    warnings: list[str],
+    memo: kopf.Memo,
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+    **_: Any,
+) -> None:
+    runtime = _runtime(memo)
+    ref = str(body.get("metadata", {}).get("labels", {}).get(LABEL_CLUSTER))
+    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+    old_body = _plain(old) if old is not None else None
+    warnings.extend(runtime.admission.review_rayservice(_plain(body), old_body, clusters, claims))

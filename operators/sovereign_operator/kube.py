@@ -1,0 +1,152 @@
+"""The few Kubernetes API calls the operator makes, on the official client, as its own ServiceAccount.
+
+kopf talks to the API server for watching and its own bookkeeping; everything the operator decides to do
+(RayServices, statuses, SovereignClusters, Events) goes through here, from kopf's handler threads and the
+drift thread alike (the client's connection pool is thread-safe).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from operators.manifests import CLUSTERS, GROUP, VERSION
+
+RAY_GROUP, RAY_VERSION, RAYSERVICES = "ray.io", "v1", "rayservices"
+COMPONENT = "sovereign-operator"
+
+
+def api_client(kubeconfig: Path | None = None) -> client.ApiClient:
+    """A client for `kubeconfig` (default: $KUBECONFIG or ~/.kube/config), sized for many threads."""
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
+    )
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def api_error(exc: ApiException) -> str:
+    """The API server's own message (it names the field for validation errors), not the HTTP dump."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return f"{exc.status} {exc.reason}"
+    return str(body.get("message") or f"{exc.status} {exc.reason}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+
+    # --- reading -------------------------------------------------------------------------------------
+    def list_all(self, plural: str, group: str = GROUP, version: str = VERSION) -> list[dict[str, Any]]:
+        """Every object of a kind, in all namespaces (or cluster-scoped)."""
+        return list(self.custom.list_cluster_custom_object(group, version, plural).get("items") or [])
+
+    def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(
+                RAY_GROUP, RAY_VERSION, namespace, RAYSERVICES, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_cluster(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_cluster_custom_object(GROUP, VERSION, CLUSTERS, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # --- RayServices ---------------------------------------------------------------------------------
+    def create_rayservice(self, body: dict[str, Any]) -> dict[str, Any]:
+        namespace = body["metadata"]["namespace"]
+        return self.custom.create_namespaced_custom_object(
+            RAY_GROUP, RAY_VERSION, namespace, RAYSERVICES, body
+        )
+
+    def patch_rayservice(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(
+            RAY_GROUP, RAY_VERSION, namespace, RAYSERVICES, name, patch
+        )
+
+    def delete_rayservice(self, namespace: str, name: str, uid: str) -> None:
+        # The uid precondition deletes exactly the object we meant, never a newer one of the same name.
+        try:
+            self.custom.delete_namespaced_custom_object(
+                RAY_GROUP, RAY_VERSION, namespace, RAYSERVICES, name, body={"preconditions": {"uid": uid}}
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # --- sovereign objects ---------------------------------------------------------------------------
+    def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource; with `resource_version`, only if nobody changed it since."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, body
+        )
+
+    def create_cluster(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_cluster_custom_object(GROUP, VERSION, CLUSTERS, body)
+
+    def delete_cluster(self, name: str, uid: str) -> None:
+        try:
+            self.custom.delete_cluster_custom_object(
+                GROUP, VERSION, CLUSTERS, name, body={"preconditions": {"uid": uid}}
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # --- events --------------------------------------------------------------------------------------
+    def event(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event about `obj` (cluster-scoped objects' events go to `default`)."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = _now()
+        body = {
+            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": kind,
+            "reason": reason,
+            # The API server refuses Event messages over 1 KiB.
+            "message": message if len(message) <= 1024 else message[:1021] + "...",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(namespace, body)

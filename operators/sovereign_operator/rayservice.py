@@ -1,0 +1,178 @@
+"""The KubeRay RayService (ray.io/v1) a LlamaDeployment becomes.
+
+`serveConfigV2` runs sovereign's Serve application: its `args` are serving's own `ServingArgs` model, so
+the config the serving helper validates is exactly the one built here. `rayClusterConfig` has a CPU-only
+head and one worker group of `replicas` pods with `gpusPerReplica` GPUs each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from operators.manifests import API_VERSION, cluster_facts
+from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
+from sovereign.exporter.allocation import (
+    GPU_RESOURCE,
+    LABEL_CLUSTER,
+    LABEL_MODEL,
+    LABEL_REGION,
+    LABEL_TENANT,
+)
+
+# serving.app's IMPORT_PATH: serving.app imports Ray, which the operator does not need (a test keeps
+# both equal).
+SERVING_IMPORT_PATH = "serving.app:build_app"
+DEFAULT_RAY_IMAGE = "rayproject/ray:2.51.1-py311"
+APPLICATION = "llama"
+LABEL_DEPLOYMENT = "sovereign.dev/llamadeployment"
+LABEL_END_USE = "sovereign.dev/end-use"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "sovereign-operator"
+# Hash of the spec rendered here: equal hashes mean the RayService already is what we would write.
+SPEC_HASH = "sovereign.dev/spec-hash"
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def label_value(text: str) -> str:
+    """A label value from free text (HF ids have '/'): at most 63 characters, alphanumeric at both ends."""
+    return _LABEL_VALUE.sub(".", text)[:63].strip("._-")
+
+
+def _serve_config(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> str:
+    spec = deployment["spec"]
+    gpus = int(spec.get("gpusPerReplica", 1))
+    args = ServingArgs(
+        llm_configs=[
+            LLMConfig(
+                model_loading_config=ModelLoadingConfig(
+                    model_id=spec["model"],
+                    model_source=(spec.get("weights") or {}).get("path") or f"/models/{spec['model']}",
+                ),
+                deployment_config=DeploymentConfig(
+                    num_replicas=int(spec.get("replicas", 1)),
+                    ray_actor_options={"num_gpus": gpus} if gpus else {"num_cpus": 1},
+                ),
+            )
+        ],
+        policy=PolicyContext(
+            cluster=cluster_facts(cluster, (spec.get("weights") or {}).get("country")),
+            end_use=spec["endUse"],
+        ),
+    )
+    app = {
+        "name": APPLICATION,
+        "route_prefix": "/",
+        "import_path": SERVING_IMPORT_PATH,
+        "args": args.model_dump(mode="json", exclude_none=True),
+    }
+    return yaml.safe_dump({"applications": [app]}, sort_keys=True)
+
+
+def _container(name: str, image: str, limits: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "image": image, "resources": {"limits": limits, "requests": limits}}
+
+
+def labels(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[str, str]:
+    meta, spec = deployment["metadata"], deployment["spec"]
+    return {
+        LABEL_REGION: label_value(str((cluster.get("spec") or {}).get("region", ""))),
+        LABEL_CLUSTER: spec["clusterRef"],
+        LABEL_MODEL: label_value(spec["model"]),
+        LABEL_TENANT: meta["namespace"],
+        LABEL_END_USE: spec["endUse"],
+        LABEL_DEPLOYMENT: meta["name"],
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def desired(deployment: Mapping[str, Any], cluster: Mapping[str, Any], image: str) -> dict[str, Any]:
+    """The RayService for a LlamaDeployment allowed to run, owned by it (so Kubernetes' GC removes it too)."""
+    meta, spec = deployment["metadata"], deployment["spec"]
+    replicas = int(spec.get("replicas", 1))
+    gpus = int(spec.get("gpusPerReplica", 1))
+    pod_labels = labels(deployment, cluster)
+    worker_limits = {"cpu": "4", "memory": "32Gi"}
+    if gpus:
+        worker_limits[GPU_RESOURCE] = str(gpus)
+    rayservice_spec = {
+        "serveConfigV2": _serve_config(deployment, cluster),
+        "rayClusterConfig": {
+            "suspend": False,
+            "headGroupSpec": {
+                "rayStartParams": {"dashboard-host": "0.0.0.0", "num-gpus": "0"},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {"containers": [_container("ray-head", image, {"cpu": "2", "memory": "8Gi"})]},
+                },
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": "llama",
+                    "replicas": replicas,
+                    "minReplicas": replicas,
+                    "maxReplicas": replicas,
+                    "rayStartParams": {},
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": {"containers": [_container("ray-worker", image, worker_limits)]},
+                    },
+                }
+            ],
+        },
+    }
+    digest = hashlib.sha256(json.dumps(rayservice_spec, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": pod_labels,
+            "annotations": {SPEC_HASH: digest},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "LlamaDeployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": rayservice_spec,
+    }
+
+
+def is_suspended(rayservice: Mapping[str, Any]) -> bool:
+    """KubeRay v1.5.1's RayService has no spec.suspend: its RayCluster's spec.suspend is the switch."""
+    return ((rayservice.get("spec") or {}).get("rayClusterConfig") or {}).get("suspend") is True
+
+
+def is_current(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether the live RayService already runs exactly the wanted spec."""
+    annotations = (actual.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(SPEC_HASH) == wanted["metadata"]["annotations"][SPEC_HASH] and not is_suspended(
+        actual
+    )
+
+
+def owner_uid(rayservice: Mapping[str, Any]) -> str | None:
+    """The uid of the LlamaDeployment controlling this RayService, if one does."""
+    for ref in (rayservice.get("metadata") or {}).get("ownerReferences") or []:
+        if (
+            ref.get("kind") == "LlamaDeployment"
+            and ref.get("apiVersion") == API_VERSION
+            and ref.get("controller")
+        ):
+            return str(ref.get("uid"))
+    return None
+
+
+SUSPEND_PATCH: dict[str, Any] = {"spec": {"rayClusterConfig": {"suspend": True}}}

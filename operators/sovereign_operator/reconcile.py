@@ -1,0 +1,336 @@
+"""From a verdict to the cluster's state: the RayService to run, suspend or leave, and the status to show.
+
+What a verdict means under each enforcement mode:
+
+| verdict                                  | PolicyCompliant | RayService                                  |
+|------------------------------------------|-----------------|---------------------------------------------|
+| allowed                                  | True            | run (create, update, resume)                |
+| denied, mode enforce                     | False           | suspend if it exists; never create          |
+| denied, mode warn / dryrun               | False           | run (violations shown / only recorded)      |
+| no decision: engine failed               | Unknown         | hold: create nothing, change nothing        |
+| no decision: cluster gone, spec unusable | Unknown         | suspend if it exists; never create          |
+
+An unreachable engine holds rather than suspends: it is an outage of the judge, not a finding, and
+suspending every running model on an OPA restart would turn one outage into many. A deleted
+SovereignCluster is a finding: nothing vouches for the workload any more. Suspending is reversible;
+the operator never deletes a RayService except with its LlamaDeployment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+
+from operators.manifests import DEPLOYMENTS, deployment_gpus
+from operators.sovereign_operator import conditions, rayservice
+from operators.sovereign_operator.conditions import DEPLOYED, POLICY_COMPLIANT, Status
+from operators.sovereign_operator.fleet import RUNNING, Claim, Judge, Verdict
+from operators.sovereign_operator.kube import Kube, api_error
+from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE
+
+log = logging.getLogger(__name__)
+_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
+
+# The Event recorded when a decision changes a status (beside the RayService's own, unless allowed).
+_DECISION_EVENTS = {
+    "Allowed": "PolicyAllowed",
+    "Denied": "PolicyDenied",
+    "DeniedWarnOnly": "PolicyViolationsWarned",
+    "DeniedDryRun": "PolicyViolationsRecorded",
+}
+
+# Phases (status.phase).
+SUSPENDED = "Suspended"
+REFUSED = "Refused"
+PENDING = "Pending"
+
+
+class Action(StrEnum):
+    RUN = "run"
+    SUSPEND = "suspend"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    compliant: Status
+    reason: str  # PolicyCompliant's reason
+    message: str
+    allowed: bool | None
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    obligations: list[dict[str, Any]] = field(default_factory=list)
+    revision: str | None = None
+    engine: str | None = None
+
+
+def _codes(items: list[dict[str, Any]]) -> list[str]:
+    return sorted({str(item.get("code")) for item in items})
+
+
+def outcome(verdict: Verdict, mode: str) -> Outcome:
+    """What `verdict` means for a deployment on a cluster in enforcement `mode` (see the module table)."""
+    if verdict.decision is None:
+        reason, message = verdict.problem or ("NoDecision", "no decision")
+        return Outcome(Action.SUSPEND, "Unknown", reason, message, None)
+    decision = verdict.decision
+    violations, obligations = list(decision["violations"]), list(decision["obligations"])
+    common = {
+        "violations": violations,
+        "obligations": obligations,
+        "revision": decision.get("policy_revision"),
+        "engine": decision.get("engine"),
+    }
+    if decision["allow"] is True:
+        return Outcome(Action.RUN, "True", "Allowed", "the policy allows this deployment", True, **common)
+    codes = _codes(violations)
+    if set(codes) & _ENGINE_FAILURES:
+        message = "; ".join(v["message"] for v in violations)
+        return Outcome(Action.HOLD, "Unknown", "PolicyEngineUnavailable", message, None, **common)
+    summary = f"denied by the policy: {', '.join(codes)}"
+    if mode == "warn":
+        return Outcome(
+            Action.RUN, "False", "DeniedWarnOnly", f"{summary} (warn mode: running)", False, **common
+        )
+    if mode == "dryrun":
+        return Outcome(
+            Action.RUN, "False", "DeniedDryRun", f"{summary} (dryrun mode: recorded only)", False, **common
+        )
+    return Outcome(Action.SUSPEND, "False", "Denied", summary, False, **common)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The RayService after acting: what it is now, and the Deployed condition and event that say so."""
+
+    phase: str
+    exists: bool
+    deployed: Status
+    reason: str
+    message: str
+    event: str | None = None  # the event reason, when the RayService changed
+
+
+Written = Literal["written", "unchanged", "moved-on"]
+
+
+@dataclass
+class Converged:
+    changed: int = 0
+    moved_on: list[tuple[str, str]] = field(default_factory=list)  # changed since read: not acted on
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, ray_image: str) -> None:
+        self.kube = kube
+        self.ray_image = ray_image
+
+    def converge(
+        self,
+        judge: Judge,
+        deployments: list[Mapping[str, Any]],
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+        rayservices: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+        guard_version: bool = False,
+    ) -> Converged:
+        """Judge `deployments` in one batched query of `judge`; bring their RayServices and statuses in line.
+
+        `rayservices` (by namespace/name) saves a GET per deployment when the caller listed them all;
+        `guard_version` acts only on objects unchanged since they were read (the others are returned).
+        """
+        verdicts = judge.verdicts(list(deployments), clusters, claims)
+        result = Converged()
+        for deployment, verdict in zip(deployments, verdicts, strict=True):
+            cluster = clusters.get(str(deployment["spec"].get("clusterRef"))) or {}
+            mode = str((cluster.get("spec") or {}).get("enforcement", "enforce"))
+            key = _key(deployment)
+            try:
+                actual = rayservices.get(key) if rayservices is not None else self.kube.get_rayservice(*key)
+                done = self._converge_one(deployment, cluster, outcome(verdict, mode), actual, guard_version)
+            except ApiException as exc:
+                log.warning("LlamaDeployment %s/%s: %s", *key, api_error(exc))
+                result.failed.append(key)
+                continue
+            if done == "moved-on":
+                result.moved_on.append(key)
+            elif done == "written":
+                result.changed += 1
+        return result
+
+    # --- one deployment ------------------------------------------------------------------------------
+    def _converge_one(
+        self,
+        deployment: Mapping[str, Any],
+        cluster: Mapping[str, Any],
+        out: Outcome,
+        actual: Mapping[str, Any] | None,
+        guard_version: bool,
+    ) -> Written:
+        meta = deployment["metadata"]
+        if actual is not None and rayservice.owner_uid(actual) != meta["uid"]:
+            applied = Applied(
+                PENDING,
+                False,
+                "False",
+                "NameConflict",
+                f"RayService {meta['namespace']}/{meta['name']} exists and is not this LlamaDeployment's: "
+                "delete it or rename the LlamaDeployment",
+            )
+            return self._write(deployment, out, applied, guard_version)
+        planned = self._plan(deployment, cluster, out, actual)
+        written = self._write(deployment, out, planned, guard_version)
+        if written == "moved-on" or (written == "unchanged" and planned.event is None):
+            return written
+        try:
+            self._act(deployment, cluster, out, actual)
+        except ApiException as exc:
+            failed = Applied(PENDING, actual is not None, "False", "ApplyFailed", api_error(exc))
+            self._write(deployment, out, failed, False)
+            self._event(deployment, "Warning", "RayServiceApplyFailed", api_error(exc))
+            return "written"
+        kind = "Normal" if out.compliant == "True" else "Warning"
+        reasons = [planned.event] if planned.event else []
+        if written == "written" and not (planned.event and out.compliant == "True"):
+            reasons.append(_DECISION_EVENTS.get(out.reason, out.reason))
+        for reason in reasons:
+            self._event(deployment, kind, reason, f"{planned.message}; {out.message}")
+        return "written"
+
+    def _plan(
+        self,
+        deployment: Mapping[str, Any],
+        cluster: Mapping[str, Any],
+        out: Outcome,
+        actual: Mapping[str, Any] | None,
+    ) -> Applied:
+        """The state the action will leave, without acting yet (the status is written first)."""
+        name = "RayService {}/{}".format(*_key(deployment))
+        if out.action is Action.RUN:
+            wanted = rayservice.desired(deployment, cluster, self.ray_image)
+            if actual is None:
+                event: str | None = "RayServiceCreated"
+            elif rayservice.is_suspended(actual):
+                event = "RayServiceResumed"
+            elif not rayservice.is_current(actual, wanted):
+                event = "RayServiceUpdated"
+            else:
+                event = None
+            return Applied(RUNNING, True, "True", "RayServiceApplied", f"{name} runs", event)
+        if actual is None:
+            if out.action is Action.HOLD:
+                return Applied(PENDING, False, "False", "AwaitingDecision", f"{name} waits for a decision")
+            return Applied(REFUSED, False, "False", "NotCreated", f"{name} is not created")
+        if out.action is Action.HOLD:
+            if rayservice.is_suspended(actual):
+                return Applied(SUSPENDED, True, "False", "Suspended", f"{name} stays suspended")
+            return Applied(RUNNING, True, "True", "RayServiceApplied", f"{name} keeps running")
+        event = None if rayservice.is_suspended(actual) else "RayServiceSuspended"
+        return Applied(SUSPENDED, True, "False", "Suspended", f"{name} is suspended", event)
+
+    def _act(
+        self,
+        deployment: Mapping[str, Any],
+        cluster: Mapping[str, Any],
+        out: Outcome,
+        actual: Mapping[str, Any] | None,
+    ) -> None:
+        namespace, name = _key(deployment)
+        if out.action is Action.RUN:
+            wanted = rayservice.desired(deployment, cluster, self.ray_image)
+            if actual is None:
+                try:
+                    self.kube.create_rayservice(wanted)
+                    return
+                except ApiException as exc:
+                    if exc.status != 409:  # created meanwhile (a retry after a crash): update it instead
+                        raise
+            elif rayservice.is_current(actual, wanted):
+                return
+            self.kube.patch_rayservice(
+                namespace, name, {"metadata": wanted["metadata"], "spec": wanted["spec"]}
+            )
+        elif out.action is Action.SUSPEND and actual is not None and not rayservice.is_suspended(actual):
+            self.kube.patch_rayservice(namespace, name, rayservice.SUSPEND_PATCH)
+
+    # --- status and events ---------------------------------------------------------------------------
+    def _status(self, deployment: Mapping[str, Any], out: Outcome, applied: Applied) -> dict[str, Any]:
+        meta = deployment["metadata"]
+        generation = int(meta.get("generation") or 0)
+        old = (deployment.get("status") or {}).get("conditions")
+        return {
+            "observedGeneration": generation,
+            "phase": applied.phase,
+            "gpus": deployment_gpus(deployment),
+            "rayService": meta["name"] if applied.exists else None,
+            "policy": {"allowed": out.allowed, "revision": out.revision, "engine": out.engine},
+            "violations": out.violations,
+            "obligations": out.obligations,
+            "conditions": conditions.stamped(
+                [
+                    conditions.condition(
+                        POLICY_COMPLIANT, out.compliant, out.reason, out.message, generation
+                    ),
+                    conditions.condition(
+                        DEPLOYED, applied.deployed, applied.reason, applied.message, generation
+                    ),
+                ],
+                old,
+            ),
+        }
+
+    @staticmethod
+    def _essence(status: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What a status says, less timestamps and the revision/engine that last confirmed it: a status is
+        rewritten when the outcome changes, not each time a new policy revision agrees with it."""
+        status = dict(status or {})
+        policy = dict(status.pop("policy", None) or {})
+        return {
+            **{k: status.get(k) for k in ("observedGeneration", "phase", "gpus", "rayService")},
+            "allowed": policy.get("allowed"),
+            "violations": status.get("violations") or [],
+            "obligations": status.get("obligations") or [],
+            "conditions": conditions.without_times(status.get("conditions")),
+        }
+
+    def _write(
+        self, deployment: Mapping[str, Any], out: Outcome, applied: Applied, guard_version: bool
+    ) -> Written:
+        """Write the status if it changes; "moved-on" when the object changed since it was read."""
+        status = self._status(deployment, out, applied)
+        if self._essence(status) == self._essence(deployment.get("status")):
+            return "unchanged"
+        namespace, name = _key(deployment)
+        version = deployment["metadata"].get("resourceVersion") if guard_version else None
+        try:
+            self.kube.patch_status(DEPLOYMENTS, namespace, name, status, version)
+        except ApiException as exc:
+            if exc.status == 409:  # changed since we read it: kopf's handler judges the newer version
+                return "moved-on"
+            raise
+        return "written"
+
+    def _event(self, deployment: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        try:
+            self.kube.event(dict(deployment), kind, reason, message)
+        except ApiException as exc:  # an event is a record, not a reason to fail the reconcile
+            log.warning("cannot record event %s: %s", reason, api_error(exc))
+
+    def remove(self, deployment: Mapping[str, Any]) -> None:
+        """The LlamaDeployment is gone: delete the RayService it controlled (and nothing of another's)."""
+        namespace, name = _key(deployment)
+        actual = self.kube.get_rayservice(namespace, name)
+        if actual is not None and rayservice.owner_uid(actual) == deployment["metadata"]["uid"]:
+            log.info("deleting RayService %s/%s with its LlamaDeployment", namespace, name)
+            self.kube.delete_rayservice(namespace, name, actual["metadata"]["uid"])

@@ -1,0 +1,85 @@
+"""Everything one operator process holds, built once from its configuration and handed to kopf as memo."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from operators.sovereign_operator.admission import Admission
+from operators.sovereign_operator.cluster_requests import RequestDesk
+from operators.sovereign_operator.drift import DriftWatcher, Fleet
+from operators.sovereign_operator.engines import engines_from_env
+from operators.sovereign_operator.fleet import Judge, Screen
+from operators.sovereign_operator.kube import Kube, api_client
+from operators.sovereign_operator.rayservice import DEFAULT_RAY_IMAGE
+from operators.sovereign_operator.reconcile import Reconciler
+from sovereign.policy.screening import ScreeningList
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kubeconfig: Path
+    drift_interval_s: float = 30.0
+    recheck_interval_s: float = 600.0
+    batch_timeout_s: float = 120.0
+    as_of: date | None = None  # judge as of this date instead of today (rehearsals, audits)
+    screening_list: Path | None = None
+    ray_image: str = DEFAULT_RAY_IMAGE
+
+    def today(self) -> date:
+        return self.as_of or datetime.now(UTC).date()
+
+
+def _no_hits(name: str) -> list[dict[str, object]]:
+    return []
+
+
+@dataclass
+class Runtime:
+    config: OperatorConfig
+    kube: Kube
+    single: Judge  # admission and one-deployment reconciles
+    batch: Judge  # whole-fleet and whole-cluster passes
+    reconciler: Reconciler
+    fleet: Fleet
+    admission: Admission
+    desk: RequestDesk
+    drift: DriftWatcher
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def build(cls, config: OperatorConfig) -> Runtime:
+        kube = Kube(api_client(config.kubeconfig))
+        engines = engines_from_env(config.batch_timeout_s)
+        screen: Screen = (
+            ScreeningList.load(config.screening_list).screen if config.screening_list else _no_hits
+        )
+        single = Judge(engines.single, config.today, screen)
+        batch = Judge(engines.batch, config.today, screen)
+        reconciler = Reconciler(kube, config.ray_image)
+        fleet = Fleet(kube, reconciler, batch)
+        return cls(
+            config=config,
+            kube=kube,
+            single=single,
+            batch=batch,
+            reconciler=reconciler,
+            fleet=fleet,
+            admission=Admission(single),
+            desk=RequestDesk(kube, single, screening_available=config.screening_list is not None),
+            drift=DriftWatcher(fleet, engines.batch, config.today, config.recheck_interval_s),
+        )
+
+    def start_drift(self) -> None:
+        self._thread = threading.Thread(
+            target=self.drift.run, args=(self._stop, self.config.drift_interval_s), name="drift", daemon=True
+        )
+        self._thread.start()
+
+    def stop_drift(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,226 @@
+"""The local data plane: RayServices served on a local Ray, the stand-in for KubeRay and the kubelet.
+
+`DataPlane.reconcile(objects)` is level-triggered, like a controller: from the RayService objects it is
+given it works out the applications to serve (suspended, invalid and deleted services have none),
+applies them to the local Serve as ONE config when they changed, and returns each object's status in
+KubeRay's shape. `watch()` feeds it every RayService in the API server and writes the statuses back;
+`sovereign serve --local FILE` feeds it one file's RayService.
+
+The Serve config is applied the way `serve run config.yaml` does it (serve_start + deploy_apps), because
+the dashboard that KubeRay PUTs configs to is not started here (it costs a core we do not have).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from serving.rayservice import (
+    DesiredService,
+    InvalidServeConfig,
+    RayServiceKey,
+    deploy_config,
+    desired_service,
+    is_suspended,
+    key_of,
+    service_status,
+    stamp,
+    unchanged,
+)
+
+Progress = Callable[[str], None]
+GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalRay:
+    """One local Ray with Serve on loopback; sized small, with no dashboard and no usage reporting."""
+
+    num_cpus: int = 2
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    metrics_port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    def start(self) -> None:
+        import ray
+        from ray.serve._private.api import serve_start
+
+        # Sovereign deployments send nothing out: Ray's usage statistics stay off.
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+        ray.init(
+            num_cpus=self.num_cpus,
+            include_dashboard=False,
+            namespace="serve",
+            _metrics_export_port=self.metrics_port,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
+
+    def apply(self, services: list[DesiredService]) -> None:
+        if services:
+            self._client.deploy_apps(deploy_config(services, self.host, self.http_port))
+        else:
+            self._client.delete_all_apps()
+
+    def applications(self) -> dict[str, dict[str, Any]]:
+        """Every application Serve runs: {name: {status, message, deployments: {name: {status, message}}}}."""
+        from ray import serve
+
+        return {
+            name: {
+                "status": str(app.status.value),
+                "message": app.message,
+                "deployments": {
+                    dep_name: {"status": str(dep.status.value), "message": dep.message}
+                    for dep_name, dep in app.deployments.items()
+                },
+            }
+            for name, app in serve.status().applications.items()
+        }
+
+    def stop(self) -> None:
+        import ray
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+
+
+@dataclass
+class DataPlane:
+    ray: LocalRay
+    progress: Progress = print
+    _applied: str | None = None
+    _weights: dict[RayServiceKey, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def endpoint(self, service: DesiredService) -> str:
+        return self.ray.url + service.key.route_prefix
+
+    def reconcile(self, objects: list[dict[str, Any]]) -> dict[RayServiceKey, dict[str, Any]]:
+        """Serve what the objects ask for; the status (without timestamps) of each object."""
+        desired: dict[RayServiceKey, DesiredService] = {}
+        invalid: dict[RayServiceKey, str] = {}
+        for obj in objects:
+            if is_suspended(obj):
+                continue
+            try:
+                service = desired_service(obj)
+            except InvalidServeConfig as exc:
+                invalid[key_of(obj)] = str(exc)
+                continue
+            desired[service.key] = service
+        fingerprint = ",".join(f"{key}={desired[key].fingerprint}" for key in sorted(desired, key=str))
+        if fingerprint != self._applied:
+            self.ray.apply([desired[key] for key in sorted(desired, key=str)])
+            self._applied = fingerprint
+            self._weights = {key: w for key, w in self._weights.items() if key in desired}
+            for service in desired.values():
+                self.progress(f"{service.key}: serving at {self.endpoint(service)}/v1 (metrics: /metrics)")
+        running = self.ray.applications()
+        statuses = {}
+        for obj in objects:
+            key = key_of(obj)
+            service = desired.get(key)
+            apps = {name: running[name] for name in service.routes if name in running} if service else None
+            status = service_status(obj, apps, invalid.get(key), self._weights_of(service, apps))
+            statuses[key] = status
+        return statuses
+
+    def _weights_of(
+        self, service: DesiredService | None, apps: dict[str, dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        """The verified weights records of a running service, fetched once from its ingress."""
+        if service is None or not apps or any(a["status"] != "RUNNING" for a in apps.values()):
+            return None
+        if service.key not in self._weights:
+            records = []
+            for route in service.routes.values():
+                try:
+                    reply = requests.get(f"{self.ray.url}{route}/sovereign/weights", timeout=10)
+                    reply.raise_for_status()
+                except requests.RequestException:
+                    return None  # an app that is not ours, or not answering yet: try again next time
+                records.extend(reply.json().get("data", []))
+            self._weights[service.key] = records
+        return self._weights[service.key]
+
+
+def load_rayservice_file(path: Path) -> dict[str, Any]:
+    """The one RayService in a YAML file; BadInput naming the problem otherwise."""
+    import yaml
+
+    from sovereign.errors import BadInput
+
+    try:
+        docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path}: malformed YAML: {exc}") from None
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise BadInput(f"{path}: expected exactly one RayService object, found {len(docs)} documents")
+    obj = docs[0]
+    if obj.get("kind") != "RayService" or not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
+        raise BadInput(
+            f"{path}: kind is {obj.get('kind')!r} ({obj.get('apiVersion')!r}): "
+            f"expected kind RayService, apiVersion {GROUP}/{VERSION}"
+        )
+    if not key_of(obj).name:
+        raise BadInput(f"{path}: metadata.name is missing: name the RayService")
+    try:
+        desired_service(obj)
+    except InvalidServeConfig as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return obj
+
+
+def _write_status(api: Any, obj: dict[str, Any], status: dict[str, Any]) -> None:
+    old = obj.get("status") or {}
+    if unchanged(status, old):
+        return
+    new = stamp(status, old)
+    # A merge patch keeps fields it does not name: name the ones that went away as null.
+    body = {"status": {**{k: None for k in old if k not in new}, **new}}
+    key = key_of(obj)
+    api.patch_namespaced_custom_object_status(GROUP, VERSION, key.namespace, PLURAL, key.name, body)
+
+
+def watch(
+    plane: DataPlane,
+    kubeconfig: Path,
+    stop: threading.Event,
+    interval_s: float = 1.0,
+) -> None:
+    """Serve every RayService in the API server until `stop` is set; write each one's status back."""
+    from kubernetes import client, config
+
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
+    while not stop.is_set():
+        objects = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        statuses = plane.reconcile(objects)
+        for obj in objects:
+            try:
+                _write_status(api, obj, statuses[key_of(obj)])
+            except client.ApiException as exc:
+                if exc.status != 404:  # deleted meanwhile: nothing to report on
+                    raise
+        stop.wait(interval_s)

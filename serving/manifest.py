@@ -1,0 +1,51 @@
+"""A RayService manifest whose serveConfigV2 runs `serving.app:build_app`: one place that writes it,
+for the operator, the local demo and the tests alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from serving.app import IMPORT_PATH
+from serving.args import ServingArgs
+
+RAY_IMAGE = "rayproject/ray:2.60.0-py311"
+
+
+def serve_config(
+    args: ServingArgs, app_name: str = "llm", runtime_env: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    app: dict[str, Any] = {
+        "name": app_name,
+        "route_prefix": "/",
+        "import_path": IMPORT_PATH,
+        "args": args.model_dump(mode="json", exclude_defaults=True),
+    }
+    if runtime_env:
+        app["runtime_env"] = runtime_env
+    return {"applications": [app]}
+
+
+def rayservice(
+    namespace: str,
+    name: str,
+    args: ServingArgs,
+    runtime_env: dict[str, Any] | None = None,
+    image: str = RAY_IMAGE,
+) -> dict[str, Any]:
+    """The RayService object: serveConfigV2 as a YAML string, and a one-node RayCluster for KubeRay."""
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "serveConfigV2": yaml.safe_dump(serve_config(args, runtime_env=runtime_env), sort_keys=False),
+            "rayClusterConfig": {
+                "headGroupSpec": {
+                    "rayStartParams": {"num-cpus": "2"},
+                    "template": {"spec": {"containers": [{"name": "ray-head", "image": image}]}},
+                }
+            },
+        },
+    }

@@ -1,0 +1,64 @@
+"""`sovereign models build | verify`: the tiny local checkpoints, and the weights check serving runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovereign.errors import ToolMissing
+
+app = typer.Typer(
+    no_args_is_help=True, help="Build tiny local Llama checkpoints; verify weights against the catalogue."
+)
+
+
+def _needs_serving_extra() -> None:
+    try:
+        import safetensors  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ToolMissing(
+            "the serving stack is not installed: run .venv/bin/pip install -e '.[serving]'"
+        ) from None
+
+
+@app.command()
+def build(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where to build (default: $SOVEREIGN_MODELS_DIR or ~/.cache/sovereign/models)."
+        ),
+    ] = None,
+) -> None:
+    """Build the tiny text Llama and the tiny Mllama (vision) checkpoints, offline; skip current ones."""
+    _needs_serving_extra()
+    from sovereign.models.tiny import build_all, models_dir
+
+    root = directory or models_dir()
+    for model, folder, built in build_all(root):
+        state = "built" if built else "up to date"
+        print(f"{model.name:<20} {state:<10} {folder}  (stands in for {model.stands_in_for})")
+    print(f"models folder: {root}")
+
+
+@app.command()
+def verify(
+    folder: Annotated[
+        Path, typer.Argument(help="A Hugging Face checkpoint folder (config.json + *.safetensors).")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The catalogue id the weights are declared as.")
+    ],
+) -> None:
+    """Check the weights against the declared catalogue variant (modality, size); print their digests.
+
+    Exit 0 when they match, 1 when they contradict the declaration (the server would refuse to start).
+    """
+    _needs_serving_extra()
+    from serving.weights import verify_weights
+
+    print(json.dumps(verify_weights(folder, model).record(), indent=2))

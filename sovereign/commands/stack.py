@@ -1,0 +1,68 @@
+"""`sovereign preview|up|destroy STACK`: a region's Pulumi stack, through the Automation API.
+
+The same program as `pulumi up -s STACK` (infra/program.py), run inline with the pinned Pulumi CLI and a
+local file backend under the user's state folder; the policy pack (infra/policy_pack) always applies.
+Exit 0 done, 1 refused by the policy or failed, 2 bad input (nothing created).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pulumi import automation as auto
+
+from infra import stack_config, workspace
+from infra.region_plan import connect_stack, plan
+from sovereign import toolchain
+from sovereign.errors import SovereignError
+
+StackArg = Annotated[str, typer.Argument(help="Stack: local, us-defense, five-eyes or eu-text-only.")]
+ProjectDir = Annotated[
+    Path,
+    typer.Option(
+        "--project-dir",
+        help="Folder holding Pulumi.yaml (its stack files under infra/stacks/).",
+        file_okay=False,
+        exists=True,
+    ),
+]
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
+    project_dir = project_dir.resolve()
+    config = stack_config.load(project_dir, stack)
+    if action == "destroy":  # cluster files may be broken or gone: only the API server matters
+        connect_stack(config)
+    else:
+        plan(config, project_dir)
+    report = workspace.PolicyReport()
+    steps: list[workspace.Action] = ["preview", "up"] if action == "up" else [action]
+    for step in steps:  # up previews first, as `pulumi up` does: a refused stack creates nothing
+        try:
+            workspace.run(step, project_dir, stack, _echo, report)
+        except auto.CommandError as exc:
+            if report.mandatory:
+                refused = "\n".join(f"  {line}" for line in report.mandatory)
+                raise SovereignError(f"stack {stack}: {step} refused by the policy:\n{refused}") from None
+            raise SovereignError(f"stack {stack}: pulumi {step} failed:\n{workspace.failure(exc)}") from None
+
+
+def preview(stack: StackArg, project_dir: ProjectDir = toolchain.REPO_ROOT) -> None:
+    """Show what `up` would change, with the policy pack judging every LlamaDeployment."""
+    _run("preview", stack, project_dir)
+
+
+def up(stack: StackArg, project_dir: ProjectDir = toolchain.REPO_ROOT) -> None:
+    """Bring the region's stack up: preview with the policy pack, then apply."""
+    _run("up", stack, project_dir)
+
+
+def destroy(stack: StackArg, project_dir: ProjectDir = toolchain.REPO_ROOT) -> None:
+    """Delete every object of the stack from its cluster."""
+    _run("destroy", stack, project_dir)

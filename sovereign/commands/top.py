@@ -1,0 +1,123 @@
+"""`sovereign top`: GPU use, GPU-hours, quota and compliance per region and cluster, read from Prometheus."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import requests
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sovereign.errors import BadInput, SovereignError
+
+# Raw series rather than the recording rules, so `top` also works on a Prometheus without them.
+QUERIES = {
+    "allocated": "sum by (region, cluster) (sovereign_gpu_allocated)",
+    "quota": "sum by (region, cluster) (sovereign_gpu_quota)",
+    "capacity": "sum by (region, cluster) (sovereign_gpu_capacity)",
+    "util": "avg by (region, cluster) (DCGM_FI_DEV_GPU_UTIL)",
+    "gpu_hours": "sum by (region, cluster) (increase(sovereign_gpu_hours_total[24h]))",
+    "deployments": "count by (region, cluster) (sovereign_deployment_compliant)",
+    "noncompliant": "count by (region, cluster) (sovereign_deployment_compliant == 0)",
+}
+Row = dict[str, float]
+
+
+def _query(session: requests.Session, url: str, expr: str) -> list[tuple[tuple[str, str], float]]:
+    # Prometheus' instant-query API is one GET returning JSON; requests covers it without another client.
+    try:
+        response = session.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5)
+    except requests.RequestException as exc:
+        raise SovereignError(
+            f"Prometheus at {url} is unreachable ({type(exc).__name__}): start it or fix --prometheus"
+        ) from exc
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise SovereignError(
+            f"{url} answered HTTP {response.status_code} without JSON: is it Prometheus?"
+        ) from exc
+    if body.get("status") != "success":
+        raise SovereignError(
+            f"Prometheus at {url} refused {expr!r}: {body.get('error', response.status_code)}"
+        )
+    return [
+        ((r["metric"].get("region", "?"), r["metric"].get("cluster", "?")), float(r["value"][1]))
+        for r in body["data"]["result"]
+    ]
+
+
+def snapshot(url: str) -> dict[tuple[str, str], Row]:
+    rows: dict[tuple[str, str], Row] = defaultdict(dict)
+    with requests.Session() as session:
+        for column, expr in QUERIES.items():
+            for key, value in _query(session, url, expr):
+                rows[key][column] = value
+    return dict(rows)
+
+
+def _cell(row: Row, column: str, fmt: str = "{:.0f}") -> str:
+    return fmt.format(row[column]) if column in row else "-"
+
+
+def render(rows: dict[tuple[str, str], Row], url: str) -> Table:
+    table = Table(title=f"sovereign GPUs and compliance ({url})", title_justify="left")
+    for header in (
+        "region",
+        "cluster",
+        "GPUs alloc",
+        "quota",
+        "capacity",
+        "util %",
+        "GPU-h 24h",
+        "non-compliant",
+    ):
+        table.add_column(header, justify="left" if header in ("region", "cluster") else "right")
+    for (region, cluster), row in sorted(rows.items()):
+        over = "quota" in row and row.get("allocated", 0) > row["quota"]
+        noncompliant = row.get("noncompliant", 0)
+        table.add_row(
+            region,
+            cluster,
+            f"[bold red]{_cell(row, 'allocated')}[/]" if over else _cell(row, "allocated"),
+            _cell(row, "quota"),
+            _cell(row, "capacity"),
+            _cell(row, "util", "{:.1f}"),
+            _cell(row, "gpu_hours", "{:.2f}"),
+            f"[bold red]{noncompliant:.0f}[/] / {_cell(row, 'deployments')}"
+            if noncompliant
+            else f"0 / {_cell(row, 'deployments')}",
+        )
+    if not rows:
+        table.caption = "no sovereign series in this Prometheus yet"
+    return table
+
+
+def top(
+    prometheus: Annotated[
+        str, typer.Option(help="Prometheus base URL.", envvar="SOVEREIGN_PROMETHEUS_URL")
+    ] = "http://127.0.0.1:9090",
+    once: Annotated[bool, typer.Option("--once", help="Render once and exit.")] = False,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 5.0,
+) -> None:
+    """Live view of GPU use, GPU-hours, quota and compliance per region and cluster."""
+    url = prometheus.rstrip("/")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise BadInput(f"--prometheus {prometheus}: not an http(s) URL: give e.g. http://127.0.0.1:9090")
+    console = Console()
+    if once:
+        console.print(render(snapshot(url), url))
+        return
+    with Live(render(snapshot(url), url), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(render(snapshot(url), url), refresh=True)
+        except KeyboardInterrupt:
+            return

@@ -1,0 +1,3 @@
+from sovereign.exporter.entry import main
+
+main()

@@ -1,0 +1,1 @@
+"""Tiny local Llama checkpoints for tests and the demo, built offline in the layout of real ones."""

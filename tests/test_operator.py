@@ -1,0 +1,189 @@
+"""The operator as a process against the real API server and OPA: LlamaDeployment create/update/delete,
+denial without admission, and the three enforcement modes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from operators import manifests
+from operators.localrun import LocalOperator, wait_until
+from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.conditions import DEPLOYED, POLICY_COMPLIANT, find
+from serving.args import ServingArgs
+from sovereign.devenv.controlplane import ControlPlane
+from sovereign.exporter.allocation import (
+    LABEL_CLUSTER,
+    LABEL_MODEL,
+    LABEL_REGION,
+    LABEL_TENANT,
+    requested_gpus,
+)
+from sovereign.policy.clusters import ClusterSpec, Deployment
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+WAIT_S = 30.0
+
+
+def usdef_cluster(name: str, enforcement: str = "enforce", quota: int = 64) -> ClusterSpec:
+    expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    return ClusterSpec.model_validate(
+        {
+            "name": name,
+            "region": "us-defense",
+            "country": "US",
+            "weights_country": "US",
+            "gpu_quota": quota,
+            "enforcement": enforcement,
+            "operator": {
+                "name": "Lattice Federal Systems Inc.",
+                "country": "US",
+                "kind": "government_contractor",
+                "sponsor_country": "US",
+            },
+            "accreditations": [{"scheme": "dod-il5", "expires": expires}],
+        }
+    )
+
+
+def deployment(
+    cluster: ClusterSpec, name: str, namespace: str, model: str = "llama-3.3-70b-instruct", **spec: Any
+) -> dict[str, Any]:
+    declared = Deployment.model_validate({"name": name, "model": model, "end_use": "defense", **spec})
+    return manifests.llama_deployment(cluster, declared, namespace)
+
+
+def compliance(obj: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    condition = find((obj or {}).get("status", {}).get("conditions"), POLICY_COMPLIANT) or {}
+    return condition.get("status"), condition.get("reason")
+
+
+def test_compliant_deployment_becomes_a_sized_labelled_owned_rayservice_and_goes_with_it(
+    sovereign_operator: LocalOperator,
+) -> None:
+    op, ns = sovereign_operator, "op-flows"
+    op.onboard(ns)
+    cluster = usdef_cluster("op-flows-1")
+    op.create(manifests.sovereign_cluster(cluster, capacity=96))
+    created = op.create(deployment(cluster, "chat", ns, replicas=2, gpus_per_replica=4))
+    name = created["metadata"]["name"]
+
+    rs = wait_until(lambda: op.get("rayservices", name, ns), WAIT_S, "the RayService")
+    labels = rs["metadata"]["labels"]
+    assert (labels[LABEL_REGION], labels[LABEL_CLUSTER], labels[LABEL_MODEL], labels[LABEL_TENANT]) == (
+        "us-defense",
+        "op-flows-1",
+        "llama-3.3-70b-instruct",
+        ns,
+    )
+    assert rayservice.owner_uid(rs) == created["metadata"]["uid"]
+    assert requested_gpus(rs) == 8
+    app = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"][0]
+    assert app["import_path"] == rayservice.SERVING_IMPORT_PATH
+    assert ServingArgs.model_validate(app["args"]).policy.cluster.name == "op-flows-1"
+
+    ld = wait_until(
+        lambda: (d := op.get("llamadeployments", name, ns)) and d.get("status", {}).get("phase") and d,
+        WAIT_S,
+        "status",
+    )
+    status = ld["status"]
+    assert status["phase"] == "Running" and status["policy"]["allowed"] is True
+    compliant = find(status["conditions"], POLICY_COMPLIANT)
+    assert compliant and compliant["status"] == "True" and compliant["observedGeneration"] == 1
+    assert compliant["lastTransitionTime"] and find(status["conditions"], DEPLOYED)["status"] == "True"  # type: ignore[index]
+    assert not ld["metadata"].get("finalizers")  # nothing can stick in Terminating without the operator
+    assert "RayServiceCreated" in wait_until(lambda: op.event_reasons(ns, name), WAIT_S, "an Event")
+
+    op.patch("llamadeployments", name, {"spec": {"replicas": 3}}, ns)
+    wait_until(
+        lambda: requested_gpus(op.get("rayservices", name, ns) or rs) == 12, WAIT_S, "the resized RayService"
+    )
+    wait_until(
+        lambda: (op.get("llamadeployments", name, ns) or {}).get("status", {}).get("observedGeneration") == 2,
+        WAIT_S,
+        "observedGeneration 2",
+    )
+
+    op.delete("llamadeployments", name, ns)
+    wait_until(lambda: op.get("rayservices", name, ns) is None, WAIT_S, "the RayService to go")
+
+
+def test_without_admission_a_denied_deployment_gets_no_rayservice_but_reasons(
+    sovereign_operator: LocalOperator, controlplane: ControlPlane
+) -> None:
+    """A namespace the operator may write in but the webhook does not watch: the reconciler alone refuses."""
+    op, ns = sovereign_operator, "op-no-admission"
+    op.onboard(ns)
+    assert controlplane.kubectl("label", "namespace", ns, f"{manifests.MANAGED_LABEL}-").returncode == 0
+    cluster = usdef_cluster("op-no-admission-1", quota=8)
+    op.create(manifests.sovereign_cluster(cluster))
+    name = op.create(deployment(cluster, "big", ns, replicas=4, gpus_per_replica=8))["metadata"]["name"]
+
+    ld = wait_until(
+        lambda: (d := op.get("llamadeployments", name, ns)) and compliance(d)[0] and d, WAIT_S, "a decision"
+    )
+    assert compliance(ld) == ("False", "Denied")
+    assert ld["status"]["phase"] == "Refused"
+    assert [v["code"] for v in ld["status"]["violations"]] == ["GPU_QUOTA_EXCEEDED"]
+    assert all(v["citation"] for v in ld["status"]["violations"])
+    assert "GPU_QUOTA_EXCEEDED" in find(ld["status"]["conditions"], POLICY_COMPLIANT)["message"]  # type: ignore[index]
+    assert "PolicyDenied" in wait_until(lambda: op.event_reasons(ns, name), WAIT_S, "an Event")
+    assert op.get("rayservices", name, ns) is None
+
+
+def test_warn_admits_with_warnings_enforce_suspends_dryrun_records(
+    sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Any
+) -> None:
+    op, ns = sovereign_operator, "op-modes"
+    op.onboard(ns)
+    cluster = usdef_cluster("op-modes-1", enforcement="warn")
+    op.create(manifests.sovereign_cluster(cluster))
+    noncompliant = deployment(cluster, "unknown", ns, model="llama-9-1t", gpus_per_replica=2)
+    name = noncompliant["metadata"]["name"]
+    (tmp_path / "ld.yaml").write_text(yaml.safe_dump(noncompliant))
+
+    applied = controlplane.kubectl("apply", "-f", str(tmp_path / "ld.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    assert "Warning:" in applied.stderr and "UNKNOWN_MODEL (spec.model)" in applied.stderr
+    wait_until(lambda: op.get("rayservices", name, ns), WAIT_S, "the RayService warn mode admits")
+    ld = wait_until(
+        lambda: (d := op.get("llamadeployments", name, ns)) and compliance(d)[0] and d, WAIT_S, "status"
+    )
+    assert compliance(ld) == ("False", "DeniedWarnOnly") and ld["status"]["phase"] == "Running"
+
+    op.patch("sovereignclusters", cluster.name, {"spec": {"enforcement": "enforce"}})
+    suspended = wait_until(
+        lambda: (rs := op.get("rayservices", name, ns)) and rayservice.is_suspended(rs) and rs,
+        WAIT_S,
+        "suspension",
+    )
+    assert suspended["metadata"]["uid"] == op.get("rayservices", name, ns)["metadata"]["uid"]  # type: ignore[index]
+    ld = wait_until(
+        lambda: (d := op.get("llamadeployments", name, ns)) and d["status"]["phase"] == "Suspended" and d,
+        WAIT_S,
+        "Suspended",
+    )
+    assert compliance(ld) == ("False", "Denied")
+    assert "RayServiceSuspended" in op.event_reasons(ns, name)
+
+    op.patch("sovereignclusters", cluster.name, {"spec": {"enforcement": "dryrun"}})
+    wait_until(
+        lambda: not rayservice.is_suspended(op.get("rayservices", name, ns) or {}), WAIT_S, "resumption"
+    )
+    ld = wait_until(
+        lambda: (d := op.get("llamadeployments", name, ns)) and compliance(d)[1] == "DeniedDryRun" and d,
+        WAIT_S,
+        "dryrun",
+    )
+    assert ld["status"]["phase"] == "Running"
+    second = {**noncompliant, "metadata": {**noncompliant["metadata"], "name": f"{name}-2"}}
+    (tmp_path / "ld2.yaml").write_text(yaml.safe_dump(second))
+    applied = controlplane.kubectl("apply", "-f", str(tmp_path / "ld2.yaml"))
+    assert applied.returncode == 0 and "Warning:" not in applied.stderr  # dryrun: recorded, not shown
+    assert "PolicyViolationsRecorded" in wait_until(
+        lambda: op.event_reasons(ns, f"{name}-2"), WAIT_S, "an Event"
+    )

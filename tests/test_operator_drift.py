@@ -1,0 +1,186 @@
+"""Policy drift against the running operator: a new policy revision, an expired accreditation, an
+unreachable OPA, and a SIGKILL in the middle of a rollout."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from operators import manifests
+from operators.localrun import LocalOperator, wait_until
+from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.conditions import POLICY_COMPLIANT, find
+from sovereign import toolchain
+from sovereign.devenv.controlplane import ControlPlane
+from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle
+from sovereign.policy.clusters import ClusterSpec, Deployment
+from sovereign.policydata import load_policy_data
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+WAIT_S = 30.0
+
+
+def usdef_cluster(name: str, expires: date) -> ClusterSpec:
+    return ClusterSpec.model_validate(
+        {
+            "name": name,
+            "region": "us-defense",
+            "country": "US",
+            "operator": {
+                "name": "Lattice Federal Systems Inc.",
+                "country": "US",
+                "kind": "government_agency",
+            },
+            "accreditations": [{"scheme": "dod-il5", "expires": expires.isoformat()}],
+        }
+    )
+
+
+def deploy(op: LocalOperator, cluster: ClusterSpec, ns: str, name: str, end_use: str = "defense") -> str:
+    declared = Deployment.model_validate({"name": name, "model": "llama-3.1-8b-instruct", "end_use": end_use})
+    created = op.create(manifests.llama_deployment(cluster, declared, ns))
+    return str(created["metadata"]["name"])
+
+
+def compliance(op: LocalOperator, ns: str, name: str) -> tuple[str | None, list[str]]:
+    status = (op.get("llamadeployments", name, ns) or {}).get("status") or {}
+    condition = find(status.get("conditions"), POLICY_COMPLIANT) or {}
+    return condition.get("status"), [v["code"] for v in status.get("violations") or []]
+
+
+def suspended(op: LocalOperator, ns: str, name: str) -> bool | None:
+    rs = op.get("rayservices", name, ns)
+    return None if rs is None else rayservice.is_suspended(rs)
+
+
+def running(op: LocalOperator, ns: str, name: str) -> bool:
+    return suspended(op, ns, name) is False
+
+
+@pytest.fixture(scope="module")
+def defense_banned_bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBundle:
+    """The real policy, with `defense` taken out of the us-defense region's end uses: a new revision."""
+    root = tmp_path_factory.mktemp("policy-change") / "policies"
+    shutil.copytree(toolchain.REPO_ROOT / "policies", root)
+    profile = root / "data" / "regions" / "us-defense.yaml"
+    doc = yaml.safe_load(profile.read_text())
+    doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
+    profile.write_text(yaml.safe_dump(doc))
+    sources = PolicySources(root=root, load_data=lambda: load_policy_data(root / "data").opa_document())
+    return ensure_bundle(sources, root.parent / "bundle", progress=lambda line: None)
+
+
+def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_reverted(
+    sovereign_operator: LocalOperator, signed_bundle: SignedBundle, defense_banned_bundle: SignedBundle
+) -> None:
+    op, ns = sovereign_operator, "drift-policy"
+    op.onboard(ns)
+    cluster = usdef_cluster("drift-policy-1", datetime.now(UTC).date() + timedelta(days=365))
+    op.create(manifests.sovereign_cluster(cluster))
+    defense, research = deploy(op, cluster, ns, "defense"), deploy(op, cluster, ns, "research", "research")
+    for name in (defense, research):
+        wait_until(lambda name=name: running(op, ns, name), WAIT_S, f"{name} to run")
+    research_status = op.get("llamadeployments", research, ns)["status"]  # type: ignore[index]
+    assert defense_banned_bundle.revision != signed_bundle.revision
+
+    try:
+        op.start_opa(defense_banned_bundle)
+        wait_until(lambda: suspended(op, ns, defense), WAIT_S, "the defence RayService to be suspended")
+        assert compliance(op, ns, defense) == ("False", ["END_USE_NOT_PERMITTED"])
+        status = op.get("llamadeployments", defense, ns)["status"]  # type: ignore[index]
+        assert (
+            status["policy"]["revision"] == defense_banned_bundle.revision and status["phase"] == "Suspended"
+        )
+        assert running(op, ns, research)  # still allowed: untouched, its status not even rewritten
+        assert op.get("llamadeployments", research, ns)["status"] == research_status  # type: ignore[index]
+        assert f"-> {defense_banned_bundle.revision}" in op.log()  # one drift pass, one batched query
+    finally:
+        op.start_opa()
+    wait_until(lambda: running(op, ns, defense), WAIT_S, "the defence RayService to be restored")
+    assert compliance(op, ns, defense) == ("True", [])
+
+
+def test_an_expired_accreditation_suspends_and_the_present_restores(sovereign_operator: LocalOperator) -> None:
+    op, ns = sovereign_operator, "drift-expiry"
+    op.onboard(ns)
+    expires = datetime.now(UTC).date() + timedelta(days=30)
+    cluster = usdef_cluster("drift-expiry-1", expires)
+    op.create(manifests.sovereign_cluster(cluster))
+    name = deploy(op, cluster, ns, "chat")
+    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
+    try:
+        # Judged as of the day after expiry, as it will be on that day (`--as-of` rehearses it).
+        op.start(f"--as-of={(expires + timedelta(days=1)).isoformat()}")
+        wait_until(lambda: suspended(op, ns, name), WAIT_S, "suspension the day after expiry")
+        assert compliance(op, ns, name) == ("False", ["ACCREDITATION_EXPIRED"])
+    finally:
+        op.start()
+    wait_until(lambda: running(op, ns, name), WAIT_S, "restoration as of today")
+
+
+def test_with_opa_down_new_deployments_are_refused_and_nothing_running_is_touched(
+    sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    op, ns = sovereign_operator, "drift-opa-down"
+    op.onboard(ns)
+    cluster = usdef_cluster("drift-opa-down-1", datetime.now(UTC).date() + timedelta(days=365))
+    op.create(manifests.sovereign_cluster(cluster))
+    name = deploy(op, cluster, ns, "running")
+    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
+    before = op.get("rayservices", name, ns)
+    declared = Deployment.model_validate(
+        {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
+    )
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(manifests.llama_deployment(cluster, declared, ns)))
+
+    op.stop_opa()
+    try:
+        refused = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
+        assert refused.returncode != 0 and "ENGINE_UNAVAILABLE" in refused.stderr, refused.stderr
+        assert op.get("llamadeployments", f"{cluster.name}-new", ns) is None
+        time.sleep(3)  # three drift ticks against a dead engine
+        after = op.get("rayservices", name, ns)
+        assert after is not None and not rayservice.is_suspended(after)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # type: ignore[index]
+        assert compliance(op, ns, name)[0] == "True"
+    finally:
+        op.start_opa()
+    admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
+    assert admitted.returncode == 0, admitted.stderr
+    wait_until(lambda: running(op, ns, f"{cluster.name}-new"), WAIT_S, "the new deployment once OPA is back")
+
+
+def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservices(
+    sovereign_operator: LocalOperator,
+) -> None:
+    op, ns, count = sovereign_operator, "drift-rollout", 50
+    op.onboard(ns)
+    cluster = usdef_cluster("drift-rollout-1", datetime.now(UTC).date() + timedelta(days=365))
+    op.create(manifests.sovereign_cluster(cluster))
+    uids: dict[str, str] = {}
+    for index in range(count):
+        declared = Deployment.model_validate(
+            {"name": f"d{index:02d}", "model": "llama-3.1-8b-instruct", "end_use": "research"}
+        )
+        created: dict[str, Any] = op.create(manifests.llama_deployment(cluster, declared, ns))
+        uids[created["metadata"]["name"]] = created["metadata"]["uid"]
+    wait_until(lambda: len(op.list("rayservices", ns)) >= 5, WAIT_S, "the rollout to start", interval=0.05)
+    op.kill()
+    at_kill = len(op.list("rayservices", ns))
+    assert at_kill < count  # killed mid-rollout
+    op.start()
+    wait_until(lambda: len(op.list("rayservices", ns)) == count, 90, f"{count} RayServices")
+    wait_until(
+        lambda: all(d.get("status", {}).get("phase") == "Running" for d in op.list("llamadeployments", ns)),
+        WAIT_S,
+        "every status to say Running",
+    )
+    services = op.list("rayservices", ns)
+    assert sorted(rs["metadata"]["name"] for rs in services) == sorted(uids)
+    assert {rs["metadata"]["name"]: rayservice.owner_uid(rs) for rs in services} == uids

@@ -1,0 +1,250 @@
+"""The operator's logic without a cluster: the one decision-input mapping, the CRDs against the Python
+models they mirror, what each verdict means per enforcement mode, GPU accounting, batching and drift
+timing. The same paths run end to end against the real API server in test_operator.py and
+test_operator_drift.py."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from operators import manifests
+from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.admission import webhook_configuration
+from operators.sovereign_operator.drift import DriftWatcher
+from operators.sovereign_operator.fleet import CLUSTER_NOT_FOUND, Claim, Judge, Verdict, gpus_in_use
+from operators.sovereign_operator.reconcile import Action, outcome
+from serving.args import ServingArgs
+from sovereign import toolchain
+from sovereign.exporter.allocation import requested_gpus
+from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.clusters import load_cluster
+from sovereign.policy.decision_input import EndUse, OperatorKind
+from sovereign.policy.engine import ENGINE_UNAVAILABLE, fail_closed
+from sovereign.policy.wasm_engine import WasmEngine
+
+CLUSTER_FILES = sorted((toolchain.REPO_ROOT / "clusters").glob("*.yaml"))
+AS_OF = "2026-06-01"
+
+
+def _schema(plural: str) -> dict[str, Any]:
+    return manifests.crd(plural)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def test_crd_enums_and_defaults_mirror_the_python_models() -> None:
+    deployment, cluster, request = (
+        _schema(p) for p in ("llamadeployments", "sovereignclusters", "clusterrequests")
+    )
+    assert deployment["properties"]["endUse"]["enum"] == [e.value for e in EndUse]
+    assert request["properties"]["endUse"]["enum"] == [e.value for e in EndUse]
+    assert cluster["properties"]["operator"]["properties"]["kind"]["enum"] == [k.value for k in OperatorKind]
+    assert request["properties"]["organisation"]["properties"]["kind"]["enum"] == [
+        k.value for k in OperatorKind
+    ]
+    assert deployment["properties"]["replicas"]["default"] == manifests.DEFAULT_REPLICAS
+    assert deployment["properties"]["gpusPerReplica"]["default"] == manifests.DEFAULT_GPUS_PER_REPLICA
+
+
+@pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: p.stem)
+def test_objects_map_to_the_same_input_as_the_cluster_file(path: Path) -> None:
+    """Pulumi builds objects from clusters/*.yaml; as objects they must map to the cluster file's input."""
+    spec = load_cluster(path)
+    cluster = manifests.sovereign_cluster(spec, capacity=128)
+    for deployment in spec.deployments:
+        obj = manifests.llama_deployment(spec, deployment, "tenant")
+        gpus = deployment.replicas * deployment.gpus_per_replica
+        from_objects = manifests.decision_input(cluster, obj, as_of=AS_OF).policy_input([])
+        from_file = spec.decision_input(deployment.model, deployment.end_use, gpus, AS_OF).policy_input([])
+        assert from_objects == from_file
+
+
+def test_a_request_is_judged_as_the_cluster_and_deployments_it_asks_for() -> None:
+    path = manifests.EXAMPLES_DIR / "clusterrequests" / "clusterrequest-approved.yaml"
+    request = {**yaml.safe_load(path.read_text()), "metadata": {"name": "r", "namespace": "c", "uid": "u-1"}}
+    cluster, deployments = manifests.request_proposal(request)
+    assert cluster["metadata"]["name"] == request["spec"]["clusterName"]
+    assert cluster["metadata"]["labels"][manifests.REQUEST_UID_LABEL] == "u-1"
+    assert cluster["spec"]["gpu"] == {"capacity": 16, "quota": 16}
+    assert [d["spec"]["model"] for d in deployments] == request["spec"]["models"]
+    inp = manifests.decision_input(cluster, deployments[0], as_of=AS_OF)
+    assert inp.cluster.operator.name == request["spec"]["organisation"]["name"]
+    assert inp.gpus == 16 and inp.end_use == EndUse.defense
+
+
+def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
+    from serving.app import IMPORT_PATH
+
+    assert rayservice.SERVING_IMPORT_PATH == IMPORT_PATH
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    deployment = manifests.llama_deployment(spec, spec.deployments[0], "tenant")
+    deployment["metadata"]["uid"] = "uid-1"
+    deployment["spec"]["replicas"] = 3
+    built = rayservice.desired(deployment, manifests.sovereign_cluster(spec), "image:1")
+    app = yaml.safe_load(built["spec"]["serveConfigV2"])["applications"][0]
+    args = ServingArgs.model_validate(app["args"])
+    assert args.llm_configs[0].model_loading_config.model_id == spec.deployments[0].model
+    assert args.policy.cluster == spec.facts()
+    assert requested_gpus(built) == 3 * spec.deployments[0].gpus_per_replica  # what the exporter counts
+    assert rayservice.owner_uid(built) == "uid-1"
+
+
+def _decision(allow: bool, *codes: str) -> dict[str, Any]:
+    violations = [{"code": c, "message": f"{c} message", "citation": "cite"} for c in codes]
+    return {
+        "allow": allow,
+        "violations": violations,
+        "obligations": [],
+        "policy_revision": "r1",
+        "engine": "x",
+    }
+
+
+@pytest.mark.parametrize(
+    ("verdict", "mode", "action", "compliant"),
+    [
+        (Verdict(_decision(True)), "enforce", Action.RUN, "True"),
+        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "enforce", Action.SUSPEND, "False"),
+        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "warn", Action.RUN, "False"),
+        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "dryrun", Action.RUN, "False"),
+        (Verdict(fail_closed(ENGINE_UNAVAILABLE, "refused", "opa-rest")), "enforce", Action.HOLD, "Unknown"),
+        (Verdict(fail_closed(ENGINE_UNAVAILABLE, "refused", "opa-rest")), "warn", Action.HOLD, "Unknown"),
+        (Verdict(problem=(CLUSTER_NOT_FOUND, "gone")), "enforce", Action.SUSPEND, "Unknown"),
+    ],
+)
+def test_what_a_verdict_means_in_each_mode(
+    verdict: Verdict, mode: str, action: Action, compliant: str
+) -> None:
+    out = outcome(verdict, mode)
+    assert (out.action, out.compliant) == (action, compliant)
+    if verdict.decision and not verdict.decision["allow"]:
+        assert out.violations == verdict.decision["violations"]
+
+
+def _deployment(name: str, created: str | None, gpus: int, phase: str = "Running") -> dict[str, Any]:
+    meta: dict[str, Any] = {"namespace": "t", "name": name}
+    if created:
+        meta["creationTimestamp"] = created
+    spec = {"clusterRef": "c", "replicas": 1, "gpusPerReplica": gpus}
+    return {"metadata": meta, "spec": spec, "status": {"phase": phase}}
+
+
+def test_gpus_in_use_counts_only_older_holders() -> None:
+    first = _deployment("a", "2026-01-01T00:00:00Z", 4)
+    second = _deployment("b", "2026-01-02T00:00:00Z", 8)
+    stopped = _deployment("c", "2025-12-01T00:00:00Z", 16, phase="Suspended")
+    from operators.sovereign_operator.fleet import claim_of
+
+    claims: list[Claim] = [claim_of(d) for d in (first, second, stopped)]
+    assert gpus_in_use(first, claims) == 0  # the oldest holder fits first
+    assert gpus_in_use(second, claims) == 4
+    assert gpus_in_use(_deployment("new", None, 2), claims) == 12  # at admission: every holder
+
+
+class CountingEngine:
+    """A real engine, counted: how many evaluations a fleet costs."""
+
+    def __init__(self, engine: WasmEngine) -> None:
+        self.engine, self.name, self.batches, self.items = engine, engine.name, 0, 0
+
+    def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
+        return self.engine.decide(inp)
+
+    def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.batches, self.items = self.batches + 1, self.items + len(inputs)
+        return self.engine.decide_many(inputs)
+
+
+def test_a_fleet_is_judged_in_one_batch_of_distinct_inputs(signed_bundle: SignedBundle) -> None:
+    engine = CountingEngine(WasmEngine(signed_bundle.wasm, signed_bundle.verification_key))
+    judge = Judge(engine, lambda: date.fromisoformat(AS_OF), lambda name: [])
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
+    cluster = manifests.sovereign_cluster(spec)
+    deployments = [
+        manifests.llama_deployment(spec, d, f"team-{i}") for i in range(5) for d in spec.deployments
+    ]
+    deployments.append({**deployments[0], "spec": {**deployments[0]["spec"], "clusterRef": "nowhere"}})
+    verdicts = judge.verdicts(deployments, {spec.name: cluster}, {})
+    assert (engine.batches, engine.items) == (1, 2)  # 10 deployments, 2 distinct inputs, one query
+    allowed = {
+        d["spec"]["model"]: v.decision["allow"]
+        for d, v in zip(deployments, verdicts, strict=True)
+        if v.decision
+    }
+    assert allowed == {"llama-3.2-11b-vision-instruct": False, "llama-3.1-8b-instruct": True}
+    assert verdicts[-1].problem is not None and verdicts[-1].problem[0] == CLUSTER_NOT_FOUND
+
+
+class Revisions:
+    """The engine's answer to the drift probe: a revision, or none while it is unreachable."""
+
+    name = "probe"
+
+    def __init__(self) -> None:
+        self.revision: str | None = "r1"
+
+    def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
+        if self.revision is None:
+            return fail_closed(ENGINE_UNAVAILABLE, "connection refused", "probe")
+        return {**_decision(False, "INVALID_INPUT"), "policy_revision": self.revision}
+
+    def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.decide(i) for i in inputs]
+
+
+class Passes:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def converge(self) -> Any:
+        from operators.sovereign_operator.reconcile import Converged
+
+        self.count += 1
+        return Converged()
+
+
+def test_drift_passes_run_on_revision_date_and_recheck_never_without_an_engine() -> None:
+    probe, fleet, now, today = Revisions(), Passes(), [0.0], [date(2027, 6, 30)]
+    watcher = DriftWatcher(fleet, probe, lambda: today[0], recheck_s=600, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert watcher.tick() is not None and fleet.count == 1  # the first tick judges everything
+    assert watcher.tick() is None and fleet.count == 1
+    probe.revision = "r2"
+    assert "policy revision r1 -> r2" in (watcher.tick() or "")
+    today[0] += timedelta(days=1)  # an accreditation valid through 2027-06-30 has expired
+    assert "decision date" in (watcher.tick() or "")
+    probe.revision = None  # OPA is down: nothing is re-judged, nothing changes
+    now[0] += 3600
+    assert watcher.tick() is None and fleet.count == 3
+    probe.revision = "r2"
+    assert "recheck" in (watcher.tick() or "") and fleet.count == 4
+
+
+def test_webhook_configuration_is_scoped_and_fails_closed() -> None:
+    config = webhook_configuration("https://127.0.0.1:9443", b"PEM")
+    for webhook in config["webhooks"]:
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["namespaceSelector"] == {"matchLabels": {manifests.MANAGED_LABEL: "true"}}
+        assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == b"PEM"
+        assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert [w["clientConfig"]["url"].rsplit("/", 1)[1] for w in config["webhooks"]] == [
+        "llamadeployments",
+        "rayservices",
+    ]
+
+
+def test_examples_cover_every_region_with_both_outcomes() -> None:
+    for region in ("us-defense", "five-eyes", "eu-text-only"):
+        names = sorted(p.name for p in (manifests.EXAMPLES_DIR / region).glob("*.yaml"))
+        assert names == [
+            "llamadeployment-compliant.yaml",
+            "llamadeployment-noncompliant.yaml",
+            "sovereigncluster.yaml",
+        ]
+        cluster = yaml.safe_load((manifests.EXAMPLES_DIR / region / "sovereigncluster.yaml").read_text())
+        assert cluster["spec"]["region"] == region
+    requests = sorted(p.name for p in (manifests.EXAMPLES_DIR / "clusterrequests").glob("*.yaml"))
+    assert requests == ["clusterrequest-approved.yaml", "clusterrequest-denied.yaml"]

@@ -1,0 +1,179 @@
+"""The per-request guard on the real in-process engine (signed Wasm bundle) and the real REST engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.guard import REQUEST_MODALITIES_CHECKED, REQUEST_MODALITY_UNCHECKED, RequestGuard, verdict_of
+from sovereign import toolchain
+from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.clusters import load_cluster
+from sovereign.policy.decision_input import ClusterFacts
+from sovereign.policy.engine import fail_closed
+from sovereign.policy.rest_engine import RestEngine
+
+CLUSTERS = toolchain.REPO_ROOT / "clusters"
+TEXT_8B = "llama-3.1-8b-instruct"
+VISION_11B = "llama-3.2-11b-vision-instruct"
+PNG_PART = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAE="}}
+
+
+def chat(*content: Any) -> dict[str, Any]:
+    return {"model": TEXT_8B, "messages": [{"role": "user", "content": list(content) or "hello"}]}
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(autouse=True)
+def _policy_bundle(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
+    ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+
+
+def facts(name: str) -> ClusterFacts:
+    return load_cluster(CLUSTERS / f"{name}.yaml").facts()
+
+
+def eu_guard(model: str = TEXT_8B) -> RequestGuard:
+    return RequestGuard(facts("eu-frankfurt-1"), "commercial", [model])
+
+
+def test_text_request_on_the_eu_cluster_is_allowed_by_the_wasm_engine() -> None:
+    guard = eu_guard()
+    assert guard.engine is not None and guard.engine.name == "wasm"
+    verdict = guard.check(chat({"type": "text", "text": "hello"}), TEXT_8B, "acme")
+    assert verdict.allowed and verdict.modalities == ["text"]
+    assert verdict.decision["engine"] == "wasm" and verdict.decision["policy_revision"]
+
+
+def test_image_request_on_a_text_model_in_the_eu_is_refused() -> None:
+    verdict = eu_guard().check(chat(PNG_PART), TEXT_8B, "acme")
+    assert not verdict.allowed and verdict.status == 403
+    assert verdict.modalities == ["image", "text"]
+
+
+def test_a_multimodal_model_on_the_eu_cluster_is_refused_with_region_modality_from_the_rego() -> None:
+    verdict = eu_guard(VISION_11B).check(chat(), VISION_11B, None)
+    assert not verdict.allowed and verdict.status == 403
+    assert "REGION_MODALITY" in verdict.codes
+
+
+def test_image_request_on_the_us_defense_vision_model_is_allowed() -> None:
+    guard = RequestGuard(facts("usdef-east-1"), "defense", [VISION_11B])
+    verdict = guard.check(chat(PNG_PART), VISION_11B, "army")
+    assert verdict.allowed and verdict.modalities == ["image", "text"]
+
+
+def test_content_the_hosted_model_does_not_take_is_refused_until_the_policy_judges_it() -> None:
+    guard = RequestGuard(facts("usdef-east-1"), "defense", [VISION_11B])
+    audio = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
+    verdict = guard.check(chat(audio), VISION_11B, None)
+    assert not verdict.allowed and verdict.status == 403
+    assert "audio" in verdict.modalities
+
+
+def test_decision_input_carries_the_request_facts() -> None:
+    inp = eu_guard().decision_input(TEXT_8B, {"text", "image"}, "acme")
+    assert inp["request"] == {"modalities": ["image", "text"], "tenant": "acme"}
+    assert inp["model"] == TEXT_8B and inp["end_use"] == "commercial"
+    assert inp["cluster"]["region"] == "eu-text-only"
+    assert inp["as_of"] == datetime.now(UTC).date().isoformat()
+
+
+def test_unreachable_opa_server_means_503_never_served() -> None:
+    from sovereign.devenv.process import free_port
+
+    engine = RestEngine(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
+    guard = RequestGuard(facts("eu-frankfurt-1"), "commercial", [TEXT_8B], engine=engine)
+    verdict = guard.check(chat(), TEXT_8B, None)
+    assert not verdict.allowed and verdict.status == 503 and verdict.codes == ["ENGINE_UNAVAILABLE"]
+    assert verdict.label == "unavailable"
+
+
+def test_an_engine_that_cannot_start_means_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(progress: Any = None) -> Any:
+        raise RuntimeError("bundle signing key missing")
+
+    monkeypatch.setattr("sovereign.policy.engine.engine_from_env", broken)
+    guard = eu_guard()
+    assert guard.engine is None
+    verdict = guard.check(chat(), TEXT_8B, None)
+    assert verdict.status == 503 and "bundle signing key missing" in verdict.message
+
+
+def test_wasm_decisions_are_memoised_per_input_but_failures_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = eu_guard()
+    assert guard.engine is not None
+    calls: list[dict[str, Any]] = []
+    real = guard.engine.decide
+    answers: list[dict[str, Any]] = []
+
+    def counting(inp: dict[str, Any]) -> dict[str, Any]:
+        calls.append(inp)
+        return answers.pop(0) if answers else real(inp)
+
+    monkeypatch.setattr(guard.engine, "decide", counting)
+    for _ in range(3):
+        assert guard.check(chat(), TEXT_8B, "acme").allowed
+    assert len(calls) == 1
+    guard.check(chat(), TEXT_8B, "other-tenant")
+    assert len(calls) == 2
+    answers.append(fail_closed("ENGINE_UNAVAILABLE", "pool exhausted", "wasm"))
+    assert guard.check(chat(), TEXT_8B, "third").status == 503
+    assert guard.check(chat(), TEXT_8B, "third").allowed  # the failure was not remembered
+    assert len(calls) == 4
+
+
+def test_rest_decisions_are_not_memoised() -> None:
+    guard = RequestGuard(
+        facts("eu-frankfurt-1"), "commercial", [TEXT_8B], engine=RestEngine("http://127.0.0.1:9", 0.2)
+    )
+    assert guard._memo is None
+
+
+ALLOW = {"allow": True, "violations": [], "obligations": [], "policy_revision": "r1", "engine": "wasm"}
+
+
+@pytest.mark.parametrize(
+    ("decision", "modalities", "takes", "expected"),
+    [
+        (ALLOW, {"text"}, {"text"}, (True, 200, [])),
+        (ALLOW, {"text", "image"}, {"text", "image"}, (True, 200, [])),
+        (ALLOW, {"text", "image"}, {"text"}, (False, 403, [REQUEST_MODALITY_UNCHECKED])),
+        (
+            {**ALLOW, "obligations": [{"code": REQUEST_MODALITIES_CHECKED, "message": "", "citation": ""}]},
+            {"text", "image"},
+            {"text"},
+            (True, 200, []),
+        ),
+        (
+            {
+                **ALLOW,
+                "allow": False,
+                "violations": [{"code": "REGION_MODALITY", "message": "m", "citation": "c"}],
+            },
+            {"text", "image"},
+            {"text"},
+            (False, 403, ["REGION_MODALITY"]),
+        ),
+        (
+            fail_closed("BUNDLE_UNVERIFIED", "tampered", "wasm"),
+            {"text"},
+            {"text"},
+            (False, 503, ["BUNDLE_UNVERIFIED"]),
+        ),
+        ({**ALLOW, "allow": "yes"}, {"text"}, {"text"}, (False, 503, ["ENGINE_UNAVAILABLE"])),
+        ({**ALLOW, "violations": [{"code": "X", "message": "m"}]}, {"text"}, {"text"}, (False, 403, ["X"])),
+    ],
+)
+def test_how_the_guard_acts_on_a_decision(decision, modalities, takes, expected) -> None:
+    verdict = verdict_of(decision, modalities, takes)
+    assert (verdict.allowed, verdict.status, verdict.codes) == expected

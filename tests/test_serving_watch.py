@@ -1,0 +1,143 @@
+"""`sovereign serve --watch` against the real API server with KubeRay's CRDs: RayServices are served on
+the local Ray, their status is written back the way KubeRay writes it, suspend and delete take effect."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from kubernetes import client, config
+
+from serving.args import ServingArgs
+from serving.dataplane import DataPlane, LocalRay, free_port, watch
+from serving.manifest import rayservice
+from sovereign import toolchain
+from sovereign.devenv.controlplane import ControlPlane
+from sovereign.models.tiny import build_all
+from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.clusters import load_cluster
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
+MODEL = "llama-3.1-8b-instruct"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        patch.delenv("SOVEREIGN_OPA_URL", raising=False)
+        ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+        ray = LocalRay(num_cpus=2, http_port=free_port())
+        ray.start()
+        try:
+            yield DataPlane(ray, progress=lambda line: None)
+        finally:
+            ray.stop()
+
+
+@pytest.fixture(scope="module")
+def api(controlplane: ControlPlane) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(config.new_client_from_config(config_file=str(controlplane.kubeconfig)))
+
+
+def _args(source: str) -> ServingArgs:
+    cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+    return ServingArgs.model_validate(
+        {
+            "llm_configs": [
+                {
+                    "model_loading_config": {"model_id": MODEL, "model_source": source},
+                    "engine_kwargs": {"max_new_tokens": 4},
+                    "deployment_config": {"ray_actor_options": {"num_cpus": 0.25}},
+                }
+            ],
+            "policy": {"cluster": cluster.model_dump(), "end_use": "commercial"},
+        }
+    )
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+    return found
+
+
+def _condition(api: client.CustomObjectsApi, name: str, kind: str) -> dict[str, Any] | None:
+    obj = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == kind), None)
+
+
+def test_watch_serves_reports_suspends_and_removes(
+    plane: DataPlane, api: client.CustomObjectsApi, controlplane: ControlPlane, tmp_path_factory
+) -> None:
+    source = str(build_all(tmp_path_factory.mktemp("models"))[0][1])
+    good = rayservice("default", "eu-watch", _args(source))
+    broken = rayservice("default", "eu-broken", _args(source))
+    broken["spec"]["serveConfigV2"] = "applications:\n  - name: llm\n    import_path: [not, a, string]\n"
+    for body in (good, broken):
+        api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+
+    stop, errors = threading.Event(), []
+
+    def run() -> None:
+        try:
+            watch(plane, controlplane.kubeconfig, stop, interval_s=0.5)
+        except Exception as exc:  # surfaced by the assertions below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        ready = _until(
+            "Ready=True", lambda: (c := _condition(api, "eu-watch", "Ready")) and c["status"] == "True" and c
+        )
+        assert ready["reason"] == "NonZeroServeEndpoints" and ready["lastTransitionTime"]
+        obj = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-watch")
+        status = obj["status"]
+        assert status["observedGeneration"] == obj["metadata"]["generation"]
+        assert (
+            status["serviceStatus"] == "Running"
+            and status["numServeEndpoints"] == 1
+            and status["lastUpdateTime"]
+        )
+        app = status["activeServiceStatus"]["applicationStatuses"]["llm"]
+        assert app["status"] == "RUNNING"
+        assert _until("weights digests", lambda: _condition(api, "eu-watch", "sovereign.io/WeightsVerified"))
+
+        endpoint = f"{plane.ray.url}/default/eu-watch/v1/chat/completions"
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert requests.post(endpoint, json=body, timeout=60).status_code == 200
+
+        invalid = _condition(api, "eu-broken", "Ready")
+        assert invalid and invalid["status"] == "False" and invalid["reason"] == "ValidationFailed"
+        assert "spec.serveConfigV2" in invalid["message"] and "import_path" in invalid["message"]
+
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "eu-watch", {"spec": {"suspend": True}}
+        )
+        suspended = _until("Suspended=True", lambda: _condition(api, "eu-watch", "Suspended"))
+        assert (suspended["status"], suspended["reason"]) == ("True", "SuspendComplete")
+        _until(
+            "the route to go", lambda: requests.post(endpoint, json=body, timeout=60).status_code == 404, 60
+        )
+
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "eu-watch", {"spec": {"suspend": False}}
+        )
+        _until(
+            "Ready=True again", lambda: (c := _condition(api, "eu-watch", "Ready")) and c["status"] == "True"
+        )
+        api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-watch")
+        _until("the deleted service's apps to go", lambda: not plane.ray.applications(), 60)
+        assert not errors, errors
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-broken")

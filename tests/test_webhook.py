@@ -1,0 +1,144 @@
+"""The admission webhook as a `kubectl apply` user meets it: the API server calls the operator's webhook
+over TLS, and refusals carry the reason codes, the field to fix and the citation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from operators import manifests
+from operators.localrun import LocalOperator, wait_until
+from sovereign.devenv.controlplane import ControlPlane
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+EXAMPLES = manifests.EXAMPLES_DIR
+WEBHOOK = 'admission webhook "llamadeployments.admission.sovereign.dev" denied the request'
+EXPECTED_CODES = {
+    "us-defense": ["GPU_QUOTA_EXCEEDED"],
+    "five-eyes": ["DATA_RESIDENCY"],
+    "eu-text-only": ["EU_MULTIMODAL_LICENCE", "REGION_MODALITY"],
+}
+
+
+def _name(path: Path) -> tuple[str, str]:
+    meta = yaml.safe_load(path.read_text())["metadata"]
+    return meta["namespace"], meta["name"]
+
+
+@pytest.fixture(scope="module")
+def examples(sovereign_operator: LocalOperator, controlplane: ControlPlane) -> None:
+    for path in [EXAMPLES / "namespaces.yaml", *sorted(EXAMPLES.glob("*/sovereigncluster.yaml"))]:
+        done = controlplane.kubectl("apply", "-f", str(path))
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("region", sorted(EXPECTED_CODES))
+def test_examples_compliant_admitted_noncompliant_refused_with_codes_fields_and_citations(
+    region: str, examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane
+) -> None:
+    op = sovereign_operator
+    compliant, noncompliant = (
+        EXAMPLES / region / f"llamadeployment-{kind}.yaml" for kind in ("compliant", "noncompliant")
+    )
+    admitted = controlplane.kubectl("apply", "-f", str(compliant))
+    assert admitted.returncode == 0, admitted.stderr
+    wait_until(lambda: op.get("rayservices", _name(compliant)[1], _name(compliant)[0]), 30, "its RayService")
+
+    refused = controlplane.kubectl("apply", "-f", str(noncompliant))
+    assert refused.returncode != 0
+    assert WEBHOOK in refused.stderr
+    for code in EXPECTED_CODES[region]:
+        assert code in refused.stderr
+    assert "https://" in refused.stderr  # each reason cites its source
+    namespace, name = _name(noncompliant)
+    assert op.get("llamadeployments", name, namespace) is None
+    assert op.get("rayservices", name, namespace) is None
+
+
+def _ld(tmp_path: Path, ns: str, **spec: object) -> Path:
+    body = {
+        "apiVersion": manifests.API_VERSION,
+        "kind": "LlamaDeployment",
+        "metadata": {"name": "bad-input", "namespace": ns},
+        "spec": {
+            "clusterRef": "usdef-east-1",
+            "model": "llama-3.3-70b-instruct",
+            "endUse": "defense",
+            **spec,
+        },
+    }
+    path = tmp_path / "ld.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"gpusPerReplica": -1}, "spec.gpusPerReplica"),
+        ({"endUse": "warfare"}, 'spec.endUse: Unsupported value: "warfare"'),
+        ({"model": "llama-9-1t"}, "UNKNOWN_MODEL (spec.model)"),
+        ({"clusterRef": "atlantis-1"}, "spec.clusterRef: SovereignCluster atlantis-1 does not exist"),
+        ({"replicas": 0}, "spec.replicas"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_created(
+    spec: dict[str, object],
+    expected: str,
+    examples: None,
+    sovereign_operator: LocalOperator,
+    controlplane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    refused = controlplane.kubectl("apply", "-f", str(_ld(tmp_path, "usdef-team", **spec)))
+    assert refused.returncode != 0
+    assert expected in refused.stderr, refused.stderr
+    assert sovereign_operator.get("llamadeployments", "bad-input", "usdef-team") is None
+    assert sovereign_operator.get("rayservices", "bad-input", "usdef-team") is None
+
+
+def test_a_rayservice_made_by_hand_is_refused(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    rayservice = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {
+            "name": "by-hand",
+            "namespace": "usdef-team",
+            "labels": {"sovereign.dev/cluster": "usdef-east-1"},
+        },
+        "spec": {
+            "serveConfigV2": yaml.safe_dump({"applications": [{"name": "x", "import_path": "my.app:build"}]}),
+            "rayClusterConfig": {
+                "headGroupSpec": {
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{"name": "h", "image": "i"}]}},
+                }
+            },
+        },
+    }
+    (tmp_path / "rs.yaml").write_text(yaml.safe_dump(rayservice))
+    refused = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
+    assert refused.returncode != 0
+    assert 'admission webhook "rayservices.admission.sovereign.dev" denied the request' in refused.stderr
+    assert "import_path" in refused.stderr
+    del rayservice["metadata"]["labels"]
+    (tmp_path / "rs.yaml").write_text(yaml.safe_dump(rayservice))
+    refused = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
+    assert refused.returncode != 0 and "metadata.labels[sovereign.dev/cluster] is missing" in refused.stderr
+
+
+def test_a_down_webhook_refuses_in_managed_namespaces_only(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    sovereign_operator.stop()
+    try:
+        refused = controlplane.kubectl("apply", "-f", str(_ld(tmp_path, "usdef-team")))
+        assert refused.returncode != 0 and "failed calling webhook" in refused.stderr, refused.stderr
+        elsewhere = controlplane.kubectl("create", "configmap", "unaffected", "--namespace=default")
+        assert elsewhere.returncode == 0, elsewhere.stderr  # the rest of the cluster does not wait on it
+    finally:
+        sovereign_operator.start()
