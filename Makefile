@@ -4,7 +4,8 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The Pulumi stand-ins (tools/pulumi-plugins/README.md) must be on PATH for a plain `pulumi` run.
+export PATH := $(CURDIR)/tools/pulumi-plugins:$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help tools venv lint policy-test test bundle dev-up dev-down dev-status clean
 

@@ -1,6 +1,6 @@
 """Policy engine benchmark: in-process Wasm vs OPA REST, single calls vs one batched query, and the matrix.
 
-    .venv/bin/python benchmarks/policy_bench.py [--repeats 5] [--markdown]
+    .venv/bin/python benchmarks/policy_bench.py [--repeats 3] [--markdown]
 
 The workload is the compliance matrix of clusters/ (every variant x cluster x end use, >= 1,000 inputs).
 Each input is decided one call at a time by each engine, then all of them in one batched query per engine,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def bench(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each batched mode (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each batched mode (median reported)")
     parser.add_argument("--clusters", type=Path, default=toolchain.REPO_ROOT / "clusters")
     parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table")
     args = parser.parse_args(argv)

@@ -68,6 +68,37 @@ def _tls_ready(host: str, port: int, ca: Path) -> bool:
         return True
 
 
+class LocalOpa:
+    """An OPA server verifying and serving a signed bundle, on one port for its whole life."""
+
+    def __init__(self, workdir: Path, bundle: SignedBundle) -> None:
+        self.workdir = workdir
+        self.bundle = bundle
+        self.port = free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, bundle: SignedBundle | None = None) -> None:
+        self.stop()
+        argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{self.port}"]
+        argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle or self.bundle)]
+        self.process = ManagedProcess("opa", argv, self.workdir / "opa.log")
+        self.process.start()
+        self.process.wait_ready(
+            lambda: requests.get(f"{self.url}/health?bundles=true", timeout=1).status_code == 200,
+            READY_TIMEOUT_S,
+            f"{self.url}/health",
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
 class LocalOperator:
     def __init__(
         self,
@@ -83,10 +114,9 @@ class LocalOperator:
         self.bundle = bundle
         self.run_args = run_args or []
         self.credentials = workdir / "credentials"
-        self.opa_port = free_port()
+        self.opa = LocalOpa(workdir, bundle)
         self.webhook_port = free_port()
         self.health_port = free_port()
-        self.opa: ManagedProcess | None = None
         self.process: ManagedProcess | None = None
         self._starts = 0
         self.api_client = api_client(kubeconfig)
@@ -142,7 +172,7 @@ class LocalOperator:
 
     @property
     def opa_url(self) -> str:
-        return f"http://127.0.0.1:{self.opa_port}"
+        return self.opa.url
 
     # --- one-time ------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -176,21 +206,11 @@ class LocalOperator:
 
     # --- OPA -----------------------------------------------------------------------------------------
     def start_opa(self, bundle: SignedBundle | None = None) -> None:
-        self.stop_opa()
-        argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{self.opa_port}"]
-        argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle or self.bundle)]
-        self.opa = ManagedProcess("opa", argv, self.workdir / "opa.log")
-        self.opa.start()
-        self.opa.wait_ready(
-            lambda: requests.get(f"{self.opa_url}/health?bundles=true", timeout=1).status_code == 200,
-            READY_TIMEOUT_S,
-            f"{self.opa_url}/health",
-        )
+        """(Re)start OPA on its port, on `bundle` (default: the one given at construction)."""
+        self.opa.start(bundle)
 
     def stop_opa(self) -> None:
-        if self.opa is not None:
-            self.opa.stop()
-            self.opa = None
+        self.opa.stop()
 
     # --- the operator --------------------------------------------------------------------------------
     def start(self, *extra: str) -> None:

@@ -76,10 +76,8 @@ class LocalRay:
         self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
 
     def apply(self, services: list[DesiredService]) -> None:
-        if services:
-            self._client.deploy_apps(deploy_config(services, self.host, self.http_port))
-        else:
-            self._client.delete_all_apps()
+        """Hand Serve the whole desired config (an empty one removes every app); Serve converges to it."""
+        self._client.deploy_apps(deploy_config(services, self.host, self.http_port))
 
     def applications(self) -> dict[str, dict[str, Any]]:
         """Every application Serve runs: {name: {status, message, deployments: {name: {status, message}}}}."""
@@ -215,12 +213,12 @@ def watch(
 
     api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
     while not stop.is_set():
-        objects = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-        statuses = plane.reconcile(objects)
-        for obj in objects:
-            try:
+        try:
+            objects = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+            statuses = plane.reconcile(objects)
+            for obj in objects:
                 _write_status(api, obj, statuses[key_of(obj)])
-            except client.ApiException as exc:
-                if exc.status != 404:  # deleted meanwhile: nothing to report on
-                    raise
+        except Exception as exc:  # like a controller: report, and try again on the next pass
+            if not (isinstance(exc, client.ApiException) and exc.status == 404):  # 404: deleted meanwhile
+                plane.progress(f"reconcile failed, retrying: {type(exc).__name__}: {exc}")
         stop.wait(interval_s)

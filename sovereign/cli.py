@@ -10,7 +10,19 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from sovereign import __version__
-from sovereign.commands import bundle, decide, dev, exporter, matrix, models, operator, request, serve, stack, top
+from sovereign.commands import (
+    bundle,
+    decide,
+    dev,
+    exporter,
+    matrix,
+    models,
+    operator,
+    request,
+    serve,
+    stack,
+    top,
+)
 from sovereign.errors import SovereignError
 
 app = typer.Typer(

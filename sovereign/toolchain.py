@@ -18,6 +18,7 @@ _BINARIES = {
     "etcd": ("etcd", "ETCD_VERSION"),
     "kube-apiserver": ("kubernetes", "KUBERNETES_VERSION"),
     "kubectl": ("kubernetes", "KUBERNETES_VERSION"),
+    "kube-controller-manager": ("kubernetes", "KUBERNETES_VERSION"),
     "pulumi": ("pulumi", "PULUMI_VERSION"),
 }
 

@@ -4,6 +4,8 @@ issued by the API server authenticate, and RBAC denies what it does not grant.""
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client, config
@@ -144,3 +146,36 @@ def test_kuberay_crds_are_established(controlplane: ControlPlane) -> None:
         "customresourcedefinition.apiextensions.k8s.io/rayclusters.ray.io",
         "customresourcedefinition.apiextensions.k8s.io/rayjobs.ray.io",
     } <= names
+
+
+def test_namespace_deletion_and_owner_cascades_finish(admin: client.ApiClient) -> None:
+    """kube-controller-manager's namespace and garbage-collector controllers run beside the API server."""
+    core = client.CoreV1Api(admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="gc-probe")))
+    owner = core.create_namespaced_config_map("gc-probe", client.V1ConfigMap(metadata={"name": "owner"}))
+    owned = client.V1ConfigMap(
+        metadata={
+            "name": "owned",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+            ],
+        }
+    )
+    core.create_namespaced_config_map("gc-probe", owned)
+    core.delete_namespaced_config_map("owner", "gc-probe", propagation_policy="Foreground")
+
+    def eventually_gone(read: Callable[[], object], timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                read()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return True
+                raise
+            time.sleep(0.5)
+        return False
+
+    assert eventually_gone(lambda: core.read_namespaced_config_map("owned", "gc-probe"))
+    core.delete_namespace("gc-probe")
+    assert eventually_gone(lambda: core.read_namespace("gc-probe"))

@@ -68,6 +68,7 @@ def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
     assert {c["name"]: c["health"] for c in report["components"]} == {
         "etcd": "ok",
         "kube-apiserver": "ok",
+        "kube-controller-manager": "ok",
         "opa": "ok",
     }
     pids = [report["supervisor_pid"], *(c["pid"] for c in report["components"])]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from sovereign import cli, toolchain
@@ -28,6 +29,7 @@ from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
 CLUSTERS = toolchain.REPO_ROOT / "clusters"
+CSL = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
 DATA = load_policy_data()
 AS_OF = "2026-06-01"
 NONCOMPLIANT_CODES = {"EU_MULTIMODAL_LICENCE", "REGION_MODALITY"}
@@ -143,12 +145,28 @@ def test_cells_agree_with_sovereign_decide(
         assert _policy_part(json.loads(out)) == _policy_part(cell.decision), cell
 
 
-def test_matrix_over_opa_rest_matches_in_process(
+def _opa_data_queries(url: str) -> float:
+    """How many POST /v1/data queries the OPA server has answered, from its own Prometheus metrics."""
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines()
+        if line.startswith("http_request_duration_seconds_count{")
+        and 'handler="v1/data"' in line
+        and 'method="post"' in line
+    ]
+    return sum(counts)
+
+
+def test_matrix_over_opa_rest_is_one_query_and_matches_in_process(
     matrix: ComplianceMatrix, module_bundle: SignedBundle, start_opa_server: Any
 ) -> None:
-    rest = RestEngine(start_opa_server(module_bundle).url)
+    url = start_opa_server(module_bundle).url
+    # The default 2 s timeout suits one decision; OPA evaluates a batch of ~2,000 in 1-8 s here.
+    rest = RestEngine(url, timeout_s=60)
+    before = _opa_data_queries(url)
     over_rest = compute_matrix(load_clusters(CLUSTERS), rest, DATA, date.fromisoformat(AS_OF))
     rest.close()
+    assert _opa_data_queries(url) - before == 1  # the real server saw one query for every cell
     assert over_rest.engine == "opa-rest" and not over_rest.engine_failures()
     assert {key: _policy_part(cell.decision) for key, cell in over_rest.cells.items()} == {
         key: _policy_part(cell.decision) for key, cell in matrix.cells.items()
@@ -383,6 +401,26 @@ def test_cli_other_bad_input_exits_2(
         monkeypatch, capsys, "matrix", "--clusters", str(twin), "--out", str(tmp_path / "o")
     )
     assert code == 2 and f"{twin / 'b.yaml'}: name:" in stderr and str(twin / "a.yaml") in stderr, stderr
+
+
+def test_cli_screens_operators_like_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clusters = tmp_path / "clusters"
+    clusters.mkdir()
+    shutil.copy(CLUSTERS / "usdef-east-1.yaml", clusters)
+    doc = yaml.safe_load((CLUSTERS / "fvey-london-1.yaml").read_text())
+    doc["operator"]["name"] = "Northwind Aerospace Industries"  # listed on the fixture's Entity List
+    (clusters / "fvey-london-1.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(CSL))
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(monkeypatch, capsys, "matrix", "--clusters", str(clusters), "--out", str(out))
+    assert code == 0, stderr
+    page = (out / "matrix.md").read_text()
+    listed = page.split("\n## fvey-london-1\n", 1)[1].split("\n## ", 1)[0]
+    clean = page.split("\n## usdef-east-1\n", 1)[1].split("\n## ", 1)[0]
+    assert listed.count("`DENIED_PARTY`") == len(DATA.models) * len(END_USES)
+    assert "DENIED_PARTY" not in clean and "✅" in clean
 
 
 def test_cli_unknown_format_exits_2(

@@ -8,7 +8,7 @@ nothing, `destroy` leaves nothing behind. Bad input exits 2 before Pulumi starts
 Everything lives in temporary folders (state, PULUMI_HOME, a copy of the project and clusters/), on a
 control plane of this module's own: `destroy` removes the sovereign CRDs, which other tests' session
 control plane must keep. Deletion needs the garbage collector and namespace controller, so a
-kube-controller-manager runs beside it.
+kube-controller-manager (part of every dev control plane) is needed.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from infra.kube_api import connect
 from infra.kube_object import KubeObjectProvider
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
-from sovereign.devenv.process import ManagedProcess, free_port
-from sovereign.errors import ToolMissing
+from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle, opa_server_args
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -57,14 +56,6 @@ deployments:
 """
 
 
-def controller_manager() -> Path:
-    # Built by `make tools` beside kube-apiserver, from the same pinned wrapper module.
-    path = toolchain.binary("kube-apiserver").with_name("kube-controller-manager")
-    if not os.access(path, os.X_OK):
-        raise ToolMissing(f"{path} is missing: run 'make tools' (it builds kube-controller-manager)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle) -> Iterator[ControlPlane]:
     state = tmp_path_factory.mktemp("pulumi-e2e-plane")
@@ -73,22 +64,9 @@ def plane(tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle)
         progress=lambda line: None,
     )
     plane.start()
-    kcm = ManagedProcess(
-        "kube-controller-manager",
-        [
-            str(controller_manager()),
-            f"--kubeconfig={plane.kubeconfig}",
-            "--controllers=garbagecollector,namespace",
-            "--leader-elect=false",
-            "--secure-port=0",
-        ],
-        state / "logs" / "kube-controller-manager.log",
-    )
     try:
-        kcm.start()
         yield plane
     finally:
-        kcm.stop()
         plane.stop()
 
 

@@ -21,14 +21,17 @@ need_go() {
   command -v go >/dev/null || die "the Go toolchain is needed to build $1 (install Go >= 1.24, then re-run 'make tools')"
 }
 
-# install_entry NAME VERSION BUILD_FN: run BUILD_FN with $1 = scratch folder unless the entry exists.
+# install_entry NAME VERSION BUILD_FN [BINARY...]: run BUILD_FN with $1 = scratch folder unless the
+# entry is complete and holds every BINARY listed (an entry from an older recipe may lack one).
 install_entry() {
-  local name=$1 version=$2 build=$3
-  local final="$cache/$name-$version"
-  if [[ -f "$final/.complete" ]]; then
+  local name=$1 version=$2 build=$3; shift 3
+  local final="$cache/$name-$version" missing=""
+  for bin in "$@"; do [[ -x "$final/bin/$bin" ]] || missing+=" $bin"; done
+  if [[ -f "$final/.complete" && -z "$missing" ]]; then
     say "$name $version: cached at $final"
     return
   fi
+  [[ -z "$missing" || ! -d "$final" ]] || say "$name $version: cached entry lacks$missing, rebuilding"
   local scratch="$cache/.partial-$name-$version-$$"
   rm -rf "$scratch" && mkdir -p "$scratch/bin"
   trap 'rm -rf "$scratch"' EXIT
@@ -79,6 +82,10 @@ build_kubernetes() {
   go_build kubernetes "$1/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ld"
   say "  building kubectl"
   go_build kubernetes "$1/bin/kubectl" k8s.io/kubernetes/cmd/kubectl "$ld"
+  # Only its garbage-collector and namespace controllers run: foreground deletes and namespace
+  # deletion never finish without them.
+  say "  building kube-controller-manager"
+  go_build kubernetes "$1/bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$ld"
 }
 
 build_pulumi() {
@@ -120,7 +127,7 @@ for t in "${targets[@]}"; do
   case $t in
     opa) install_entry opa "$OPA_VERSION" build_opa ;;
     etcd) install_entry etcd "$ETCD_VERSION" build_etcd ;;
-    kubernetes) install_entry kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
+    kubernetes) install_entry kubernetes "$KUBERNETES_VERSION" build_kubernetes kube-apiserver kubectl kube-controller-manager ;;
     pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
     kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
     prometheus) install_prometheus ;;

@@ -7,6 +7,7 @@ leaves objects stuck in Terminating.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -63,13 +64,13 @@ def login_as_operator(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-def start_drift_watch(memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).start_drift()
+def start_background_work(memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).start()
 
 
 @kopf.on.cleanup()
-def stop_drift_watch(memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).stop_drift()
+def stop_background_work(memo: kopf.Memo, **_: Any) -> None:
+    _runtime(memo).stop()
 
 
 # --- indexes: what admission and single reconciles read instead of asking the API server ---------------
@@ -138,8 +139,11 @@ def withdraw_deleted_request(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
 
 
 # --- admission -------------------------------------------------------------------------------------------
+# Async on purpose: a sync handler would wait for kopf's handler thread pool, which reconciles fill while
+# they create RayServices, whose admission then waits for a free thread: a deadlock until the webhook times
+# out. Reviews run on the runtime's own admission threads instead.
 @kopf.on.validate(GROUP, VERSION, DEPLOYMENTS, id=LLAMA_WEBHOOK, operations=["CREATE", "UPDATE"])
-def validate_llama_deployment(
+async def validate_llama_deployment(
     body: kopf.Body,
     old: kopf.Body | None,
     warnings: list[str],
@@ -149,15 +153,17 @@ def validate_llama_deployment(
     **_: Any,
 ) -> None:
     runtime = _runtime(memo)
-    clusters, claims = _facts(
-        runtime, [str(body.get("spec", {}).get("clusterRef"))], cluster_index, claim_index
-    )
-    old_body = _plain(old) if old is not None else None
-    warnings.extend(runtime.admission.review_deployment(_plain(body), old_body, clusters, claims))
+    new, previous = _plain(body), _plain(old) if old is not None else None
+
+    def review() -> list[str]:
+        clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], cluster_index, claim_index)
+        return runtime.admission.review_deployment(new, previous, clusters, claims)
+
+    warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
 
 
 @kopf.on.validate(RAY_GROUP, RAY_VERSION, RAYSERVICES, id=RAYSERVICE_WEBHOOK, operations=["CREATE", "UPDATE"])
-def validate_rayservice(
+async def validate_rayservice(
     body: kopf.Body,
     old: kopf.Body | None,
     warnings: list[str],
@@ -167,7 +173,11 @@ def validate_rayservice(
     **_: Any,
 ) -> None:
     runtime = _runtime(memo)
-    ref = str(body.get("metadata", {}).get("labels", {}).get(LABEL_CLUSTER))
-    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
-    old_body = _plain(old) if old is not None else None
-    warnings.extend(runtime.admission.review_rayservice(_plain(body), old_body, clusters, claims))
+    new, previous = _plain(body), _plain(old) if old is not None else None
+
+    def review() -> list[str]:
+        ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
+        clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+        return runtime.admission.review_rayservice(new, previous, clusters, claims)
+
+    warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))

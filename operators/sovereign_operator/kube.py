@@ -32,11 +32,14 @@ def api_client(kubeconfig: Path | None = None) -> client.ApiClient:
 
 
 def api_error(exc: ApiException) -> str:
-    """The API server's own message (it names the field for validation errors), not the HTTP dump."""
+    """The API server's own words, not the HTTP dump: for a validation error one line per field."""
     try:
         body = json.loads(exc.body or "")
     except ValueError:
         return f"{exc.status} {exc.reason}"
+    causes = [c for c in (body.get("details") or {}).get("causes") or [] if c.get("field")]
+    if causes:
+        return "\n".join(f"{c['field']}: {c.get('message')}" for c in causes)
     return str(body.get("message") or f"{exc.status} {exc.reason}")
 
 

@@ -42,7 +42,7 @@ def settings(credentials: Credentials) -> kopf.OperatorSettings:
     configured.persistence.diffbase_storage = kopf.StatusDiffBaseStorage()
     # Decisions are recorded as Events by the operator itself; kopf's per-handler chatter is not.
     configured.posting.level = logging.WARNING
-    configured.execution.max_workers = 8
+    configured.execution.max_workers = 16
     webhook = credentials.webhook
     configured.admission.server = kopf.WebhookServer(
         addr=webhook["host"],

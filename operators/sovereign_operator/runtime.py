@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,6 +48,9 @@ class Runtime:
     admission: Admission
     desk: RequestDesk
     drift: DriftWatcher
+    admission_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
+    )
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -73,13 +77,16 @@ class Runtime:
             drift=DriftWatcher(fleet, engines.batch, config.today, config.recheck_interval_s),
         )
 
-    def start_drift(self) -> None:
+    def start(self) -> None:
+        """Start the drift watch (its first pass judges everything); kopf calls this at startup."""
         self._thread = threading.Thread(
             target=self.drift.run, args=(self._stop, self.config.drift_interval_s), name="drift", daemon=True
         )
         self._thread.start()
 
-    def stop_drift(self) -> None:
+    def stop(self) -> None:
+        """Stop the drift watch and the admission threads; kopf calls this at cleanup."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.admission_pool.shutdown(wait=False, cancel_futures=True)

@@ -45,17 +45,17 @@ def _write_all(out: Path, pages: dict[str, str]) -> list[Path]:
         raise BadInput(
             f"--out {out}: cannot create the folder ({exc.strerror}): give a writable folder"
         ) from None
-    staged = {out / f".{name}.partial": out / name for name in pages}
+    staged = [(out / f".{name}.partial", out / name, text) for name, text in pages.items()]
     try:
-        for (temporary, _), text in zip(staged.items(), pages.values(), strict=True):
-            temporary.write_text(text, encoding="utf-8")
+        for partial, _, text in staged:
+            partial.write_text(text, encoding="utf-8")
     except OSError as exc:
-        for temporary in staged:
-            temporary.unlink(missing_ok=True)
+        for partial, _, _ in staged:
+            partial.unlink(missing_ok=True)
         raise SovereignError(f"--out {out}: cannot write the matrix ({exc.strerror})") from None
-    for temporary, final in staged.items():
-        os.replace(temporary, final)
-    return list(staged.values())
+    for partial, final, _ in staged:
+        os.replace(partial, final)
+    return [final for _, final, _ in staged]
 
 
 def matrix(

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from sovereign.devenv.state import controlplane_dir, state_root
 from sovereign.errors import BadInput
 
 app = typer.Typer(
@@ -19,6 +20,14 @@ app = typer.Typer(
 KubeconfigOpt = Annotated[
     Path | None, typer.Option(envvar="KUBECONFIG", help="Administrator kubeconfig (default: $KUBECONFIG).")
 ]
+
+
+def _default_credentials() -> Path:
+    return state_root() / "operator"
+
+
+def _default_ca_dir() -> Path:
+    return controlplane_dir("dev") / "pki"
 
 
 @app.command()
@@ -41,7 +50,14 @@ def setup(
     webhook certificate into OUT, and register the admission webhook."""
     from operators.sovereign_operator.credentials import setup as do_setup
 
-    found = do_setup(out, ca_dir, webhook_host, webhook_port, kubeconfig, int(token_hours * 3600))
+    found = do_setup(
+        out or _default_credentials(),
+        ca_dir or _default_ca_dir(),
+        webhook_host,
+        webhook_port,
+        kubeconfig,
+        int(token_hours * 3600),
+    )
     print(f"operator credentials written to {found.folder}")
     print(f"  run it with: sovereign operator run --credentials {found.folder}")
 
@@ -57,7 +73,9 @@ def _as_of(value: str | None) -> date | None:
 
 @app.command()
 def run(
-    credentials: Annotated[Path, typer.Option(help="Folder written by 'sovereign operator setup'.")],
+    credentials: Annotated[
+        Path | None, typer.Option(help="Folder written by 'sovereign operator setup' [default: its default].")
+    ] = None,
     drift_interval: Annotated[
         float, typer.Option(help="Seconds between policy-revision checks.", min=0.1)
     ] = 30.0,
@@ -75,6 +93,9 @@ def run(
         typer.Option(envvar="SOVEREIGN_SCREENING_LIST", help="Denied-party list (trade.gov CSL JSON)."),
     ] = None,
     ray_image: Annotated[str | None, typer.Option(help="Container image of the Ray pods.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve the admission decision counters on 127.0.0.1:PORT/metrics.")
+    ] = None,
     liveness: Annotated[
         str | None, typer.Option(help="Serve kopf's liveness probe here, e.g. http://127.0.0.1:8080/healthz.")
     ] = None,
@@ -90,7 +111,7 @@ def run(
 
     if screening_list is not None and not screening_list.is_file():
         raise BadInput(f"--screening-list {screening_list}: no such file")
-    found = Credentials.load(credentials)
+    found = Credentials.load(credentials or _default_credentials())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
@@ -103,4 +124,8 @@ def run(
         screening_list=screening_list,
         ray_image=ray_image or DEFAULT_RAY_IMAGE,
     )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     run_operator(found, config, liveness)

@@ -96,6 +96,9 @@ def submit(
 
 
 def _show(request: dict[str, Any]) -> None:
+    # Policy text may hold square brackets, which rich would take for markup.
+    from rich.markup import escape
+
     status = request.get("status") or {}
     meta = request["metadata"]
     decision = status.get("decision") or {}
@@ -103,11 +106,13 @@ def _show(request: dict[str, Any]) -> None:
     revision, engine, as_of = decision.get("revision"), decision.get("engine"), decision.get("asOf")
     _out.print(f"  policy revision {revision} ({engine}), as of {as_of}")
     for reason in status.get("reasons") or []:
-        _out.print(f"  [red]{reason['code']}[/] ({reason.get('model')}): {reason['message']}")
-        _out.print(f"      citation: {reason['citation']}")
+        _out.print(
+            f"  [red]{reason['code']}[/] ({escape(str(reason.get('model')))}): {escape(reason['message'])}"
+        )
+        _out.print(f"      citation: {escape(reason['citation'])}")
     for obligation in status.get("obligations") or []:
-        _out.print(f"  obligation {obligation['code']}: {obligation['message']}")
-        _out.print(f"      citation: {obligation['citation']}")
+        _out.print(f"  obligation {obligation['code']}: {escape(obligation['message'])}")
+        _out.print(f"      citation: {escape(obligation['citation'])}")
     if cluster := status.get("sovereignCluster"):
         _out.print(f"  SovereignCluster {cluster} created")
 

@@ -28,6 +28,7 @@ from sovereign.policy.bundle import ensure_bundle, opa_server_args
 
 ADMIN_USER = "sovereign-admin"
 READY_TIMEOUT_S = 90.0
+COMPONENT_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "opa")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Ports:
     etcd_client: int = 0
     etcd_peer: int = 0
     apiserver: int = 0
+    controller_manager: int = 0
     opa: int = 0
 
     def resolve(self) -> Ports:
@@ -90,7 +92,7 @@ class ControlPlane:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start everything or nothing: any failure stops what was already started, then re-raises."""
-        binaries = {name: toolchain.binary(name) for name in ("etcd", "kube-apiserver", "kubectl", "opa")}
+        binaries = {name: toolchain.binary(name) for name in COMPONENT_BINARIES}
         crds = toolchain.kuberay_crds()
         self.ports = self.config.ports.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ class ControlPlane:
             self._start_etcd(binaries["etcd"])
             self._start_apiserver(binaries["kube-apiserver"])
             self._write_kubeconfig()
+            self._start_controller_manager(binaries["kube-controller-manager"])
             self._apply(binaries["kubectl"], crds, "KubeRay CRDs")
             if self.config.manifests:
                 self._apply(binaries["kubectl"], self.config.manifests, "sovereign manifests")
@@ -187,6 +190,33 @@ class ControlPlane:
             ),
             self.config.ready_timeout_s,
             f"GET {self.apiserver_url}/readyz",
+        )
+
+    def _start_controller_manager(self, binary: Path) -> None:
+        """Only the garbage collector and the namespace controller: without them, foreground deletes,
+        owner-reference cascades and namespace deletion never finish. No other controller runs."""
+        self.progress("starting kube-controller-manager (garbage collector, namespace controller)")
+        ca = LocalCA(self.pki_dir)
+        serving = ca.issue_server_cert("controller-manager", ["127.0.0.1", "localhost"])
+        proc = self._spawn(
+            "kube-controller-manager",
+            [
+                str(binary),
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=garbagecollector,namespace",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports.controller_manager}",
+                "--authentication-skip-lookup=true",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+            ],
+        )
+        health = self._health_url("kube-controller-manager")
+        proc.wait_ready(
+            lambda: requests.get(health, verify=str(ca.cert_path), timeout=2).status_code == 200,
+            self.config.ready_timeout_s,
+            f"GET {health}",
         )
 
     def _write_kubeconfig(self) -> None:
@@ -291,6 +321,7 @@ class ControlPlane:
         return {
             "etcd": f"http://127.0.0.1:{self.ports.etcd_client}/health",
             "kube-apiserver": f"{self.apiserver_url}/readyz",
+            "kube-controller-manager": f"https://127.0.0.1:{self.ports.controller_manager}/healthz",
             "opa": f"{self.opa_url}/health",
         }[component]
 

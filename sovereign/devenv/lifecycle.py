@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 from sovereign import toolchain
-from sovereign.devenv.controlplane import Ports
+from sovereign.devenv.controlplane import COMPONENT_BINARIES, Ports
 from sovereign.devenv.state import controlplane_dir, pid_alive, read_state
 from sovereign.errors import SovereignError
 
@@ -42,7 +42,7 @@ def up(
         progress(f"control plane '{name}' is already up")
         return state
     # Fail fast, in this process, on missing binaries: the supervisor would only say the same later.
-    for binary in ("etcd", "kube-apiserver", "kubectl", "opa"):
+    for binary in COMPONENT_BINARIES:
         toolchain.binary(binary)
     toolchain.kuberay_crds()
     Ports(apiserver=apiserver_port, opa=opa_port).resolve()  # a taken port is bad input: say so here

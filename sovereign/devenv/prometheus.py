@@ -44,7 +44,8 @@ class PrometheusServer:
             "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.scrape_interval},
             "rule_files": [str(path) for path in cfg.rule_files],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in cfg.targets.items()
+                {"job_name": job, "static_configs": [{"targets": targets}]}
+                for job, targets in cfg.targets.items()
             ],
         }
         path = cfg.state_dir / "prometheus.yml"

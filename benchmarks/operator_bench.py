@@ -1,0 +1,240 @@
+"""Operator benchmark: 1,000 LlamaDeployments reconciled into RayServices, and 10,000 re-judged after a
+policy change, batched (the operator's drift pass) vs one query per deployment, side by side.
+
+    .venv/bin/python benchmarks/operator_bench.py [--deployments 1000] [--fleet 10000]
+
+Part 1 runs everything as processes on a fresh local control plane (etcd, kube-apiserver, an OPA server
+on a signed bundle, `sovereign operator run` under its ServiceAccount) and times from the first create
+(each one through the admission webhook) until every RayService exists and every status says Running.
+Part 2 builds the fleet in memory (the API server is not what is measured there), changes the policy
+(defence taken out of the us-defense region) and times the operator's own Judge: forming every decision
+input, then one batched query of the distinct inputs, or one query per deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from operators import manifests
+from operators.localrun import LocalOpa, LocalOperator, wait_until
+from operators.sovereign_operator.fleet import Claim, Judge, Verdict, claim_of, decide_batched
+from sovereign import toolchain
+from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
+from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle, repo_sources
+from sovereign.policy.clusters import ClusterSpec, Deployment
+from sovereign.policy.engine import PolicyEngine
+from sovereign.policy.rest_engine import RestEngine
+from sovereign.policy.wasm_engine import WasmEngine
+from sovereign.policydata import load_policy_data
+
+RECONCILE_TARGET_S = 60.0
+REJUDGE_TARGET_S = 10.0
+REGIONS = {
+    "us-defense": ("US", "government_agency", "dod-il5", ["defense", "intelligence", "research"]),
+    "five-eyes": ("GB", "government_agency", "uk-official", ["public_sector", "intelligence", "defense"]),
+    "eu-text-only": ("DE", "company", "bsi-c5", ["commercial", "research", "public_sector"]),
+}
+MODELS = [
+    "llama-3.3-70b-instruct",
+    "llama-3.1-8b-instruct",
+    "llama-3.1-405b-instruct-fp8",
+    "llama-3.2-11b-vision-instruct",
+    "llama-4-scout-17b-16e-instruct",
+    "meta-llama/Llama-3.2-3B-Instruct",
+]
+
+
+def _cluster(index: int, region: str, quota: int | None) -> ClusterSpec:
+    country, kind, scheme, _ = REGIONS[region]
+    expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    return ClusterSpec.model_validate(
+        {
+            "name": f"bench-{region}-{index}",
+            "region": region,
+            "country": country,
+            "gpu_quota": quota,
+            "operator": {"name": f"Bench Operator {index}", "country": country, "kind": kind},
+            "accreditations": [{"scheme": scheme, "expires": expires}],
+        }
+    )
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+# --- part 1: reconcile ------------------------------------------------------------------------------------
+def reconcile(count: int, workdir: Path, bundle: SignedBundle) -> dict[str, Any]:
+    plane = ControlPlane(
+        ControlPlaneConfig(name="bench", state_dir=workdir / "controlplane"), progress=lambda _: None
+    )
+    plane.start()
+    operator = LocalOperator(
+        plane.kubeconfig, plane.pki_dir, workdir / "operator", bundle, ["--drift-interval=5"]
+    )
+    try:
+        operator.setup()
+        operator.start_opa()
+        operator.start()
+        namespace = "bench"
+        operator.onboard(namespace)
+        cluster = _cluster(0, "us-defense", None)
+        operator.create(manifests.sovereign_cluster(cluster))
+        started = time.perf_counter()
+        for index in range(count):
+            declared = Deployment.model_validate(
+                {"name": f"d{index:04d}", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
+            )
+            operator.create(manifests.llama_deployment(cluster, declared, namespace))
+        submitted = time.perf_counter() - started
+
+        def all_running() -> bool:
+            running = [
+                d
+                for d in operator.list("llamadeployments", namespace)
+                if d.get("status", {}).get("phase") == "Running"
+            ]
+            return len(running) == count and len(operator.list("rayservices", namespace)) == count
+
+        wait_until(all_running, 1800, f"{count} RayServices", interval=1.0)
+        total = time.perf_counter() - started
+    finally:
+        operator.close()
+        plane.stop()
+    return {"deployments": count, "submitted_s": submitted, "reconciled_s": total}
+
+
+# --- part 2: re-judge after a policy change -----------------------------------------------------------------
+def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[Claim]]]:
+    """`size` running deployments, 100 per cluster, in creation order (so GPUs-in-use differ)."""
+    names = list(REGIONS)
+    specs = [
+        _cluster(index, names[index % len(names)], quota=100_000) for index in range(max(1, size // 100))
+    ]
+    deployments: list[dict[str, Any]] = []
+    for index in range(size):
+        cluster = specs[index % len(specs)]
+        end_uses = REGIONS[cluster.region][3]
+        declared = Deployment.model_validate(
+            {
+                "name": f"d{index:05d}",
+                "model": MODELS[index % len(MODELS)],
+                "end_use": end_uses[index % len(end_uses)],
+                "replicas": 1 + index % 3,
+                "gpus_per_replica": [1, 2, 4, 8][index % 4],
+            }
+        )
+        obj = manifests.llama_deployment(cluster, declared, f"tenant-{index % 50}")
+        created = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
+        obj["metadata"].update(uid=f"uid-{index}", creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        obj["status"] = {"phase": "Running"}
+        deployments.append(obj)
+    claims: dict[str, list[Claim]] = {}
+    for obj in deployments:
+        claims.setdefault(obj["spec"]["clusterRef"], []).append(claim_of(obj))
+    return deployments, {spec.name: manifests.sovereign_cluster(spec) for spec in specs}, claims
+
+
+def changed_policy(workdir: Path) -> SignedBundle:
+    root = workdir / "policies"
+    shutil.copytree(toolchain.REPO_ROOT / "policies", root)
+    profile = root / "data" / "regions" / "us-defense.yaml"
+    doc = yaml.safe_load(profile.read_text())
+    doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
+    profile.write_text(yaml.safe_dump(doc))
+    sources = PolicySources(root=root, load_data=lambda: load_policy_data(root / "data").opa_document())
+    return ensure_bundle(sources, workdir / "changed-bundle", progress=lambda _: None)
+
+
+def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
+    deployments, clusters, claims = fleet(size)
+    judge = Judge(engine, lambda: datetime.now(UTC).date(), lambda name: [])
+
+    def batched() -> list[Verdict]:
+        return decide_batched(judge.inputs(deployments, clusters, claims), engine)
+
+    def one_by_one() -> list[dict[str, Any]]:
+        return [engine.decide(i) for i in judge.inputs(deployments, clusters, claims) if isinstance(i, dict)]
+
+    formed = judge.inputs(deployments, clusters, claims)
+    distinct = len({repr(sorted(i.items())) for i in formed if isinstance(i, dict)})
+    verdicts, batched_s = _timed(batched)
+    singles, single_s = _timed(one_by_one)
+    failed = sum(1 for v in verdicts if v.decision and _engine_failed(v.decision))
+    agree = [v.decision["allow"] for v in verdicts if v.decision] == [d["allow"] for d in singles]
+    return {
+        "engine": engine.name,
+        "deployments": size,
+        "distinct_inputs": distinct,
+        "batched_s": batched_s,
+        "per_object_s": single_s,
+        "batched_failed_closed": failed,
+        "denied": sum(1 for d in singles if not d["allow"]),
+        "same_decisions": agree,
+    }
+
+
+def _engine_failed(decision: dict[str, Any]) -> bool:
+    return any(v["code"] in ("ENGINE_UNAVAILABLE", "BUNDLE_UNVERIFIED") for v in decision["violations"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deployments", type=int, default=1000, help="LlamaDeployments to reconcile")
+    parser.add_argument("--fleet", type=int, default=10_000, help="LlamaDeployments to re-judge")
+    parser.add_argument("--skip-reconcile", action="store_true", help="only part 2")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
+        workdir = Path(tmp)
+        bundle = ensure_bundle(repo_sources(), workdir / "bundle", progress=lambda _: None)
+        changed = changed_policy(workdir)
+        rows = []
+        opa = LocalOpa(workdir / "opa", changed)
+        opa.start()
+        try:
+            rows.append(rejudge(RestEngine(opa.url, timeout_s=600), args.fleet))
+        finally:
+            opa.stop()
+        rows.append(rejudge(WasmEngine(changed.wasm, changed.verification_key, timeout_s=600), args.fleet))
+        reconciled = None if args.skip_reconcile else reconcile(args.deployments, workdir, bundle)
+
+    print(f"policy change: revision {bundle.revision} -> {changed.revision} (defense out of us-defense)")
+    print("| engine | deployments | distinct inputs | batched | one query each | failed closed | same |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        cells = [
+            row["engine"],
+            row["deployments"],
+            row["distinct_inputs"],
+            f"{row['batched_s']:.1f} s",
+            f"{row['per_object_s']:.1f} s",
+            row["batched_failed_closed"],
+            row["same_decisions"],
+        ]
+        print("| " + " | ".join(str(cell) for cell in cells) + " |")
+    if reconciled:
+        verdict = "met" if reconciled["reconciled_s"] <= RECONCILE_TARGET_S else "MISSED"
+        print(
+            f"reconcile: {reconciled['deployments']} LlamaDeployments submitted in "
+            f"{reconciled['submitted_s']:.1f} s; every RayService running after "
+            f"{reconciled['reconciled_s']:.1f} s (target {RECONCILE_TARGET_S:.0f} s: {verdict})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
