@@ -150,9 +150,9 @@ class _Model:
             batch = self.processor(
                 images=images or None, text=text, return_tensors="pt", add_special_tokens=False
             )
-        else:
-            batch = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        return batch.to(self.device)
+            # Pixel values come as float32: cast them to the model's dtype (bf16 on CUDA); ids stay ints.
+            return batch.to(self.device, dtype=self.model.dtype)
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.device)
 
     def generate_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         sample = request.temperature > 0

@@ -66,7 +66,10 @@ def key_of(obj: dict[str, Any]) -> RayServiceKey:
 
 
 def is_suspended(obj: dict[str, Any]) -> bool:
-    return bool((obj.get("spec") or {}).get("suspend"))
+    """KubeRay v1.5.1's RayService has no spec.suspend (later versions do): the switch is its RayCluster's
+    spec.rayClusterConfig.suspend. Either one suspends."""
+    spec = obj.get("spec") or {}
+    return spec.get("suspend") is True or (spec.get("rayClusterConfig") or {}).get("suspend") is True
 
 
 def _check_sovereign_args(app: dict[str, Any], where: str) -> None:
@@ -167,7 +170,7 @@ def service_status(
         conditions.append(_condition(kind, status, reason, message, generation))
 
     if is_suspended(obj):
-        condition("Ready", False, "Suspended", "spec.suspend is true")
+        condition("Ready", False, "Suspended", "the RayService is suspended")
         condition("Suspended", True, "SuspendComplete", "removed from the local Ray")
     elif invalid is not None:
         condition("Ready", False, "ValidationFailed", invalid)

@@ -82,10 +82,6 @@ def main() -> None:
     except typer.Abort:
         _err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors (typer's bundled click) carry exit code 2
+        exc.show()
+        sys.exit(exc.exit_code)

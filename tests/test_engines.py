@@ -30,7 +30,10 @@ from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import END_USES, OPERATOR_KINDS, load_policy_data
 
 DATA = load_policy_data()
-CLUSTERS = sorted((toolchain.REPO_ROOT / "clusters").glob("*.yaml"))
+# The deliberately non-compliant example is left out: these are the declarations meant to be allowed.
+CLUSTERS = sorted(
+    p for p in (toolchain.REPO_ROOT / "clusters").glob("*.yaml") if "-noncompliant" not in p.name
+)
 # Each declared deployment is a realistic starting point; the strategy then changes some of its facts.
 EXAMPLES = [
     spec.decision_input(d.model, d.end_use, d.replicas * d.gpus_per_replica, "2026-06-01").policy_input([])

@@ -106,7 +106,9 @@ def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_revert
     assert compliance(op, ns, defense) == ("True", [])
 
 
-def test_an_expired_accreditation_suspends_and_the_present_restores(sovereign_operator: LocalOperator) -> None:
+def test_an_expired_accreditation_suspends_and_the_present_restores(
+    sovereign_operator: LocalOperator,
+) -> None:
     op, ns = sovereign_operator, "drift-expiry"
     op.onboard(ns)
     expires = datetime.now(UTC).date() + timedelta(days=30)

@@ -406,7 +406,7 @@ def test_ray_exports_its_own_serve_metrics(served: dict[str, Any]) -> None:
 
 def test_a_suspended_service_is_removed_and_reports_suspended(served: dict[str, Any]) -> None:
     objects = served["objects"]
-    objects["badweights"]["spec"]["suspend"] = True
+    objects["badweights"]["spec"]["rayClusterConfig"]["suspend"] = True
     statuses = served["plane"].reconcile(list(objects.values()))
     status = statuses[RayServiceKey("default", "badweights")]
     kinds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}

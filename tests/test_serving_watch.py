@@ -24,6 +24,8 @@ from sovereign.policy.clusters import load_cluster
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
 MODEL = "llama-3.1-8b-instruct"
+SUSPEND = {"spec": {"rayClusterConfig": {"suspend": True}}}  # KubeRay v1.5.1's switch
+RESUME = {"spec": {"rayClusterConfig": {"suspend": False}}}
 PROGRESS: list[str] = []  # what the data plane reported, shown when a wait times out
 
 
@@ -113,18 +115,14 @@ def test_watch_serves_reports_suspends_and_removes(
         assert invalid and invalid["status"] == "False" and invalid["reason"] == "ValidationFailed"
         assert "spec.serveConfigV2" in invalid["message"] and "import_path" in invalid["message"]
 
-        api.patch_namespaced_custom_object(
-            GROUP, VERSION, "default", PLURAL, "eu-watch", {"spec": {"suspend": True}}
-        )
+        api.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-watch", SUSPEND)
         suspended = _until("Suspended=True", lambda: _condition(api, "eu-watch", "Suspended"))
         assert (suspended["status"], suspended["reason"]) == ("True", "SuspendComplete")
         _until(
             "the route to go", lambda: requests.post(endpoint, json=body, timeout=60).status_code == 404, 60
         )
 
-        api.patch_namespaced_custom_object(
-            GROUP, VERSION, "default", PLURAL, "eu-watch", {"spec": {"suspend": False}}
-        )
+        api.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-watch", RESUME)
         _until(
             "Ready=True again", lambda: (c := _condition(api, "eu-watch", "Ready")) and c["status"] == "True"
         )

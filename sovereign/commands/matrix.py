@@ -79,8 +79,9 @@ def matrix(
 ) -> None:
     """Compliance matrix: every catalogue variant x every cluster in --clusters x every end use.
 
-    All cells come from ONE batched policy evaluation. Prints the paths written; exit 0 (denials are data),
-    1 when the policy engine could not decide, 2 for bad input.
+    All cells come from ONE batched policy evaluation. Prints the paths of the pages written.
+
+    Exit 0 (denials are data), 1 when the policy engine could not decide, 2 for bad input.
 
     Asks the OPA server at $SOVEREIGN_OPA_URL when set, else evaluates the signed bundle in-process.
     """

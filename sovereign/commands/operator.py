@@ -32,11 +32,15 @@ def _default_ca_dir() -> Path:
 
 @app.command()
 def setup(
-    out: Annotated[Path, typer.Option(help="Folder to write the operator's credentials into.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the operator's credentials (default: STATE_DIR/operator).")
+    ] = None,
     ca_dir: Annotated[
-        Path,
-        typer.Option(help="Folder with the CA (ca.crt, ca.key) the API server trusts, e.g. the dev pki."),
-    ],
+        Path | None,
+        typer.Option(
+            help="CA (ca.crt, ca.key) the API server trusts (default: the 'dev' control plane's pki)."
+        ),
+    ] = None,
     webhook_port: Annotated[
         int, typer.Option(help="Port the webhook will listen on.", min=1, max=65535)
     ] = 9443,
@@ -74,7 +78,8 @@ def _as_of(value: str | None) -> date | None:
 @app.command()
 def run(
     credentials: Annotated[
-        Path | None, typer.Option(help="Folder written by 'sovereign operator setup' [default: its default].")
+        Path | None,
+        typer.Option(help="Folder written by 'sovereign operator setup' (default: STATE_DIR/operator)."),
     ] = None,
     drift_interval: Annotated[
         float, typer.Option(help="Seconds between policy-revision checks.", min=0.1)
