@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sovereign import toolchain
 from sovereign.devenv.process import free_port
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -72,6 +73,14 @@ def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
         "opa": "ok",
     }
     pids = [report["supervisor_pid"], *(c["pid"] for c in report["components"])]
+    crds = subprocess.run(
+        [toolchain.binary("kubectl"), f"--kubeconfig={report['kubeconfig']}", "get", "crds", "-o", "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for crd in ("rayservices.ray.io", "sovereignclusters.sovereign.dev", "llamadeployments.sovereign.dev"):
+        assert crd in crds  # KubeRay's CRDs and sovereign's own are installed
 
     again = _run(state_dir, "up", "--name", "cli")
     assert again.returncode == 0 and "already up" in again.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer
+from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer, ScrapeJob
 
 
 def _wait_for(server: PrometheusServer, expr: str, timeout: float = 30.0) -> list[dict[str, object]]:
@@ -18,10 +18,10 @@ def _wait_for(server: PrometheusServer, expr: str, timeout: float = 30.0) -> lis
 
 
 def test_prometheus_scrapes_its_targets_and_reloads_new_ones(tmp_path: Path) -> None:
-    server = PrometheusServer(PrometheusConfig(state_dir=tmp_path, targets={}, rule_files=[]))
+    server = PrometheusServer(PrometheusConfig(state_dir=tmp_path, rule_files=[]))
     server.start()
     try:
-        server.add_targets("self", [f"127.0.0.1:{server.port}"])
+        server.add_jobs(ScrapeJob("self", [f"127.0.0.1:{server.port}"]))
         result = _wait_for(server, 'up{job="self"} == 1')
         assert result[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
         assert server.query('up{job="absent"}') == []

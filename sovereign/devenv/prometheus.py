@@ -19,9 +19,16 @@ INSTALL_HINT = "install Debian's prometheus package ('make tools' does it as roo
 
 
 @dataclass
+class ScrapeJob:
+    name: str
+    targets: list[str]  # ["127.0.0.1:port", ...]
+    metrics_path: str = "/metrics"
+
+
+@dataclass
 class PrometheusConfig:
     state_dir: Path
-    targets: dict[str, list[str]]  # job name -> ["127.0.0.1:port", ...]
+    jobs: list[ScrapeJob] = field(default_factory=list)
     rule_files: list[Path] = field(default_factory=lambda: sorted(RULES_DIR.glob("*.yml")))
     scrape_interval: str = "2s"
     port: int = 0
@@ -44,8 +51,12 @@ class PrometheusServer:
             "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.scrape_interval},
             "rule_files": [str(path) for path in cfg.rule_files],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": targets}]}
-                for job, targets in cfg.targets.items()
+                {
+                    "job_name": job.name,
+                    "metrics_path": job.metrics_path,
+                    "static_configs": [{"targets": job.targets}],
+                }
+                for job in cfg.jobs
             ],
         }
         path = cfg.state_dir / "prometheus.yml"
@@ -79,9 +90,9 @@ class PrometheusServer:
             self.stop()
             raise
 
-    def add_targets(self, job: str, targets: list[str]) -> None:
+    def add_jobs(self, *jobs: ScrapeJob) -> None:
         """Scrape more targets from now on (rewrites the config and asks Prometheus to reload it)."""
-        self.config.targets.setdefault(job, []).extend(targets)
+        self.config.jobs.extend(jobs)
         self.write_config()
         requests.post(f"{self.url}/-/reload", timeout=5).raise_for_status()
 

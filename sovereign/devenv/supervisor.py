@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from operators.manifests import dev_manifests
 from sovereign.devenv.controlplane import READY_TIMEOUT_S, ControlPlane, ControlPlaneConfig, Ports
 from sovereign.devenv.state import controlplane_dir
 from sovereign.errors import SovereignError
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name")
     parser.add_argument("--apiserver-port", type=int, default=0)
     parser.add_argument("--opa-port", type=int, default=0)
-    parser.add_argument("--manifest", action="append", default=[], type=Path)
+    parser.add_argument(
+        "--manifest", action="append", type=Path, help="applied after the KubeRay CRDs (default: sovereign's)"
+    )
     parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT_S)
     args = parser.parse_args(argv)
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         state_dir=folder,
         ports=Ports(apiserver=args.apiserver_port, opa=args.opa_port),
-        manifests=args.manifest,
+        manifests=args.manifest if args.manifest is not None else dev_manifests(),
         ready_timeout_s=args.ready_timeout,
     )
     plane = ControlPlane(config, progress=lambda line: print(line, flush=True))
