@@ -271,7 +271,9 @@ class ControlPlane:
 
     def _start_opa(self, opa: Path) -> None:
         self.progress(f"starting OPA on 127.0.0.1:{self.ports.opa}")
-        served = self.config.opa_args or opa_server_args(ensure_bundle(progress=self.progress))
+        # --watch: a rebuilt bundle (`sovereign bundle build`) is verified and served without a restart.
+        bundle_args = self.config.opa_args or opa_server_args(ensure_bundle(progress=self.progress))
+        served = ["--watch", *bundle_args]
         proc = self._spawn(
             "opa",
             [
