@@ -105,11 +105,9 @@ def sovereign_cluster(spec: ClusterSpec, capacity: int | None = None) -> dict[st
     }
 
 
-def llama_deployment(
-    cluster: ClusterSpec, deployment: Deployment, namespace: str, weights_path: str | None = None
-) -> dict[str, Any]:
+def llama_deployment(cluster: ClusterSpec, deployment: Deployment, namespace: str) -> dict[str, Any]:
     """The LlamaDeployment for one deployment of a clusters/*.yaml entry, named <cluster>-<deployment>."""
-    weights = {"path": weights_path} if weights_path else None
+    weights = {"path": deployment.weights} if deployment.weights else None
     return {
         "apiVersion": API_VERSION,
         "kind": "LlamaDeployment",

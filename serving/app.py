@@ -7,11 +7,11 @@ validate the config's `args` into ServingArgs, so a bad config fails its deploy 
 from ray.serve import Application
 from ray.serve.deployment import Deployment
 
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 from serving.ingress import OpenAiIngress
 from serving.llm import LlamaServer
 
-IMPORT_PATH = "serving.app:build_app"
+__all__ = ["IMPORT_PATH", "build_app", "build_with_ingress"]
 
 
 def server_name(model_id: str) -> str:

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 from sovereign.policy.decision_input import ClusterFacts, EndUse
 
 MiB = 1024 * 1024
+# The builder these args are for (serving/app.py); defined here so config writers need not import Ray.
+IMPORT_PATH = "serving.app:build_app"
 
 
 class _Strict(BaseModel):

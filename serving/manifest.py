@@ -7,8 +7,7 @@ from typing import Any
 
 import yaml
 
-from serving.app import IMPORT_PATH
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 
 RAY_IMAGE = "rayproject/ray:2.60.0-py311"
 

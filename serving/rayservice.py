@@ -18,8 +18,7 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from serving.app import IMPORT_PATH
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.policy.decision_input import describe_errors
 
 WEIGHTS_CONDITION = "sovereign.io/WeightsVerified"

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from sovereign import __version__
 from sovereign.commands import (
@@ -73,11 +74,14 @@ def main() -> None:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except SovereignError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except ValidationError as exc:
         for err in exc.errors():
-            _err.print(f"[bold red]error:[/] {_field_path(err['loc'])}: {err['msg']}", highlight=False)
+            _err.print(
+                f"[bold red]error:[/] {escape(_field_path(err['loc']))}: {escape(err['msg'])}",
+                highlight=False,
+            )
         sys.exit(2)
     except typer.Abort:
         _err.print("aborted")

@@ -13,7 +13,7 @@ from operators import manifests
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.conditions import DEPLOYED, POLICY_COMPLIANT, find
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.exporter.allocation import (
     LABEL_CLUSTER,
@@ -82,7 +82,7 @@ def test_compliant_deployment_becomes_a_sized_labelled_owned_rayservice_and_goes
     assert rayservice.owner_uid(rs) == created["metadata"]["uid"]
     assert requested_gpus(rs) == 8
     app = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"][0]
-    assert app["import_path"] == rayservice.SERVING_IMPORT_PATH
+    assert app["import_path"] == IMPORT_PATH
     assert ServingArgs.model_validate(app["args"]).policy.cluster.name == "op-flows-1"
 
     ld = wait_until(
@@ -168,7 +168,7 @@ def test_warn_admits_with_warnings_enforce_suspends_dryrun_records(
         "Suspended",
     )
     assert compliance(ld) == ("False", "Denied")
-    assert "RayServiceSuspended" in op.event_reasons(ns, name)
+    wait_until(lambda: "RayServiceSuspended" in op.event_reasons(ns, name), WAIT_S, "the suspension Event")
 
     op.patch("sovereignclusters", cluster.name, {"spec": {"enforcement": "dryrun"}})
     wait_until(

@@ -19,7 +19,7 @@ from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.drift import DriftWatcher
 from operators.sovereign_operator.fleet import CLUSTER_NOT_FOUND, Claim, Judge, Verdict, gpus_in_use
 from operators.sovereign_operator.reconcile import Action, outcome
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
 from sovereign.exporter.allocation import requested_gpus
 from sovereign.policy.bundle import SignedBundle
@@ -77,15 +77,13 @@ def test_a_request_is_judged_as_the_cluster_and_deployments_it_asks_for() -> Non
 
 
 def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
-    from serving.app import IMPORT_PATH
-
-    assert rayservice.SERVING_IMPORT_PATH == IMPORT_PATH
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
     deployment = manifests.llama_deployment(spec, spec.deployments[0], "tenant")
     deployment["metadata"]["uid"] = "uid-1"
     deployment["spec"]["replicas"] = 3
     built = rayservice.desired(deployment, manifests.sovereign_cluster(spec), "image:1")
     app = yaml.safe_load(built["spec"]["serveConfigV2"])["applications"][0]
+    assert app["import_path"] == IMPORT_PATH
     args = ServingArgs.model_validate(app["args"])
     assert args.llm_configs[0].model_loading_config.model_id == spec.deployments[0].model
     assert args.policy.cluster == spec.facts()

@@ -28,7 +28,7 @@ from operators.manifests import API_VERSION, DEPLOYMENTS, GROUP, MANAGED_LABEL, 
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.fleet import Claim, Judge, Verdict
 from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES
-from serving.args import ServingArgs
+from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.exporter.allocation import LABEL_CLUSTER, requested_gpus
 from sovereign.exporter.decisions import record_decision
 from sovereign.policy.decision_input import describe_errors
@@ -218,11 +218,11 @@ class Admission:
         deployments = []
         for index, app in enumerate(apps):
             where = f"spec.serveConfigV2.applications[{index}]"
-            if app.get("import_path") != rayservice.SERVING_IMPORT_PATH:
+            if app.get("import_path") != IMPORT_PATH:
                 raise _refuse(
                     f"{what}: {where}.import_path is {app.get('import_path')!r}: "
                     "sovereign-managed namespaces "
-                    f"serve only {rayservice.SERVING_IMPORT_PATH}, whose args carry what the policy judges"
+                    f"serve only {IMPORT_PATH}, whose args carry what the policy judges"
                 )
             try:
                 args = ServingArgs.model_validate(app.get("args") or {})

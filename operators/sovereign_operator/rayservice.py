@@ -1,8 +1,8 @@
 """The KubeRay RayService (ray.io/v1) a LlamaDeployment becomes.
 
-`serveConfigV2` runs sovereign's Serve application: its `args` are serving's own `ServingArgs` model, so
-the config the serving helper validates is exactly the one built here. `rayClusterConfig` has a CPU-only
-head and one worker group of `replicas` pods with `gpusPerReplica` GPUs each.
+`serveConfigV2` runs sovereign's Serve application, written by serving's own `serve_config` from its
+`ServingArgs` model, so the config the data plane validates is exactly the one built here.
+`rayClusterConfig` has a CPU-only head and one worker group of `replicas` pods with `gpusPerReplica` GPUs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 
 from operators.manifests import API_VERSION, cluster_facts
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
+from serving.manifest import serve_config
 from sovereign.exporter.allocation import (
     GPU_RESOURCE,
     LABEL_CLUSTER,
@@ -25,11 +26,6 @@ from sovereign.exporter.allocation import (
     LABEL_TENANT,
 )
 
-# serving.app's IMPORT_PATH: serving.app imports Ray, which the operator does not need (a test keeps
-# both equal).
-SERVING_IMPORT_PATH = "serving.app:build_app"
-DEFAULT_RAY_IMAGE = "rayproject/ray:2.51.1-py311"
-APPLICATION = "llama"
 LABEL_DEPLOYMENT = "sovereign.dev/llamadeployment"
 LABEL_END_USE = "sovereign.dev/end-use"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -65,13 +61,7 @@ def _serve_config(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> 
             end_use=spec["endUse"],
         ),
     )
-    app = {
-        "name": APPLICATION,
-        "route_prefix": "/",
-        "import_path": SERVING_IMPORT_PATH,
-        "args": args.model_dump(mode="json", exclude_none=True),
-    }
-    return yaml.safe_dump({"applications": [app]}, sort_keys=True)
+    return yaml.safe_dump(serve_config(args), sort_keys=True)
 
 
 def _container(name: str, image: str, limits: dict[str, str]) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from operators.sovereign_operator.drift import DriftWatcher, Fleet
 from operators.sovereign_operator.engines import engines_from_env
 from operators.sovereign_operator.fleet import Judge, Screen
 from operators.sovereign_operator.kube import Kube, api_client
-from operators.sovereign_operator.rayservice import DEFAULT_RAY_IMAGE
 from operators.sovereign_operator.reconcile import Reconciler
+from serving.manifest import RAY_IMAGE
 from sovereign.policy.screening import ScreeningList
 
 
@@ -27,7 +27,7 @@ class OperatorConfig:
     batch_timeout_s: float = 120.0
     as_of: date | None = None  # judge as of this date instead of today (rehearsals, audits)
     screening_list: Path | None = None
-    ray_image: str = DEFAULT_RAY_IMAGE
+    ray_image: str = RAY_IMAGE
 
     def today(self) -> date:
         return self.as_of or datetime.now(UTC).date()
@@ -41,8 +41,7 @@ def _no_hits(name: str) -> list[dict[str, object]]:
 class Runtime:
     config: OperatorConfig
     kube: Kube
-    single: Judge  # admission and one-deployment reconciles
-    batch: Judge  # whole-fleet and whole-cluster passes
+    single: Judge  # admission, requests and one-deployment reconciles (the fleet judges in batches)
     reconciler: Reconciler
     fleet: Fleet
     admission: Admission
@@ -69,7 +68,6 @@ class Runtime:
             config=config,
             kube=kube,
             single=single,
-            batch=batch,
             reconciler=reconciler,
             fleet=fleet,
             admission=Admission(single),

@@ -110,9 +110,9 @@ def run(
     cluster-wide, with the admission webhook. The policy engine is the OPA server at $SOVEREIGN_OPA_URL,
     else the signed bundle in-process. Refuses an administrator's (system:masters) identity."""
     from operators.sovereign_operator.credentials import Credentials
-    from operators.sovereign_operator.rayservice import DEFAULT_RAY_IMAGE
     from operators.sovereign_operator.runner import run as run_operator
     from operators.sovereign_operator.runtime import OperatorConfig
+    from serving.manifest import RAY_IMAGE
 
     if screening_list is not None and not screening_list.is_file():
         raise BadInput(f"--screening-list {screening_list}: no such file")
@@ -127,7 +127,7 @@ def run(
         batch_timeout_s=batch_timeout,
         as_of=_as_of(as_of),
         screening_list=screening_list,
-        ray_image=ray_image or DEFAULT_RAY_IMAGE,
+        ray_image=ray_image or RAY_IMAGE,
     )
     if metrics_port is not None:
         from prometheus_client import start_http_server

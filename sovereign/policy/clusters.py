@@ -37,6 +37,8 @@ class Deployment(Strict):
     end_use: EndUse
     replicas: Annotated[StrictInt, Field(ge=1)] = 1
     gpus_per_replica: Count = 1
+    # Where the served checkpoint lives (a folder in the HF layout); default: /models/<model> in the pod.
+    weights: str | None = None
 
 
 class ClusterSpec(Strict):
