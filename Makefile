@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 # The Pulumi stand-ins (tools/pulumi-plugins/README.md) must be on PATH for a plain `pulumi` run.
 export PATH := $(CURDIR)/tools/pulumi-plugins:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools venv lint policy-test test bundle dev-up dev-down dev-status clean
+.PHONY: help tools venv venv-serving lint policy-test test bundle demo demo-check demo-down dev-up dev-down dev-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,21 @@ test: tools venv lint policy-test  ## the test command: set-up, lint, policy tes
 
 bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm) into the user's state dir
 	$(VENV)/bin/sovereign bundle build
+
+venv-serving: $(VENV)/.serving  ## add the serving stack (torch CPU/CUDA, transformers, Ray Serve)
+
+$(VENV)/.serving: $(VENV)/.installed
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev,serving]'
+	touch $@
+
+demo: tools venv-serving  ## the main job: three sovereign regions end to end; stays up until demo-down
+	$(VENV)/bin/sovereign demo
+
+demo-check: tools venv-serving  ## the demo, non-interactive: every outcome asserted, everything stopped
+	$(VENV)/bin/sovereign demo --check
+
+demo-down:  ## stop the demo; no process or port is left
+	$(VENV)/bin/sovereign demo down
 
 dev-up: tools venv  ## start the local control plane (etcd, kube-apiserver, OPA)
 	$(VENV)/bin/sovereign dev up

@@ -14,6 +14,7 @@ from sovereign import __version__
 from sovereign.commands import (
     bundle,
     decide,
+    demo,
     dev,
     exporter,
     matrix,
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 # One line per noun; each module owns its own Typer app or command.
 app.add_typer(dev.app, name="dev")
+app.add_typer(demo.app, name="demo")
 app.command()(decide.decide)
 app.add_typer(bundle.app, name="bundle")
 app.command("exporter", **exporter.COMMAND_SETTINGS)(exporter.exporter)

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from sovereign.errors import BadInput, ToolMissing
 
-_out = Console()
+_out = Console(soft_wrap=True)  # a status line is one line, however long
 
 
 def _say(line: str) -> None:

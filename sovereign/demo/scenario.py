@@ -96,7 +96,9 @@ def write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> P
     ]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / plan.cluster_file
-    path.write_text(f"# Written by `sovereign demo` from clusters/{plan.cluster_file}.\n" + yaml.safe_dump(doc))
+    path.write_text(
+        f"# Written by `sovereign demo` from clusters/{plan.cluster_file}.\n" + yaml.safe_dump(doc)
+    )
     return path
 
 

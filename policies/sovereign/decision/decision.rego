@@ -40,7 +40,7 @@ violations := union({
 	gpu_quota.violations,
 })
 
-obligations := ai_act_systemic_risk.obligations | built_with_llama.obligations
+obligations := (ai_act_systemic_risk.obligations | built_with_llama.obligations) | region_modality.obligations
 
 result := {
 	"allow": count(violations) == 0,

@@ -15,3 +15,23 @@ violations contains lib.item("REGION_MODALITY", message, lib.region.modalities.c
 		"> that region <", lib.region_name, "> does not allow; allowed ", direction, ": ", lib.texts(allowed),
 	])
 }
+
+# The content of one serving request (input.request.modalities, gathered by the serving guard): each
+# modality the region does not allow is a violation, whatever the model could take.
+_request_modalities := lib.array_at(lib.object_at(lib.request, "request"), "modalities")
+
+violations contains lib.item("REGION_MODALITY", message, lib.region.modalities.citation) if {
+	refused := [modality | some modality in _request_modalities; not modality in lib.region.modalities.input]
+	count(refused) > 0
+	message := concat("", [
+		"request to model <", lib.model_id, "> carries input <", lib.texts(refused),
+		"> that region <", lib.region_name, "> does not allow; allowed input: ",
+		lib.texts(lib.region.modalities.input),
+	])
+}
+
+# Tells the serving guard that this decision judged the request's content, not only the model.
+obligations contains lib.item("REQUEST_MODALITIES_CHECKED", message, lib.region.modalities.citation) if {
+	is_array(lib.object_at(lib.request, "request").modalities)
+	message := concat("", ["request modalities <", lib.texts(_request_modalities), "> judged against the region"])
+}

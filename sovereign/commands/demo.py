@@ -1,0 +1,80 @@
+"""`sovereign demo [--check]` and `sovereign demo down`: three sovereign regions, end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sovereign.devenv.state import state_root
+from sovereign.errors import SovereignError
+
+app = typer.Typer(help="Bring up three sovereign regions end to end on real parts (see README).")
+_out = Console(soft_wrap=True, width=max(Console().width, 140))
+
+
+def _isolate() -> None:
+    # The demo keeps its control planes, bundle and Pulumi state apart from the user's own.
+    if not os.environ.get("SOVEREIGN_DEMO"):
+        os.environ["SOVEREIGN_STATE_DIR"] = str(state_root() / "demo-state")
+        os.environ["SOVEREIGN_DEMO"] = "1"
+        os.environ["PULUMI_HOME"] = str(state_root() / "pulumi-home")
+
+
+@app.callback(invoke_without_command=True)
+def demo(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run non-interactively, assert each outcome, stop everything.")
+    ] = False,
+) -> None:
+    """Run the demo; it stays up (endpoints printed) until Ctrl-C or `sovereign demo down`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _isolate()
+    from sovereign.demo.runner import Demo
+
+    show = Demo(console=_out)
+
+    def interrupt(*_: object) -> None:  # `demo down` or a service manager: stop wherever it is
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    failure: str | None = None
+    try:
+        show.run()
+    except SovereignError as exc:
+        failure = str(exc)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+    try:
+        if failure is None and not check:
+            show.endpoints()
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        _out.rule("stopping")
+        show.stop()
+    if failure:
+        show.expect("demo ran to the end", False, failure)
+    passed = sum(o.ok for o in show.outcomes)
+    failed = len(show.outcomes) - passed
+    _out.print(f"demo: {passed} passed, {failed} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop a running demo and everything it started; no process is left behind."""
+    _isolate()
+    from sovereign.demo.runner import down as stop_all
+
+    killed = stop_all(progress=_out.print)
+    _out.print("demo stopped" + (f"; killed leftover PIDs {killed}" if killed else ""))

@@ -1,0 +1,1 @@
+"""The main job, locally: three sovereign regions brought up end to end on real parts."""
