@@ -31,7 +31,7 @@ lint: venv  ## ruff check + format check
 policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
 	policies/check.sh
 
-test: tools venv lint policy-test  ## the test command: set-up, lint, policy tests, pytest
+test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	pytest -p no:cacheprovider
 
 bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm) into the user's state dir

@@ -51,6 +51,9 @@ class LocalRay:
     """One local Ray with Serve on loopback; sized small, with no dashboard and no usage reporting."""
 
     num_cpus: int = 2
+    # GPUs the local node advertises to Ray's scheduler, so replicas sized for GPUs are placed; without
+    # real devices they run on CPU (the model deployment picks its device at start).
+    num_gpus: int = 0
     host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = field(default_factory=free_port)
@@ -67,6 +70,7 @@ class LocalRay:
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
         ray.init(
             num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
             include_dashboard=False,
             namespace="serve",
             _metrics_export_port=self.metrics_port,

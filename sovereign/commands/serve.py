@@ -64,6 +64,14 @@ def serve(
     controlplane: Annotated[str, typer.Option("--name", "-n", help="Dev control plane for --watch.")] = "dev",
     port: Annotated[int, typer.Option(help="HTTP port of the local Serve proxy.", min=1, max=65535)] = 8000,
     num_cpus: Annotated[int, typer.Option(help="CPUs the local Ray may schedule on.", min=1)] = 2,
+    num_gpus: Annotated[
+        int,
+        typer.Option(
+            help="GPUs the local node advertises to Ray, so GPU-sized replicas are placed (they run on CPU "
+            "when no device is present).",
+            min=0,
+        ),
+    ] = 0,
     interval: Annotated[float, typer.Option(help="Seconds between reconcile passes.", min=0.1)] = 1.0,
 ) -> None:
     """Serve RayServices on a local Ray, as KubeRay would on a cluster; Ctrl-C stops it.
@@ -83,8 +91,9 @@ def serve(
     # Checked before Ray starts: bad input costs nothing and applies nothing.
     obj = load_rayservice_file(local) if local is not None else None
     config_path = _kubeconfig(kubeconfig, controlplane) if watch else None
-    ray = LocalRay(num_cpus=num_cpus, http_port=port)
-    _say(f"starting a local Ray ({num_cpus} CPUs): Serve on {ray.url}, Ray metrics on :{ray.metrics_port}")
+    ray = LocalRay(num_cpus=num_cpus, num_gpus=num_gpus, http_port=port)
+    _say(f"starting a local Ray ({num_cpus} CPUs, {num_gpus} GPUs advertised): Serve on {ray.url}")
+    _say(f"Ray metrics on :{ray.metrics_port}")
     ray.start()
     plane = DataPlane(ray, progress=_say)
     stop = threading.Event()

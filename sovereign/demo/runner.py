@@ -27,6 +27,7 @@ from kubernetes import client, config
 from rich.console import Console
 from rich.table import Table
 
+from infra.workspace import pulumi_dir
 from sovereign import toolchain
 from sovereign.demo.scenario import POLICY_CHANGE, REGIONS, RegionPlan, write_cluster, write_stack
 from sovereign.devenv import lifecycle
@@ -228,7 +229,14 @@ class Demo:
                 line.strip() for line in done.stdout.splitlines() if " created" in line and "+ " in line
             ]
             self.say(f"[{plan.region}] {summary[-1] if summary else done.stderr.strip()[-300:]}")
-            self.expect(f"{plan.region}: stack up", done.returncode == 0)
+            created = self.custom(region).list_namespaced_custom_object(
+                "sovereign.dev", "v1alpha1", plan.cluster, "llamadeployments"
+            )["items"]
+            self.expect(
+                f"{plan.region}: stack up",
+                done.returncode == 0 and len(created) == len(plan.deployments),
+                f"{len(created)} LlamaDeployments in {plan.cluster}",
+            )
 
     def start_operators(self) -> None:
         self.step("5. The sovereign operator per region (its own ServiceAccount token, admission webhook)")
@@ -289,7 +297,9 @@ class Demo:
                     "--watch",
                     f"--kubeconfig={region.kubeconfig}",
                     f"--port={region.serve_port}",
-                    "--num-cpus=1",
+                    "--num-cpus=4",  # logical CPUs for Ray's scheduler: one per model replica
+                    # the GPUs the region's deployments declare; no device here, so they run on CPU
+                    f"--num-gpus={sum(d.gpus_per_replica for d in region.plan.deployments)}",
                 ],
                 env={"PYTHONUNBUFFERED": "1"},
             )
@@ -529,6 +539,8 @@ class Demo:
     # --- the whole run -------------------------------------------------------------------------------
     def run(self) -> None:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        # The control planes are new each run, so the stacks' Pulumi state must be too.
+        shutil.rmtree(pulumi_dir(), ignore_errors=True)
         (self.root / "demo.json").write_text(
             json.dumps({"pid": os.getpid(), "regions": [r.plan.region for r in self.regions]})
         )
