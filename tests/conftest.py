@@ -14,7 +14,14 @@ import requests
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.devenv.process import ManagedProcess, free_port
-from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle, opa_server_args, repo_sources
+from sovereign.policy.bundle import (
+    PolicySources,
+    SignedBundle,
+    bundle_dir,
+    ensure_bundle,
+    opa_server_args,
+    repo_sources,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +41,29 @@ def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPl
 @pytest.fixture
 def kubeconfig(controlplane: ControlPlane) -> Path:
     return controlplane.kubeconfig
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state dir (SOVEREIGN_STATE_DIR) of the test module's own."""
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
+    """The signed bundle the CLI finds in `state_dir`, built once for the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+        yield ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+
+
+@pytest.fixture
+def cli_state(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> Path:
+    """The CLI (in this process or a child) sees only `state_dir`, and no OPA server or screening list."""
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST"):
+        monkeypatch.delenv(name, raising=False)
+    return state_dir
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from sovereign import cli, toolchain
 from sovereign.devenv.process import free_port
-from sovereign.policy.bundle import SignedBundle, bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 
 ROOT = toolchain.REPO_ROOT
 USDEF = ROOT / "clusters" / "usdef-east-1.yaml"
@@ -42,24 +41,9 @@ ALLOWED: dict[str, Any] = {
 UNKNOWN_MODEL = {**ALLOWED, "model": "llama-9-1t"}
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
-
-
-@pytest.fixture(scope="module")
-def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
-    """The bundle the CLI will find in its state dir, built once for the module."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-        yield ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> None:
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST"):
-        monkeypatch.delenv(name, raising=False)
+def _isolated(cli_state: Path) -> None:
+    """Every test runs the CLI on this module's own state dir and signed bundle."""
 
 
 def decide(

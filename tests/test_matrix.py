@@ -23,7 +23,7 @@ from sovereign.devenv.process import free_port
 from sovereign.matrix.grid import END_USES, ComplianceMatrix, compute_matrix, load_clusters
 from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
-from sovereign.policy.bundle import SignedBundle, bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
@@ -36,24 +36,9 @@ NONCOMPLIANT_CODES = {"EU_MULTIMODAL_LICENCE", "REGION_MODALITY"}
 VOID_ELEMENTS = {"meta", "br", "link", "img", "input", "hr", "col", "wbr", "source", "area", "base"}
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
-
-
-@pytest.fixture(scope="module")
-def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
-    """The bundle the CLI finds in its state dir; the engines under test load the same one."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-        yield ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> None:
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST"):
-        monkeypatch.delenv(name, raising=False)
+def _isolated(cli_state: Path) -> None:
+    """Every test runs the CLI on this module's own state dir and signed bundle."""
 
 
 @pytest.fixture(scope="module")
