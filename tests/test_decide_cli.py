@@ -249,3 +249,71 @@ def test_first_use_builds_and_signs_the_bundle_then_reuses_it(tmp_path: Path) ->
         [str(SOVEREIGN), "bundle", "build"], capture_output=True, text=True, env=env, timeout=120
     )
     assert built.returncode == 0 and f"revision {revision}" in built.stdout
+
+
+EU_ALLOWED: dict[str, Any] = {
+    "cluster": {
+        "name": "eu-frankfurt-1",
+        "region": "eu-text-only",
+        "country": "DE",
+        "operator": {"name": "Rheinwerk Cloud GmbH", "country": "DE", "kind": "company"},
+        "accreditations": [],
+    },
+    "model": "llama-3.1-8b-instruct",
+    "end_use": "commercial",
+    "as_of": "2026-06-01",
+}
+
+
+def _patched(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """`base` with top-level keys, `cluster__key` and `operator__key` replaced."""
+    doc = json.loads(json.dumps(base))
+    for key, value in changes.items():
+        if key.startswith("cluster__"):
+            doc["cluster"][key.removeprefix("cluster__")] = value
+        elif key.startswith("operator__"):
+            doc["cluster"]["operator"][key.removeprefix("operator__")] = value
+        else:
+            doc[key] = value
+    return doc
+
+
+# Each reason code, reached through the CLI by changing one fact of an allowed request.
+CODE_CASES = {
+    "UNKNOWN_REGION": _patched(ALLOWED, cluster__region="mars-orbit"),
+    "EU_MULTIMODAL_LICENCE": _patched(EU_ALLOWED, model="llama-3.2-11b-vision-instruct"),
+    "REGION_MODALITY": _patched(EU_ALLOWED, model="meta-llama/Llama-4-Scout-17B-16E-Instruct"),
+    "END_USE_NOT_PERMITTED": _patched(EU_ALLOWED, end_use="defense"),
+    "OPERATOR_NOT_ELIGIBLE": _patched(ALLOWED, operator__kind="company"),
+    "EMBARGOED_DESTINATION": _patched(ALLOWED, cluster__weights_country="IR"),
+    "ACCREDITATION_MISSING": _patched(ALLOWED, cluster__accreditations=[]),
+    "ACCREDITATION_EXPIRED": _patched(
+        ALLOWED, cluster__accreditations=[{"scheme": "dod-il5", "expires": "2026-05-31"}]
+    ),
+    "DATA_RESIDENCY": _patched(ALLOWED, cluster__weights_country="GB"),
+    "MAU_LICENCE_REQUIRED": _patched(ALLOWED, operator__monthly_active_users=800_000_000),
+    "GPU_QUOTA_EXCEEDED": _patched(ALLOWED, cluster__gpu_quota=8, cluster__gpus_in_use=6, gpus=4),
+}
+
+
+@pytest.mark.parametrize("code", sorted(CODE_CASES))
+def test_each_reason_code_through_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, code: str
+) -> None:
+    exit_code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, CODE_CASES[code]))
+    assert exit_code == 1
+    assert code in _codes(decision)
+    cited = [v for v in decision["violations"] if v["code"] == code]
+    assert all(v["message"] and "http" in v["citation"] for v in cited)
+
+
+def test_the_ai_act_obligation_through_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    exit_code, decision, _ = decide(
+        monkeypatch, capsys, _file(tmp_path, _patched(EU_ALLOWED, model="llama-3.1-405b-instruct"))
+    )
+    assert exit_code == 0
+    obligations = {o["code"]: o for o in decision["obligations"]}
+    assert "Art. 51" in obligations["AI_ACT_SYSTEMIC_RISK"]["citation"]
+    assert "BUILT_WITH_LLAMA" in obligations
