@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sovereign import toolchain
-from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
+from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.policy.bundle import (
     PolicySources,
@@ -27,15 +27,9 @@ from sovereign.policy.bundle import (
 @pytest.fixture(scope="session")
 def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """One real control plane for the whole session, owned by this pytest process."""
-    plane = ControlPlane(
-        ControlPlaneConfig(name="pytest", state_dir=tmp_path_factory.mktemp("controlplane")),
-        progress=lambda line: None,
-    )
-    plane.start()
-    try:
+    config = ControlPlaneConfig(name="pytest", state_dir=tmp_path_factory.mktemp("controlplane"))
+    with running_controlplane(config) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from infra.kube_api import connect
 from infra.kube_object import KubeObjectProvider
 from sovereign import toolchain
-from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
+from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle, opa_server_args
 
@@ -59,15 +59,9 @@ deployments:
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle) -> Iterator[ControlPlane]:
     state = tmp_path_factory.mktemp("pulumi-e2e-plane")
-    plane = ControlPlane(
-        ControlPlaneConfig(name="pulumi-e2e", state_dir=state, opa_args=opa_server_args(signed_bundle)),
-        progress=lambda line: None,
-    )
-    plane.start()
-    try:
+    config = ControlPlaneConfig(name="pulumi-e2e", state_dir=state, opa_args=opa_server_args(signed_bundle))
+    with running_controlplane(config) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")

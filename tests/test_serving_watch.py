@@ -16,7 +16,7 @@ from serving.args import ServingArgs
 from serving.dataplane import DataPlane, LocalRay, free_port, watch
 from serving.manifest import rayservice
 from sovereign import toolchain
-from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
+from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.models.tiny import build_all
 from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
 from sovereign.policy.clusters import load_cluster
@@ -47,15 +47,11 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
 def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane of this module's own: the data plane serves every RayService it finds, so it must not
     see those that other modules' operators left in the session's control plane."""
-    plane = ControlPlane(
-        ControlPlaneConfig(name="serving-watch", state_dir=tmp_path_factory.mktemp("serving-watch-plane")),
-        progress=lambda line: None,
+    config = ControlPlaneConfig(
+        name="serving-watch", state_dir=tmp_path_factory.mktemp("serving-watch-plane")
     )
-    plane.start()
-    try:
+    with running_controlplane(config) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,3 +332,14 @@ class ControlPlane:
         path = self.dir / "state.json"
         path.write_text(json.dumps({**self.describe(), **extra}, indent=2))
         return path
+
+
+@contextmanager
+def running_controlplane(config: ControlPlaneConfig) -> Iterator[ControlPlane]:
+    """A control plane owned by the caller's process for the length of a `with` block (tests, benchmarks)."""
+    plane = ControlPlane(config, progress=lambda _line: None)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
