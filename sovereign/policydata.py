@@ -292,9 +292,28 @@ def catalogue_id(hf_repo: str) -> str:
     return hf_repo.removeprefix("meta-llama/").lower()
 
 
+class ParameterTolerance(_Strict):
+    percent: Annotated[int, Field(gt=0, lt=100)]
+    why: str
+
+
+class StandInLimit(_Strict):
+    count: PositiveInt
+    why: str
+
+
+class WeightsCheck(_Strict):
+    """How a checkpoint on disk is matched to its declared variant (Rego rule weights_match)."""
+
+    citation: Citation
+    parameter_tolerance: ParameterTolerance
+    stand_in_max_parameters: StandInLimit
+
+
 class CatalogueFile(_Strict):
     entry_names = {"models": ("model", "id")}
     models: list[ModelVariant]
+    weights_check: WeightsCheck  # after models: its check reads them
 
     @field_validator("models")
     @classmethod
@@ -308,6 +327,23 @@ class CatalogueFile(_Strict):
                         f"alias '{alias}' of model '{model.id}' is already an alias of '{owner[alias]}'"
                     )
         return models
+
+    @field_validator("weights_check")
+    @classmethod
+    def _stand_in_below_every_variant(cls, check: WeightsCheck, info: ValidationInfo) -> WeightsCheck:
+        # A checkpoint this small skips the size check: no variant may be accepted at that size.
+        models: list[ModelVariant] = info.data.get("models", [])
+        if not models:
+            return check
+        limit = check.stand_in_max_parameters.count
+        smallest = min(models, key=lambda model: model.parameters.total)
+        accepted = smallest.parameters.total * (100 - check.parameter_tolerance.percent) // 100
+        if limit >= accepted:
+            raise ValueError(
+                f"stand_in_max_parameters.count ({limit}) must be below the smallest size accepted for a "
+                f"variant ({accepted}, model '{smallest.id}'): a real checkpoint could pass as a stand-in"
+            )
+        return check
 
 
 # --- regions/<profile>.yaml -------------------------------------------------------------------------------
@@ -466,6 +502,7 @@ class PolicyData:
         self.licences = {family.id: family for family in licences.families}
         self.national_security_carve_out = licences.national_security_carve_out
         self.models = list(catalogue.models)
+        self.weights_check = catalogue.weights_check
         self.regions = dict(sorted(regions.items()))
         self.screening = screening
         self.ai_act = ai_act
@@ -488,6 +525,7 @@ class PolicyData:
             "catalogue": {
                 "models": {model.id: dump(model) for model in self.models},
                 "aliases": dict(sorted(self.aliases.items())),
+                "weights_check": dump(self.weights_check),
             },
             "licences": {key: dump(family) for key, family in self.licences.items()},
             "national_security_carve_out": dump(self.national_security_carve_out),

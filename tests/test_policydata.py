@@ -149,6 +149,10 @@ def test_opa_document_is_what_the_rego_reads() -> None:
     ]  # fmt: skip
     assert document["countries"]["embargoed"]["members"] == ["BY", "CU", "IR", "KP", "RU", "SY"]
     assert document["ai_act"]["systemic_risk"]["threshold_flop"] == 1e25
+    weights_check = document["catalogue"]["weights_check"]
+    assert weights_check["parameter_tolerance"]["percent"] == 10
+    assert weights_check["stand_in_max_parameters"]["count"] == 100_000_000
+    assert weights_check["parameter_tolerance"]["why"] and weights_check["stand_in_max_parameters"]["why"]
 
 
 @pytest.mark.parametrize(
@@ -181,6 +185,19 @@ def test_opa_document_is_what_the_rego_reads() -> None:
         (
             lambda raw: raw["models"].append(dict(_model(raw, "llama-3.2-1b"))),
             "catalogue.yaml: models: model 'llama-3.2-1b' is defined twice",
+        ),
+        (
+            lambda raw: raw.pop("weights_check"),
+            "catalogue.yaml: weights_check: Field required",
+        ),
+        (
+            lambda raw: raw["weights_check"]["parameter_tolerance"].update(percent=0),
+            "catalogue.yaml: weights_check.parameter_tolerance.percent: Input should be greater than 0",
+        ),
+        (
+            lambda raw: raw["weights_check"]["stand_in_max_parameters"].update(count=2_000_000_000),
+            "catalogue.yaml: weights_check: stand_in_max_parameters.count (2000000000) must be below the "
+            "smallest size accepted for a variant (1010700000, model 'llama-guard-3-1b-int4')",
         ),
     ],
 )
