@@ -21,8 +21,11 @@ import data.sovereign.rules.invalid_input
 import data.sovereign.rules.mau_licence
 import data.sovereign.rules.operator_eligibility
 import data.sovereign.rules.region_modality
+import data.sovereign.rules.request_modality
+import data.sovereign.rules.screening_performed
 import data.sovereign.rules.unknown_model
 import data.sovereign.rules.unknown_region
+import data.sovereign.rules.weights_match
 
 violations := union({
 	unknown_model.violations,
@@ -34,13 +37,20 @@ violations := union({
 	operator_eligibility.violations,
 	embargo.violations,
 	denied_party.violations,
+	screening_performed.violations,
 	accreditation.violations,
 	data_residency.violations,
 	mau_licence.violations,
 	gpu_quota.violations,
+	request_modality.violations,
+	weights_match.violations,
 })
 
-obligations := (ai_act_systemic_risk.obligations | built_with_llama.obligations) | region_modality.obligations
+obligations := union({
+	ai_act_systemic_risk.obligations,
+	built_with_llama.obligations,
+	screening_performed.obligations,
+})
 
 result := {
 	"allow": count(violations) == 0,

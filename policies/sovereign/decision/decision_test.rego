@@ -84,6 +84,12 @@ test_fail_every_code_is_a_registered_code if {
 		fixtures.patched(fixtures.eu_text_only, {"model": "llama-4-scout-17b-16e", "end_use": "defense"}),
 		fixtures.patched(fixtures.us_defense, {"cluster": {"country": "CU", "accreditations": []}, "gpus": 99}),
 		fixtures.patched(fixtures.five_eyes, {"cluster": {"accreditations": [{"scheme": "uk-official", "expires": "2020-01-01"}]}}),
+		fixtures.patched(fixtures.eu_text_only, {
+			"request": {"modalities": ["image", "text"]},
+			"weights": {"input_modalities": ["image", "text"], "parameters": 1},
+			"screening": {"performed": false, "hits": []},
+		}),
+		fixtures.patched(fixtures.five_eyes, {"approval": true, "screening": {"performed": false, "hits": []}}),
 	]
 	every request in requests {
 		result := decision.result with input as request
@@ -94,6 +100,51 @@ test_fail_every_code_is_a_registered_code if {
 			data.codes[obligation.code].kind == "obligation"
 		}
 	}
+}
+
+# What a serving replica asks before it loads a checkpoint and for each request: the same decision.
+test_success_serving_replica_with_the_declared_weights if {
+	request := fixtures.patched(fixtures.us_defense, {
+		"request": {"modalities": ["image", "text"], "tenant": "army"},
+		"weights": {"input_modalities": ["image", "text"], "parameters": 10670220835},
+		"screening": {"performed": true, "hits": []},
+	})
+	decision.result == {
+		"allow": true,
+		"violations": [],
+		"obligations": [_built_with_llama("llama3.2", "llama-3.2-11b-vision-instruct")],
+	} with input as request
+}
+
+test_fail_serving_replica_checks if {
+	request := fixtures.patched(fixtures.eu_text_only, {
+		"request": {"modalities": ["image", "text"]},
+		"weights": {"input_modalities": ["text"], "parameters": 70553706496},
+	})
+	result := decision.result with input as request
+	not result.allow
+	[v.code | some v in result.violations] == ["REGION_MODALITY", "REQUEST_MODALITY_UNSUPPORTED", "WEIGHTS_MISMATCH"]
+}
+
+test_success_unscreened_decision_is_allowed_with_the_notice if {
+	result := decision.result with input as fixtures.patched(fixtures.five_eyes, {"screening": {"performed": false, "hits": []}})
+	result.allow
+	[o.code | some o in result.obligations] == ["BUILT_WITH_LLAMA", "SCREENING_NOT_PERFORMED_NOTICE"]
+}
+
+test_fail_unscreened_approval if {
+	request := fixtures.patched(fixtures.five_eyes, {"approval": true, "screening": {"performed": false, "hits": []}})
+	result := decision.result with input as request
+	not result.allow
+	[v.code | some v in result.violations] == ["SCREENING_NOT_PERFORMED"]
+	[o.code | some o in result.obligations] == ["BUILT_WITH_LLAMA"]
+}
+
+test_success_screened_approval if {
+	request := fixtures.patched(fixtures.five_eyes, {"approval": true, "screening": {"performed": true, "hits": []}})
+	result := decision.result with input as request
+	result.allow
+	[o.code | some o in result.obligations] == ["BUILT_WITH_LLAMA"]
 }
 
 test_fail_defined_and_denied_for_any_input if {

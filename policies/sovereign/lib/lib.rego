@@ -25,6 +25,7 @@ text(value) := value if is_string(value)
 
 else := json.marshal(value)
 
+# Arrays keep their order; sort a set first (OPA iterates sets sorted, Wasm does not).
 texts(values) := concat(", ", [text(v) | some v in values])
 
 is_date(value) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`, value)
@@ -65,6 +66,9 @@ else := data.catalogue.aliases[_model_key]
 model := data.catalogue.models[model_id]
 
 licence := data.licences[model.licence]
+
+# The content of one serving request (input.request.modalities, gathered by the serving guard); [] without one.
+request_modalities := array_at(object_at(request, "request"), "modalities")
 
 is_multimodal if {
 	some modality in array.concat(model.modalities.input, model.modalities.output)
@@ -111,6 +115,13 @@ else := ""
 code_citation(code) := citation if citation := data.codes[code].citation
 
 else := "policy data missing from the bundle — https://www.openpolicyagent.org/docs/management-bundles"
+
+# The model's catalogue source (its model card, first of its citations) for a violation about the variant
+# itself; the code's general citation when the entry has none.
+model_citation(code, what) := concat("", ["Catalogue source of ", model_id, ", ", what, " — ", url]) if {
+	url := model.citations[0]
+	is_string(url)
+} else := code_citation(code)
 
 item(code, message, citation) := {"code": code, "message": message, "citation": citation}
 

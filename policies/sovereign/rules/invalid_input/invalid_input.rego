@@ -39,3 +39,60 @@ violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALI
 	not is_array(screening.hits)
 	message := concat("", ["input field screening.hits must be a list of hits (got ", lib.text(screening), ")"])
 }
+
+# screening.performed may be absent (older callers), but a caller that says whether it screened must say it
+# readably: an unreadable answer must not pass as "screened".
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	performed := lib.object_at(lib.request, "screening").performed
+	not is_boolean(performed)
+	message := concat("", ["input field screening.performed must be true or false (got ", lib.text(performed), ")"])
+}
+
+# approval (the decision approves a new organisation) may be absent, but not unreadable: it must not pass
+# as "not an approval".
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	approval := lib.request.approval
+	not is_boolean(approval)
+	message := concat("", ["input field approval must be true or false (got ", lib.text(approval), ")"])
+}
+
+# weights (the checkpoint a serving replica is about to load) may be absent, but facts that cannot be read
+# must not let the checkpoint pass unchecked. stand_in_for null reads as absent.
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	weights := lib.request.weights
+	not _is_weights(weights)
+	message := concat("", [
+		"input field weights must be {input_modalities: [string], parameters: integer >= 0, ",
+		"stand_in_for: catalogue id (optional)} (got ", lib.text(weights), ")",
+	])
+}
+
+# request.modalities (the content of a serving request) may be absent, but not unreadable.
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	modalities := lib.object_at(lib.request, "request").modalities
+	not _is_strings(modalities)
+	message := concat("", ["input field request.modalities must be a list of strings (got ", lib.text(modalities), ")"])
+}
+
+_is_weights(weights) if {
+	_is_strings(weights.input_modalities)
+	_is_count(weights.parameters)
+	_is_optional_string(object.get(weights, "stand_in_for", null))
+}
+
+_is_strings(values) if {
+	is_array(values)
+	every value in values {
+		is_string(value)
+	}
+}
+
+_is_count(value) if {
+	is_number(value)
+	value >= 0
+	floor(value) == value
+}
+
+_is_optional_string(value) if value == null
+
+_is_optional_string(value) if is_string(value)

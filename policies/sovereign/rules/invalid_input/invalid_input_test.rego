@@ -1,5 +1,6 @@
 package sovereign.rules.invalid_input_test
 
+import data.sovereign.lib
 import data.sovereign.rules.invalid_input
 import data.sovereign.test.fixtures
 
@@ -40,4 +41,68 @@ test_fail_every_field_of_a_garbage_input if {
 	every garbage in ["garbage", 42, [], null, {}, {"cluster": "c"}] {
 		count(invalid_input.violations) == 9 with input as garbage
 	}
+}
+
+_messages(request) := {v.message | some v in invalid_input.violations with input as request}
+
+test_success_screening_performed_and_approval_readable if {
+	every patch in [
+		{"screening": {"performed": true, "hits": []}},
+		{"screening": {"performed": false, "hits": []}, "approval": true},
+		{"approval": false},
+	] {
+		_messages(fixtures.patched(fixtures.us_defense, patch)) == set()
+	}
+}
+
+test_fail_screening_performed_not_a_boolean if {
+	request := fixtures.patched(fixtures.us_defense, {"screening": {"performed": "no", "hits": []}})
+	_messages(request) == {"input field screening.performed must be true or false (got no)"}
+	_messages(fixtures.patched(fixtures.us_defense, {"screening": {"performed": null, "hits": []}})) == {"input field screening.performed must be true or false (got null)"}
+}
+
+test_fail_approval_not_a_boolean if {
+	_messages(fixtures.patched(fixtures.us_defense, {"approval": "yes"})) == {"input field approval must be true or false (got yes)"}
+	_messages(fixtures.patched(fixtures.us_defense, {"approval": 1})) == {"input field approval must be true or false (got 1)"}
+}
+
+test_success_weights_readable if {
+	every weights in [
+		{"input_modalities": ["image", "text"], "parameters": 10670220835},
+		{"input_modalities": ["text"], "parameters": 4200000, "stand_in_for": "llama-3.2-11b-vision-instruct"},
+		{"input_modalities": [], "parameters": 0, "stand_in_for": null},
+	] {
+		_messages(fixtures.patched(fixtures.us_defense, {"weights": weights})) == set()
+	}
+}
+
+test_fail_weights_unreadable if {
+	every weights in [
+		null,
+		"checkpoint",
+		{"parameters": 8030261248},
+		{"input_modalities": "text", "parameters": 8030261248},
+		{"input_modalities": [1], "parameters": 8030261248},
+		{"input_modalities": ["text"]},
+		{"input_modalities": ["text"], "parameters": "8B"},
+		{"input_modalities": ["text"], "parameters": -1},
+		{"input_modalities": ["text"], "parameters": 8.5},
+		{"input_modalities": ["text"], "parameters": 8030261248, "stand_in_for": 7},
+	] {
+		_messages(fixtures.patched(fixtures.us_defense, {"weights": weights})) == {concat("", [
+			"input field weights must be {input_modalities: [string], parameters: integer >= 0, ",
+			"stand_in_for: catalogue id (optional)} (got ", lib.text(weights), ")",
+		])}
+	}
+}
+
+test_success_request_modalities_readable if {
+	_messages(fixtures.patched(fixtures.us_defense, {"request": {"modalities": ["image", "text"], "tenant": "army"}})) == set()
+	_messages(fixtures.patched(fixtures.us_defense, {"request": {"tenant": "army"}})) == set()
+}
+
+test_fail_request_modalities_unreadable if {
+	request := fixtures.patched(fixtures.us_defense, {"request": {"modalities": "image"}})
+	_messages(request) == {"input field request.modalities must be a list of strings (got image)"}
+	_messages(fixtures.patched(fixtures.us_defense, {"request": {"modalities": [["image"]]}})) == {"input field request.modalities must be a list of strings (got [[\"image\"]])"}
 }

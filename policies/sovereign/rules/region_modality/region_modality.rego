@@ -1,6 +1,8 @@
 # METADATA
 # title: REGION_MODALITY
-# description: Every input and output modality of the model must be allowed by the region profile.
+# description: >-
+#   Every input and output modality of the model, and every modality of a serving request's content, must
+#   be allowed by the region profile.
 package sovereign.rules.region_modality
 
 import data.sovereign.lib
@@ -17,21 +19,14 @@ violations contains lib.item("REGION_MODALITY", message, lib.region.modalities.c
 }
 
 # The content of one serving request (input.request.modalities, gathered by the serving guard): each
-# modality the region does not allow is a violation, whatever the model could take.
-_request_modalities := lib.array_at(lib.object_at(lib.request, "request"), "modalities")
-
+# modality the region does not allow is a violation, whatever the model could take (whether the model takes
+# it is the rule request_modality).
 violations contains lib.item("REGION_MODALITY", message, lib.region.modalities.citation) if {
-	refused := [modality | some modality in _request_modalities; not modality in lib.region.modalities.input]
+	refused := [modality | some modality in lib.request_modalities; not modality in lib.region.modalities.input]
 	count(refused) > 0
 	message := concat("", [
 		"request to model <", lib.model_id, "> carries input <", lib.texts(refused),
 		"> that region <", lib.region_name, "> does not allow; allowed input: ",
 		lib.texts(lib.region.modalities.input),
 	])
-}
-
-# Tells the serving guard that this decision judged the request's content, not only the model.
-obligations contains lib.item("REQUEST_MODALITIES_CHECKED", message, lib.region.modalities.citation) if {
-	is_array(lib.object_at(lib.request, "request").modalities)
-	message := concat("", ["request modalities <", lib.texts(_request_modalities), "> judged against the region"])
 }
