@@ -24,9 +24,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
 	touch $@
 
-lint: venv  ## ruff check + format check
+lint: venv  ## ruff check + format check + the import layer contract (pyproject.toml)
 	ruff check .
 	ruff format --check .
+	lint-imports
 
 policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
 	policies/check.sh

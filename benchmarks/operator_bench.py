@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from operators import manifests
-from operators.localrun import LocalOpa, LocalOperator, wait_until
 from operators.sovereign_operator.fleet import Claim, Judge, Verdict, claim_of, decide_batched
+
+from operators.localrun import LocalOpa, LocalOperator, wait_until
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
+from sovereign.policy import subjects
 from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle, repo_sources
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policy.engine import PolicyEngine
@@ -93,9 +93,9 @@ def reconcile(count: int, workdir: Path, bundle: SignedBundle) -> dict[str, Any]
         namespace = "bench"
         operator.onboard(namespace)
         cluster = _cluster(0, "us-defense", None)
-        operator.create(manifests.sovereign_cluster(cluster))
+        operator.create(subjects.sovereign_cluster(cluster))
         bodies = [
-            manifests.llama_deployment(
+            subjects.llama_deployment(
                 cluster,
                 Deployment.model_validate(
                     {"name": f"d{i:04d}", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
@@ -146,7 +146,7 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
                 "gpus_per_replica": [1, 2, 4, 8][index % 4],
             }
         )
-        obj = manifests.llama_deployment(cluster, declared, f"tenant-{index % 50}")
+        obj = subjects.llama_deployment(cluster, declared, f"tenant-{index % 50}")
         created = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
         obj["metadata"].update(uid=f"uid-{index}", creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
         obj["status"] = {"phase": "Running"}
@@ -154,7 +154,7 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
     claims: dict[str, list[Claim]] = {}
     for obj in deployments:
         claims.setdefault(obj["spec"]["clusterRef"], []).append(claim_of(obj))
-    return deployments, {spec.name: manifests.sovereign_cluster(spec) for spec in specs}, claims
+    return deployments, {spec.name: subjects.sovereign_cluster(spec) for spec in specs}, claims
 
 
 def changed_policy(workdir: Path) -> SignedBundle:

@@ -32,6 +32,7 @@ from serving.app import build_with_ingress
 from serving.args import ServingArgs
 from serving.ingress import OpenAiIngress
 from sovereign import toolchain
+from sovereign.policy import subjects
 from sovereign.policy.clusters import load_cluster
 
 MODEL = "llama-3.1-8b-instruct"
@@ -54,7 +55,7 @@ def build_unguarded_app(args: dict[str, Any]) -> Application:
 
 
 def _args(model_source: Path, max_new_tokens: int) -> ServingArgs:
-    cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+    cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     return ServingArgs.model_validate(
         {
             "llm_configs": [
@@ -129,7 +130,7 @@ def _guard_alone(n: int) -> dict[str, float]:
     from serving.guard import RequestGuard
     from serving.modalities import request_modalities
 
-    cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+    cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     guard = RequestGuard(cluster, "commercial", [MODEL])
     assert guard.engine is not None
     bodies = [_request_body(i, 1) for i in range(n)]

@@ -17,43 +17,38 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from infra import decisions
 from infra.kube_object import KubeObject, normalise_numbers
-from operators import manifests
+from sovereign import vocabulary as k8s
 from sovereign.errors import SovereignError
+from sovereign.policy.judgement import Action, Judgement
+from sovereign.policy.subjects import enforcement_mode
 
 KUBE_OBJECT_TYPE = f"pulumi-python:{KubeObject._resource_type_name}"
-BLOCKING_MODES = {"enforce"}
+# Actions that fail the preview: an enforced denial, nothing to judge, or no decision (unknown means deny).
+BLOCKING = {Action.REFUSE, Action.HOLD}
 
 
 def _llama_deployment(args: ResourceValidationArgs) -> dict[str, Any] | None:
     manifest = args.props.get("manifest") if args.resource_type == KUBE_OBJECT_TYPE else None
-    if not manifest or manifest.get("kind") != "LlamaDeployment":
+    if not manifest or manifest.get("kind") != k8s.LLAMA_DEPLOYMENT:
         return None
-    return manifest if str(manifest.get("apiVersion", "")).startswith(f"{manifests.GROUP}/") else None
+    return manifest if str(manifest.get("apiVersion", "")).startswith(f"{k8s.GROUP}/") else None
 
 
-def _mode(context: dict[str, Any] | None) -> str:
-    spec = ((context or {}).get("cluster") or {}).get("spec") or {}
-    return str(spec.get("enforcement", "enforce"))
-
-
-def _judge(args: ResourceValidationArgs) -> tuple[str, dict[str, Any]] | None:
-    """(enforcement mode, decision) for a LlamaDeployment; None for every other resource."""
+def _judge(args: ResourceValidationArgs) -> tuple[Action, Judgement] | None:
+    """(what the cluster's mode makes of it, the judgement) for a LlamaDeployment; None for the rest."""
     deployment = _llama_deployment(args)
     if deployment is None:
         return None
     deployment, context = normalise_numbers(deployment), normalise_numbers(args.props.get("policy_context"))
     if not context:
-        return "enforce", _cannot_judge("no policy_context (its SovereignCluster) travels with it")
+        why = "no policy_context (its SovereignCluster) travels with it"
+        judgement = Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, why)
+        return judgement.action(), judgement
     try:
-        return _mode(context), decisions.decide(decisions.policy_input(deployment, context))
+        judgement = decisions.judge_one(decisions.policy_input(deployment, context))
     except SovereignError as exc:
-        return "enforce", _cannot_judge(str(exc))
-
-
-def _cannot_judge(why: str) -> dict[str, Any]:
-    # The policy's own code for input it cannot judge; no decision was made, so the deny is ours.
-    violation = {"code": "INVALID_INPUT", "message": f"cannot be judged: {why}", "citation": ""}
-    return {"allow": False, "violations": [violation], "obligations": []}
+        judgement = Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
+    return judgement.action(enforcement_mode(context["cluster"])), judgement
 
 
 def _line(item: dict[str, Any]) -> str:
@@ -64,9 +59,12 @@ def _line(item: dict[str, Any]) -> str:
 def _violations(blocking: bool) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         judged = _judge(args)
-        if judged is None or (judged[0] in BLOCKING_MODES) != blocking:
+        if judged is None or judged[0] is Action.ADMIT or (judged[0] in BLOCKING) != blocking:
             return
-        for violation in judged[1]["violations"]:
+        judgement = judged[1]
+        if judgement.problem:
+            report_violation(f"cannot be judged: {judgement.problem[1]}", None)
+        for violation in judgement.violations:
             report_violation(_line(violation), None)
 
     return validate
@@ -74,7 +72,7 @@ def _violations(blocking: bool) -> Callable[[ResourceValidationArgs, ReportViola
 
 def _obligations(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     judged = _judge(args)
-    for obligation in judged[1]["obligations"] if judged else []:
+    for obligation in judged[1].obligations if judged else []:
         report_violation(_line(obligation), None)
 
 

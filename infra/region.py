@@ -15,6 +15,8 @@ from infra.kube_api import Connection
 from infra.kube_object import KubeObject, identity
 from infra.stack_config import Workloads
 from operators import manifests
+from sovereign import vocabulary as k8s
+from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import ClusterSpec
 
@@ -67,15 +69,13 @@ class SovereignRegion(pulumi.ComponentResource):
         self._name, self._args = name, args
         # Judged before anything is registered: a deployment that cannot be judged stops the program
         # while nothing exists yet.
-        clusters = [(spec, manifests.sovereign_cluster(spec)) for spec in args.clusters]
+        clusters = [(spec, subjects.sovereign_cluster(spec)) for spec in args.clusters]
         declared = [(spec, cluster, _judged_deployments(spec, cluster)) for spec, cluster in clusters]
         judged = [pair for _, _, pairs in declared for pair in pairs]
-        verdicts = decisions.decide_many([decisions.policy_input(d, context) for d, context in judged])
+        judgements = decisions.judge_many([decisions.policy_input(d, context) for d, context in judged])
 
         system = self._apply(
-            region_objects.namespace(
-                region_objects.SYSTEM_NAMESPACE, {region_objects.REGION_LABEL: args.region}
-            )
+            region_objects.namespace(region_objects.SYSTEM_NAMESPACE, {k8s.LABEL_REGION: args.region})
         )
         crds = [self._apply(doc) for doc in _documents(manifests.CRD_FILES)]
         # The operator's RBAC file also declares its namespace: this component owns namespaces (labelled).
@@ -94,7 +94,7 @@ class SovereignRegion(pulumi.ComponentResource):
         if args.workloads is Workloads.in_cluster and args.webhook_ca:
             for doc in region_objects.opa_workload(args.opa_image):
                 self._apply(doc, [bundle])
-            service_account = manifests.OPERATOR_SERVICE_ACCOUNT[1]
+            service_account = k8s.OPERATOR_SERVICE_ACCOUNT[1]
             operator = [
                 self._apply(doc, rbac)
                 for doc in region_objects.operator_workload(args.operator_image, service_account)
@@ -111,9 +111,7 @@ class SovereignRegion(pulumi.ComponentResource):
         for spec, cluster, deployments in declared:
             cluster_obj = self._apply(cluster, crds)
             ns, *ns_objects = manifests.onboard_namespace(spec.name)
-            ns["metadata"]["labels"].update(
-                {region_objects.REGION_LABEL: args.region, region_objects.CLUSTER_LABEL: spec.name}
-            )
+            ns["metadata"]["labels"].update({k8s.LABEL_REGION: args.region, k8s.LABEL_CLUSTER: spec.name})
             ns_obj = self._apply(ns)
             namespaces.append(spec.name)
             for doc in [*ns_objects, region_objects.egress_policy(spec.name, args.egress_cidrs)]:
@@ -122,8 +120,8 @@ class SovereignRegion(pulumi.ComponentResource):
                 self._apply(deployment, [*crds, ns_obj, cluster_obj, *admission], context)
 
         compliance = {
-            _ref(deployment): decisions.summary(verdict)
-            for (deployment, _), verdict in zip(judged, verdicts, strict=True)
+            _ref(deployment): decisions.summary(judgement)
+            for (deployment, _), judgement in zip(judged, judgements, strict=True)
         }
         self.namespaces = pulumi.Output.from_input(namespaces)
         self.endpoints = pulumi.Output.from_input(endpoints)
@@ -149,7 +147,7 @@ def _judged_deployments(
     spec: ClusterSpec, cluster: dict[str, Any]
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """A cluster's LlamaDeployments (in the namespace named after it), each with its policy context."""
-    deployments = [manifests.llama_deployment(spec, d, spec.name) for d in spec.deployments]
+    deployments = [subjects.llama_deployment(spec, d, spec.name) for d in spec.deployments]
     return [(d, decisions.policy_context(cluster, deployments, i)) for i, d in enumerate(deployments)]
 
 

@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 from operators.sovereign_operator.admission import webhook_configuration
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.bundle_signature import SIGNING_ALG
+from sovereign.vocabulary import LABEL_MANAGED_BY, OPERATOR_NAMESPACE
 
-SYSTEM_NAMESPACE = "sovereign-system"
-PART_OF = {"app.kubernetes.io/part-of": "sovereign", "app.kubernetes.io/managed-by": "pulumi"}
-REGION_LABEL = "sovereign.dev/region"
-CLUSTER_LABEL = "sovereign.dev/cluster"
+SYSTEM_NAMESPACE = OPERATOR_NAMESPACE
+PART_OF = {"app.kubernetes.io/part-of": "sovereign", LABEL_MANAGED_BY: "pulumi"}
 OPERATOR_NAME = "sovereign-operator"
 OPA_NAME = "sovereign-opa"
 OPA_PORT = 8181

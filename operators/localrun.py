@@ -24,12 +24,22 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from operators.manifests import CLUSTERS, DEPLOYMENTS, GROUP, REQUESTS, VERSION, onboard_namespace
-from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES, api_client
+from operators.manifests import onboard_namespace
+from operators.sovereign_operator.kube import api_client
 from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import SignedBundle, opa_server_args
+from sovereign.vocabulary import (
+    CLUSTERS,
+    DEPLOYMENTS,
+    GROUP,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYSERVICES,
+    REQUESTS,
+    VERSION,
+)
 
 T = TypeVar("T")
 _PLURALS = {

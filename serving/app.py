@@ -28,6 +28,7 @@ def build_with_ingress(args: ServingArgs, ingress: Deployment) -> Application:
             config.model_loading_config.model_id,
             str(config.model_loading_config.model_source),
             config.engine_kwargs.model_dump(),
+            args.policy.model_dump(mode="json"),
         )
         for config in args.llm_configs
     ]

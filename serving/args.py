@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from sovereign.policy.decision_input import ClusterFacts, EndUse
+from sovereign.policy.decision_input import ClusterFacts, Count, EndUse
 
 MiB = 1024 * 1024
 # The builder these args are for (serving/app.py); defined here so config writers need not import Ray.
@@ -66,8 +66,11 @@ class LLMConfig(_Strict):
 
 
 class PolicyContext(_Strict):
+    """The facts the deployment was judged on (sovereign.policy.subjects), judged again at every request."""
+
     cluster: ClusterFacts
     end_use: EndUse
+    gpus: Count | None = None
     screening_list: Path | None = Field(
         default=None, description="Consolidated Screening List JSON; the operator is screened at start"
     )

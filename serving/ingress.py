@@ -103,7 +103,9 @@ class OpenAiIngress:
             for m, c in zip(model_ids, self.args.llm_configs, strict=True)
         }
         context = self.args.policy
-        self.guard = RequestGuard(context.cluster, context.end_use, model_ids, context.screening_list)
+        self.guard = RequestGuard(
+            context.cluster, context.end_use, model_ids, context.screening_list, gpus=context.gpus
+        )
         self.metrics = ServingMetrics(
             context.cluster.region, context.cluster.name, model_ids, self.args.max_tenant_labels
         )
@@ -151,15 +153,15 @@ class OpenAiIngress:
         return self.model_ids[model.lower()]
 
     def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
-        verdict = self.guard.check(body, model_id, tenant)
-        if not verdict.allowed:
+        answer = self.guard.check(body, model_id, tenant)
+        if not answer.allowed:
             raise _Refusal(
-                verdict.status,
-                verdict.codes[0],
-                verdict.message,
-                codes=verdict.codes,
-                modalities=verdict.modalities,
-                policy_revision=verdict.decision.get("policy_revision"),
+                answer.status,
+                answer.codes[0],
+                answer.message,
+                codes=answer.codes,
+                modalities=answer.modalities,
+                policy_revision=answer.judgement.policy_revision,
             )
 
     # --- answering -------------------------------------------------------------------------------------

@@ -20,8 +20,12 @@ from typing import Any
 
 from ray import serve
 
-from serving.args import EngineKwargs
+from serving.args import EngineKwargs, PolicyContext
 from serving.weights import VerifiedWeights, verify_weights
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.engine import engine_from_env
+from sovereign.policy.judgement import Judge
+from sovereign.policy.screening import screen_of
 
 logger = logging.getLogger("ray.serve")
 
@@ -172,8 +176,16 @@ class _Model:
 class LlamaServer:
     """Refuses to start unless the weights are the declared catalogue variant; logs their digests."""
 
-    def __init__(self, model_id: str, model_source: str, engine_kwargs: dict[str, Any]) -> None:
-        self.verified = verify_weights(Path(model_source), model_id)
+    def __init__(
+        self, model_id: str, model_source: str, engine_kwargs: dict[str, Any], policy: dict[str, Any]
+    ) -> None:
+        # The checkpoint is judged with the facts the deployment was judged on (its serving args).
+        context = PolicyContext.model_validate(policy)
+        judged = DecisionInput(
+            cluster=context.cluster, model=model_id, end_use=context.end_use, gpus=context.gpus
+        )
+        judge = Judge(engine_from_env(), screen_of(context.screening_list))
+        self.verified = verify_weights(Path(model_source), judge, judged)
         logger.info("sovereign weights verified: %s", json.dumps(self.verified.record(), sort_keys=True))
         self._model = _Model(self.verified, EngineKwargs.model_validate(engine_kwargs))
         logger.info("sovereign model %s loaded on %s", model_id, self._model.device)

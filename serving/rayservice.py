@@ -20,8 +20,8 @@ from ray.serve.schema import ServeDeploySchema
 
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.policy.decision_input import describe_errors
+from sovereign.vocabulary import CONDITION_WEIGHTS_VERIFIED as WEIGHTS_CONDITION
 
-WEIGHTS_CONDITION = "sovereign.io/WeightsVerified"
 # Serve application status -> whether the app counts as serving, as KubeRay reads it.
 _RUNNING = "RUNNING"
 

@@ -1,16 +1,12 @@
-"""Check the weights on disk against the catalogue variant a deployment declares, before serving them.
+"""Gather the facts of the weights on disk, have the policy judge them, before serving them.
 
 Facts come from the checkpoint alone, without loading a tensor: `config.json` (model_type, architectures,
 vision_config) gives the input modalities, the safetensors headers give every tensor's shape, hence the
-parameter count. The rule:
-
-- modality is checked strictly: the checkpoint's input modalities must equal the variant's catalogue
-  input modalities (a text-only deployment whose weights are Mllama is refused, and the reverse);
-- size: the parameter count must be within PARAMETER_TOLERANCE (10 %) of the variant's catalogue total;
-- a tiny test checkpoint names the variant it stands in for in config.json (`sovereign_stand_in_for`).
-  Its size check is waived only when that name equals the declared variant AND the checkpoint has fewer
-  than STAND_IN_MAX_PARAMETERS parameters, far below any real Llama, so a real-size checkpoint cannot
-  dodge the size check by carrying the marker. Its modality is still checked strictly.
+parameter count, and a tiny test checkpoint names the variant it stands in for (`sovereign_stand_in_for`).
+They go into the decision input as `weights`; the Rego rule `weights_match` decides whether they are the
+declared catalogue variant (strict modality, size within the catalogue's tolerance, the stand-in waiver)
+and refuses with WEIGHTS_MISMATCH and the variant's own citation. A checkpoint that cannot even be read
+is refused here, before any judgement: there are no facts to judge.
 
 Parameter counts are tensor element counts, so packed int4 checkpoints (several weights per stored
 element) would read small: such variants are not supported here yet.
@@ -29,10 +25,10 @@ from safetensors import safe_open
 
 from sovereign.errors import SovereignError
 from sovereign.models.tiny import STAND_IN_KEY
-from sovereign.policydata import ModelVariant, PolicyData, load_policy_data
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.judgement import Judge
+from sovereign.policydata import load_policy_data
 
-PARAMETER_TOLERANCE = 0.10
-STAND_IN_MAX_PARAMETERS = 100_000_000
 _MULTIMODAL_TYPES = {"mllama", "llama4", "llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"}
 
 
@@ -138,28 +134,13 @@ def inspect_weights(folder: Path) -> WeightsFacts:
     )
 
 
-def mismatches(facts: WeightsFacts, model_id: str, variant: ModelVariant) -> list[str]:
-    """Every way the checkpoint contradicts the declared variant; empty when it matches."""
-    problems = []
-    declared_modalities = sorted(variant.modalities.input)
-    if facts.input_modalities != declared_modalities:
-        problems.append(
-            f"modality: {model_id} takes {'+'.join(declared_modalities)} input but the weights are "
-            f"{facts.model_type or 'unknown'} ({', '.join(facts.architectures) or 'no architectures'}), "
-            f"which take {'+'.join(facts.input_modalities)}"
-        )
-    if facts.stand_in_for is not None and facts.stand_in_for != model_id:
-        problems.append(
-            f"stand-in: the weights stand in for {facts.stand_in_for}, not for the declared {model_id}"
-        )
-    is_stand_in = facts.stand_in_for == model_id and facts.parameters < STAND_IN_MAX_PARAMETERS
-    declared = variant.parameters.total
-    if not is_stand_in and abs(facts.parameters - declared) > PARAMETER_TOLERANCE * declared:
-        problems.append(
-            f"size: {model_id} has {declared / 1e9:.2f}B parameters in the catalogue but the weights hold "
-            f"{facts.parameters / 1e9:.2f}B (tolerance {PARAMETER_TOLERANCE:.0%})"
-        )
-    return problems
+def weights_fact(facts: WeightsFacts) -> dict[str, Any]:
+    """The checkpoint as the policy sees it (`input.weights`): the policy decides whether it is the
+    declared variant (WEIGHTS_MISMATCH), never this module."""
+    fact: dict[str, Any] = {"input_modalities": facts.input_modalities, "parameters": facts.parameters}
+    if facts.stand_in_for is not None:
+        fact["stand_in_for"] = facts.stand_in_for
+    return fact
 
 
 def _sha256(path: Path) -> str:
@@ -167,20 +148,22 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def verify_weights(folder: Path, model_id: str, policy_data: PolicyData | None = None) -> VerifiedWeights:
-    """The verified record of `folder` as `model_id`, or WeightsRefused with every reason.
+def verify_weights(folder: Path, judge: Judge, judged: DecisionInput) -> VerifiedWeights:
+    """The verified record of `folder` as the deployment `judged` declares it, or WeightsRefused with the
+    policy's every reason (code, message, citation).
 
-    Digests are taken only after the cheap header checks pass: a mismatched 140 GB checkpoint is refused
-    in milliseconds.
+    Digests are taken only after the cheap header facts are judged: a mismatched 140 GB checkpoint is
+    refused in milliseconds.
     """
-    variant = (policy_data or load_policy_data()).model(model_id)
-    if variant is None:
-        raise WeightsRefused(f"model {model_id} is not in the catalogue: unknown models are never served")
     if not folder.is_dir():
         raise WeightsRefused(f"model_source {folder} is not a folder")
     facts = inspect_weights(folder)
-    if problems := mismatches(facts, variant.id, variant):
-        raise WeightsRefused(
-            f"refusing to serve {folder} as {variant.id}:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
-    return VerifiedWeights(variant.id, facts, {path.name: _sha256(path) for path in facts.files})
+    judgement = judge.judge(judged, weights=weights_fact(facts))
+    if not judgement.allowed:
+        reasons = [
+            f"  - {v.get('code')}: {v.get('message')} [{v.get('citation')}]" for v in judgement.violations
+        ]
+        raise WeightsRefused(f"refusing to serve {folder} as {judged.model}:\n" + "\n".join(reasons))
+    variant = load_policy_data().model(judged.model)
+    model_id = variant.id if variant else judged.model
+    return VerifiedWeights(model_id, facts, {path.name: _sha256(path) for path in facts.files})

@@ -13,6 +13,7 @@ import yaml
 
 from operators import manifests
 from operators.localrun import LocalOperator, wait_until
+from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -59,7 +60,7 @@ def test_an_eligible_accredited_contractor_is_approved_and_gets_its_cluster(
     assert [entry["phase"] for entry in status["history"]] == ["Approved"]
     cluster = op.get("sovereignclusters", "req-lattice-1")
     assert cluster is not None
-    assert cluster["metadata"]["labels"][manifests.REQUEST_UID_LABEL] == request["metadata"]["uid"]
+    assert cluster["metadata"]["labels"][k8s.LABEL_REQUEST_UID] == request["metadata"]["uid"]
     assert cluster["spec"]["gpu"] == {"capacity": 16, "quota": 16}
     reasons = wait_until(lambda: set(op.event_reasons(ns, "lattice")), 30, "the Events")
     assert {"ClusterRequestApproved", "SovereignClusterCreated"} <= reasons

@@ -142,7 +142,7 @@ def test_cluster_file_form(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     ("args", "named"),
     [
         (["--model", "llama-3.3-70b-instruct", "--end-use", "defense"], "--model, --end-use only apply with"),
-        (["--cluster", "{usdef}", "--model", "m"], "--cluster needs --model and --end-use"),
+        (["--cluster", "{usdef}", "--model", "m"], "--cluster needs --deployment, or --model and --end-use"),
         (["--cluster", "{usdef}", "--model", "m", "--end-use", "spying"], "input.end_use"),
         (["--cluster", "{bad}", "--model", "m", "--end-use", "defense"], "operator.clearance: unknown field"),
         (
@@ -210,8 +210,9 @@ def test_an_unreachable_server_denies(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SOVEREIGN_OPA_URL", f"http://127.0.0.1:{free_port()}")
-    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
-    assert code == 1 and _codes(decision) == ["ENGINE_UNAVAILABLE"]
+    code, decision, err = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
+    # No decision is not a denial: exit 2, the fail-closed deny still printed, the cause on stderr.
+    assert code == 2 and _codes(decision) == ["ENGINE_UNAVAILABLE"] and "no decision could be made" in err
 
 
 def test_a_tampered_bundle_in_the_state_dir_is_refused(
@@ -224,7 +225,7 @@ def test_a_tampered_bundle_in_the_state_dir_is_refused(
     try:
         module_bundle.wasm.write_bytes(original[:-64] + bytes(64))  # corrupt the tail of the tarball
         code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
-        assert code == 1 and _codes(decision) == ["BUNDLE_UNVERIFIED"]
+        assert code == 2 and _codes(decision) == ["BUNDLE_UNVERIFIED"]
         assert decision["policy_revision"] is None
     finally:
         module_bundle.wasm.write_bytes(original)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import BadInput
+from sovereign.policy import subjects
 from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.engine import engine_from_env
@@ -36,9 +36,9 @@ CLUSTERS = sorted(
 )
 # Each declared deployment is a realistic starting point; the strategy then changes some of its facts.
 EXAMPLES = [
-    spec.decision_input(d.model, d.end_use, d.replicas * d.gpus_per_replica, "2026-06-01").policy_input([])
+    inp.policy_input({"performed": True, "hits": []})
     for spec in map(load_cluster, CLUSTERS)
-    for d in spec.deployments
+    for inp in subjects.declared_inputs(spec, "2026-06-01").values()
 ]
 MODELS = [m.id for m in DATA.models] + [
     DATA.models[0].hf_repo,
@@ -276,18 +276,6 @@ def test_one_wasm_engine_serves_concurrent_callers(wasm: WasmEngine) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(wasm.decide, inputs))
     assert concurrent == sequential
-
-
-def test_in_process_decisions_are_fast(wasm: WasmEngine) -> None:
-    timings = []
-    for _ in range(500):
-        started = time.perf_counter()
-        wasm.decide(EXAMPLES[0])
-        timings.append(time.perf_counter() - started)
-    p50_ms = statistics.median(timings) * 1000
-    print(f"in-process p50 {p50_ms:.3f} ms")
-    # Target 0.2 ms on a quiet core; the bound leaves room for a shared CI machine.
-    assert p50_ms < 2.0
 
 
 def test_engine_from_env_picks_rest_when_a_url_is_set(

@@ -24,6 +24,7 @@ from sovereign.matrix.grid import END_USES, ComplianceMatrix, compute_matrix, lo
 from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
 from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.judgement import Judge
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
@@ -50,7 +51,7 @@ def wasm(module_bundle: SignedBundle) -> Iterator[WasmEngine]:
 
 @pytest.fixture(scope="module")
 def matrix(wasm: WasmEngine) -> ComplianceMatrix:
-    return compute_matrix(load_clusters(CLUSTERS), wasm, DATA, date.fromisoformat(AS_OF))
+    return compute_matrix(load_clusters(CLUSTERS), Judge(wasm), DATA, date.fromisoformat(AS_OF))
 
 
 def run_cli(
@@ -105,8 +106,11 @@ class CountingEngine:
 
 def test_matrix_is_one_batched_evaluation(wasm: WasmEngine, matrix: ComplianceMatrix) -> None:
     counting = CountingEngine(wasm)
-    counted = compute_matrix(load_clusters(CLUSTERS), counting, DATA, date.fromisoformat(AS_OF))
-    assert counting.batches == [len(counted)] and counting.decide_calls == []
+    counted = compute_matrix(load_clusters(CLUSTERS), Judge(counting), DATA, date.fromisoformat(AS_OF))
+    # ONE batch: every cell, plus each declared deployment judged on its own facts (GPUs, siblings).
+    declared = sum(len(cluster.spec.deployments) for cluster in counted.clusters)
+    assert len(counting.batches) == 1 and counting.decide_calls == []
+    assert len(counted) <= counting.batches[0] <= len(counted) + declared
     assert {key: cell.decision for key, cell in counted.cells.items()} == {
         key: cell.decision for key, cell in matrix.cells.items()
     }
@@ -149,7 +153,7 @@ def test_matrix_over_opa_rest_is_one_query_and_matches_in_process(
     # The default 2 s timeout suits one decision; OPA evaluates a batch of ~2,000 in 1-8 s here.
     rest = RestEngine(url, timeout_s=60)
     before = _opa_data_queries(url)
-    over_rest = compute_matrix(load_clusters(CLUSTERS), rest, DATA, date.fromisoformat(AS_OF))
+    over_rest = compute_matrix(load_clusters(CLUSTERS), Judge(rest), DATA, date.fromisoformat(AS_OF))
     rest.close()
     assert _opa_data_queries(url) - before == 1  # the real server saw one query for every cell
     assert over_rest.engine == "opa-rest" and not over_rest.engine_failures()
@@ -284,7 +288,7 @@ def test_hostile_names_are_escaped(wasm: WasmEngine, tmp_path: Path) -> None:
     (tmp_path / "operator.yaml").write_text(yaml.safe_dump(doc))
     doc.update(name="atlantis-1", region=image)  # quoted by every UNKNOWN_REGION denial
     (tmp_path / "region.yaml").write_text(yaml.safe_dump(doc))
-    hostile = compute_matrix(load_clusters(tmp_path), wasm, DATA, date.fromisoformat(AS_OF))
+    hostile = compute_matrix(load_clusters(tmp_path), Judge(wasm), DATA, date.fromisoformat(AS_OF))
 
     html_page = render_html(hostile)
     assert "<script" not in html_page and "<img" not in html_page

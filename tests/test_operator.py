@@ -9,20 +9,18 @@ from typing import Any
 import pytest
 import yaml
 
-from operators import manifests
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.conditions import DEPLOYED, POLICY_COMPLIANT, find
+from operators.sovereign_operator.conditions import find
 from serving.args import IMPORT_PATH, ServingArgs
+from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
-from sovereign.exporter.allocation import (
-    LABEL_CLUSTER,
-    LABEL_MODEL,
-    LABEL_REGION,
-    LABEL_TENANT,
-    requested_gpus,
-)
+from sovereign.exporter.allocation import requested_gpus
+from sovereign.policy import subjects
 from sovereign.policy.clusters import ClusterSpec, Deployment
+from sovereign.vocabulary import CONDITION_DEPLOYED as DEPLOYED
+from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
+from sovereign.vocabulary import LABEL_CLUSTER, LABEL_MODEL, LABEL_REGION, LABEL_TENANT
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 WAIT_S = 30.0
@@ -53,7 +51,7 @@ def deployment(
     cluster: ClusterSpec, name: str, namespace: str, model: str = "llama-3.3-70b-instruct", **spec: Any
 ) -> dict[str, Any]:
     declared = Deployment.model_validate({"name": name, "model": model, "end_use": "defense", **spec})
-    return manifests.llama_deployment(cluster, declared, namespace)
+    return subjects.llama_deployment(cluster, declared, namespace)
 
 
 def compliance(obj: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -67,7 +65,7 @@ def test_compliant_deployment_becomes_a_sized_labelled_owned_rayservice_and_goes
     op, ns = sovereign_operator, "op-flows"
     op.onboard(ns)
     cluster = usdef_cluster("op-flows-1")
-    op.create(manifests.sovereign_cluster(cluster, capacity=96))
+    op.create(subjects.sovereign_cluster(cluster, capacity=96))
     created = op.create(deployment(cluster, "chat", ns, replicas=2, gpus_per_replica=4))
     name = created["metadata"]["name"]
 
@@ -118,9 +116,9 @@ def test_without_admission_a_denied_deployment_gets_no_rayservice_but_reasons(
     """A namespace the operator may write in but the webhook does not watch: the reconciler alone refuses."""
     op, ns = sovereign_operator, "op-no-admission"
     op.onboard(ns)
-    assert controlplane.kubectl("label", "namespace", ns, f"{manifests.MANAGED_LABEL}-").returncode == 0
+    assert controlplane.kubectl("label", "namespace", ns, f"{k8s.LABEL_MANAGED}-").returncode == 0
     cluster = usdef_cluster("op-no-admission-1", quota=8)
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     name = op.create(deployment(cluster, "big", ns, replicas=4, gpus_per_replica=8))["metadata"]["name"]
 
     ld = wait_until(
@@ -141,7 +139,7 @@ def test_warn_admits_with_warnings_enforce_suspends_dryrun_records(
     op, ns = sovereign_operator, "op-modes"
     op.onboard(ns)
     cluster = usdef_cluster("op-modes-1", enforcement="warn")
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     noncompliant = deployment(cluster, "unknown", ns, model="llama-9-1t", gpus_per_replica=2)
     name = noncompliant["metadata"]["name"]
     (tmp_path / "ld.yaml").write_text(yaml.safe_dump(noncompliant))

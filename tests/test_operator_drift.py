@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 import yaml
 
-from operators import manifests
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.conditions import POLICY_COMPLIANT, find
+from operators.sovereign_operator.conditions import find
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane
+from sovereign.policy import subjects
 from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policydata import load_policy_data
+from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 WAIT_S = 30.0
@@ -44,7 +45,7 @@ def usdef_cluster(name: str, expires: date) -> ClusterSpec:
 
 def deploy(op: LocalOperator, cluster: ClusterSpec, ns: str, name: str, end_use: str = "defense") -> str:
     declared = Deployment.model_validate({"name": name, "model": "llama-3.1-8b-instruct", "end_use": end_use})
-    created = op.create(manifests.llama_deployment(cluster, declared, ns))
+    created = op.create(subjects.llama_deployment(cluster, declared, ns))
     return str(created["metadata"]["name"])
 
 
@@ -89,7 +90,7 @@ def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_revert
     op, ns = sovereign_operator, "drift-policy"
     op.onboard(ns)
     cluster = usdef_cluster("drift-policy-1", datetime.now(UTC).date() + timedelta(days=365))
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     defense, research = deploy(op, cluster, ns, "defense"), deploy(op, cluster, ns, "research", "research")
     for name in (defense, research):
         wait_until(lambda name=name: running(op, ns, name), WAIT_S, f"{name} to run")
@@ -121,7 +122,7 @@ def test_an_expired_accreditation_suspends_and_the_present_restores(
     op.onboard(ns)
     expires = datetime.now(UTC).date() + timedelta(days=30)
     cluster = usdef_cluster("drift-expiry-1", expires)
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     name = deploy(op, cluster, ns, "chat")
     wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
     try:
@@ -140,14 +141,14 @@ def test_with_opa_down_new_deployments_are_refused_and_nothing_running_is_touche
     op, ns = sovereign_operator, "drift-opa-down"
     op.onboard(ns)
     cluster = usdef_cluster("drift-opa-down-1", datetime.now(UTC).date() + timedelta(days=365))
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     name = deploy(op, cluster, ns, "running")
     wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
     before = op.get("rayservices", name, ns)
     declared = Deployment.model_validate(
         {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
     )
-    (tmp_path / "new.yaml").write_text(yaml.safe_dump(manifests.llama_deployment(cluster, declared, ns)))
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(subjects.llama_deployment(cluster, declared, ns)))
 
     op.stop_opa()
     try:
@@ -172,13 +173,13 @@ def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservi
     op, ns, count = sovereign_operator, "drift-rollout", 50
     op.onboard(ns)
     cluster = usdef_cluster("drift-rollout-1", datetime.now(UTC).date() + timedelta(days=365))
-    op.create(manifests.sovereign_cluster(cluster))
+    op.create(subjects.sovereign_cluster(cluster))
     uids: dict[str, str] = {}
     for index in range(count):
         declared = Deployment.model_validate(
             {"name": f"d{index:02d}", "model": "llama-3.1-8b-instruct", "end_use": "research"}
         )
-        created: dict[str, Any] = op.create(manifests.llama_deployment(cluster, declared, ns))
+        created: dict[str, Any] = op.create(subjects.llama_deployment(cluster, declared, ns))
         uids[created["metadata"]["name"]] = created["metadata"]["uid"]
     wait_until(lambda: len(op.list("rayservices", ns)) >= 5, WAIT_S, "the rollout to start", interval=0.05)
     op.kill()

@@ -17,15 +17,18 @@ from operators import manifests
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.drift import DriftWatcher
-from operators.sovereign_operator.fleet import CLUSTER_NOT_FOUND, Claim, Judge, Verdict, gpus_in_use
-from operators.sovereign_operator.reconcile import Action, outcome
+from operators.sovereign_operator.facts import Claim, claim_of, gpus_in_use, judge_deployments
+from operators.sovereign_operator.reconcile import Course, resolve
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
+from sovereign import vocabulary as k8s
 from sovereign.exporter.allocation import requested_gpus
+from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import EndUse, OperatorKind
 from sovereign.policy.engine import ENGINE_UNAVAILABLE, fail_closed
+from sovereign.policy.judgement import Judge, Judgement, Mode, Verdict
 from sovereign.policy.wasm_engine import WasmEngine
 
 CLUSTER_FILES = sorted((toolchain.REPO_ROOT / "clusters").glob("*.yaml"))
@@ -46,47 +49,51 @@ def test_crd_enums_and_defaults_mirror_the_python_models() -> None:
     assert request["properties"]["organisation"]["properties"]["kind"]["enum"] == [
         k.value for k in OperatorKind
     ]
-    assert deployment["properties"]["replicas"]["default"] == manifests.DEFAULT_REPLICAS
-    assert deployment["properties"]["gpusPerReplica"]["default"] == manifests.DEFAULT_GPUS_PER_REPLICA
+    assert deployment["properties"]["replicas"]["default"] == subjects.DEFAULT_REPLICAS
+    assert deployment["properties"]["gpusPerReplica"]["default"] == subjects.DEFAULT_GPUS_PER_REPLICA
 
 
 @pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: p.stem)
 def test_objects_map_to_the_same_input_as_the_cluster_file(path: Path) -> None:
     """Pulumi builds objects from clusters/*.yaml; as objects they must map to the cluster file's input."""
     spec = load_cluster(path)
-    cluster = manifests.sovereign_cluster(spec, capacity=128)
-    for deployment in spec.deployments:
-        obj = manifests.llama_deployment(spec, deployment, "tenant")
-        gpus = deployment.replicas * deployment.gpus_per_replica
-        from_objects = manifests.decision_input(cluster, obj, as_of=AS_OF).policy_input([])
-        from_file = spec.decision_input(deployment.model, deployment.end_use, gpus, AS_OF).policy_input([])
-        assert from_objects == from_file
+    cluster = subjects.sovereign_cluster(spec, capacity=128)
+    objects = [subjects.llama_deployment(spec, d, "tenant") for d in spec.deployments]
+    from_file = subjects.declared_inputs(spec, AS_OF)
+    for index, deployment in enumerate(spec.deployments):
+        in_use = subjects.declared_gpus_in_use(objects, index)
+        from_objects = subjects.deployment_input(cluster, objects[index], gpus_in_use=in_use, as_of=AS_OF)
+        assert from_objects == from_file[deployment.name]
+        assert from_objects.gpus == deployment.replicas * deployment.gpus_per_replica
 
 
 def test_a_request_is_judged_as_the_cluster_and_deployments_it_asks_for() -> None:
     path = manifests.EXAMPLES_DIR / "clusterrequests" / "clusterrequest-approved.yaml"
     request = {**yaml.safe_load(path.read_text()), "metadata": {"name": "r", "namespace": "c", "uid": "u-1"}}
-    cluster, deployments = manifests.request_proposal(request)
+    cluster, deployments = subjects.request_proposal(request)
     assert cluster["metadata"]["name"] == request["spec"]["clusterName"]
-    assert cluster["metadata"]["labels"][manifests.REQUEST_UID_LABEL] == "u-1"
+    assert cluster["metadata"]["labels"][k8s.LABEL_REQUEST_UID] == "u-1"
     assert cluster["spec"]["gpu"] == {"capacity": 16, "quota": 16}
     assert [d["spec"]["model"] for d in deployments] == request["spec"]["models"]
-    inp = manifests.decision_input(cluster, deployments[0], as_of=AS_OF)
+    inp = subjects.deployment_input(cluster, deployments[0], as_of=AS_OF)
     assert inp.cluster.operator.name == request["spec"]["organisation"]["name"]
     assert inp.gpus == 16 and inp.end_use == EndUse.defense
 
 
 def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
-    deployment = manifests.llama_deployment(spec, spec.deployments[0], "tenant")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], "tenant")
     deployment["metadata"]["uid"] = "uid-1"
     deployment["spec"]["replicas"] = 3
-    built = rayservice.desired(deployment, manifests.sovereign_cluster(spec), "image:1")
+    cluster = subjects.sovereign_cluster(spec)
+    judged = subjects.deployment_input(cluster, deployment, gpus_in_use=2)
+    built = rayservice.desired(deployment, cluster, judged, "image:1")
     app = yaml.safe_load(built["spec"]["serveConfigV2"])["applications"][0]
     assert app["import_path"] == IMPORT_PATH
     args = ServingArgs.model_validate(app["args"])
     assert args.llm_configs[0].model_loading_config.model_id == spec.deployments[0].model
-    assert args.policy.cluster == spec.facts()
+    assert args.policy.cluster == judged.cluster and args.policy.gpus == judged.gpus
+    assert args.policy.cluster.gpus_in_use == 2  # every request is judged on the facts admitted
     assert requested_gpus(built) == 3 * spec.deployments[0].gpus_per_replica  # what the exporter counts
     assert rayservice.owner_uid(built) == "uid-1"
 
@@ -103,24 +110,34 @@ def _decision(allow: bool, *codes: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("verdict", "mode", "action", "compliant"),
+    ("judgement", "mode", "course", "compliant"),
     [
-        (Verdict(_decision(True)), "enforce", Action.RUN, "True"),
-        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "enforce", Action.SUSPEND, "False"),
-        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "warn", Action.RUN, "False"),
-        (Verdict(_decision(False, "END_USE_NOT_PERMITTED")), "dryrun", Action.RUN, "False"),
-        (Verdict(fail_closed(ENGINE_UNAVAILABLE, "refused", "opa-rest")), "enforce", Action.HOLD, "Unknown"),
-        (Verdict(fail_closed(ENGINE_UNAVAILABLE, "refused", "opa-rest")), "warn", Action.HOLD, "Unknown"),
-        (Verdict(problem=(CLUSTER_NOT_FOUND, "gone")), "enforce", Action.SUSPEND, "Unknown"),
+        (Judgement.of(_decision(True)), Mode.ENFORCE, Course.RUN, "True"),
+        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.ENFORCE, Course.SUSPEND, "False"),
+        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.WARN, Course.RUN, "False"),
+        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.DRYRUN, Course.RUN, "False"),
+        (
+            Judgement.of(fail_closed(ENGINE_UNAVAILABLE, "x", "opa-rest")),
+            Mode.ENFORCE,
+            Course.HOLD,
+            "Unknown",
+        ),
+        (Judgement.of(fail_closed(ENGINE_UNAVAILABLE, "x", "opa-rest")), Mode.WARN, Course.HOLD, "Unknown"),
+        (
+            Judgement.unjudgeable(k8s.REASON_CLUSTER_NOT_FOUND, "gone"),
+            Mode.ENFORCE,
+            Course.SUSPEND,
+            "Unknown",
+        ),
     ],
 )
-def test_what_a_verdict_means_in_each_mode(
-    verdict: Verdict, mode: str, action: Action, compliant: str
+def test_what_a_judgement_means_in_each_mode(
+    judgement: Judgement, mode: Mode, course: Course, compliant: str
 ) -> None:
-    out = outcome(verdict, mode)
-    assert (out.action, out.compliant) == (action, compliant)
-    if verdict.decision and not verdict.decision["allow"]:
-        assert out.violations == verdict.decision["violations"]
+    out = resolve(judgement, mode)
+    assert (out.course, out.compliant) == (course, compliant)
+    if judgement.verdict is Verdict.DENIED:
+        assert out.violations == list(judgement.violations)
 
 
 def _deployment(name: str, created: str | None, gpus: int, phase: str = "Running") -> dict[str, Any]:
@@ -135,8 +152,6 @@ def test_gpus_in_use_counts_only_older_holders() -> None:
     first = _deployment("a", "2026-01-01T00:00:00Z", 4)
     second = _deployment("b", "2026-01-02T00:00:00Z", 8)
     stopped = _deployment("c", "2025-12-01T00:00:00Z", 16, phase="Suspended")
-    from operators.sovereign_operator.fleet import claim_of
-
     claims: list[Claim] = [claim_of(d) for d in (first, second, stopped)]
     assert gpus_in_use(first, claims) == 0  # the oldest holder fits first
     assert gpus_in_use(second, claims) == 4
@@ -159,22 +174,22 @@ class CountingEngine:
 
 def test_a_fleet_is_judged_in_one_batch_of_distinct_inputs(signed_bundle: SignedBundle) -> None:
     engine = CountingEngine(WasmEngine(signed_bundle.wasm, signed_bundle.verification_key))
-    judge = Judge(engine, lambda: date.fromisoformat(AS_OF), lambda name: [])
+    judge = Judge(engine, lambda name: [], lambda: date.fromisoformat(AS_OF))
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
-    cluster = manifests.sovereign_cluster(spec)
+    cluster = subjects.sovereign_cluster(spec)
     deployments = [
-        manifests.llama_deployment(spec, d, f"team-{i}") for i in range(5) for d in spec.deployments
+        subjects.llama_deployment(spec, d, f"team-{i}") for i in range(5) for d in spec.deployments
     ]
     deployments.append({**deployments[0], "spec": {**deployments[0]["spec"], "clusterRef": "nowhere"}})
-    verdicts = judge.verdicts(deployments, {spec.name: cluster}, {})
+    judgements = judge_deployments(judge, deployments, {spec.name: cluster}, {})
     assert (engine.batches, engine.items) == (1, 2)  # 10 deployments, 2 distinct inputs, one query
     allowed = {
-        d["spec"]["model"]: v.decision["allow"]
-        for d, v in zip(deployments, verdicts, strict=True)
-        if v.decision
+        d["spec"]["model"]: j.allowed
+        for d, j in zip(deployments, judgements, strict=True)
+        if j.verdict is not Verdict.UNJUDGEABLE
     }
     assert allowed == {"llama-3.2-11b-vision-instruct": False, "llama-3.1-8b-instruct": True}
-    assert verdicts[-1].problem is not None and verdicts[-1].problem[0] == CLUSTER_NOT_FOUND
+    assert judgements[-1].problem is not None and judgements[-1].problem[0] == k8s.REASON_CLUSTER_NOT_FOUND
 
 
 class Revisions:
@@ -207,7 +222,8 @@ class Passes:
 
 def test_drift_passes_run_on_revision_date_and_recheck_never_without_an_engine() -> None:
     probe, fleet, now, today = Revisions(), Passes(), [0.0], [date(2027, 6, 30)]
-    watcher = DriftWatcher(fleet, probe, lambda: today[0], recheck_s=600, clock=lambda: now[0])  # type: ignore[arg-type]
+    judge = Judge(probe, today=lambda: today[0])
+    watcher = DriftWatcher(fleet, judge, recheck_s=600, clock=lambda: now[0])  # type: ignore[arg-type]
     assert watcher.tick() is not None and fleet.count == 1  # the first tick judges everything
     assert watcher.tick() is None and fleet.count == 1
     probe.revision = "r2"
@@ -225,7 +241,7 @@ def test_webhook_configuration_is_scoped_and_fails_closed() -> None:
     config = webhook_configuration("https://127.0.0.1:9443", b"PEM")
     for webhook in config["webhooks"]:
         assert webhook["failurePolicy"] == "Fail"
-        assert webhook["namespaceSelector"] == {"matchLabels": {manifests.MANAGED_LABEL: "true"}}
+        assert webhook["namespaceSelector"] == {"matchLabels": {k8s.LABEL_MANAGED: "true"}}
         assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == b"PEM"
         assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert [w["clientConfig"]["url"].rsplit("/", 1)[1] for w in config["webhooks"]] == [

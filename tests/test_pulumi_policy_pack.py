@@ -9,9 +9,9 @@ import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
 
 from infra import decisions, preview_policy
-from operators import manifests
 from sovereign import toolchain
 from sovereign.devenv.process import free_port
+from sovereign.policy import subjects
 from sovereign.policy.clusters import ClusterSpec, load_cluster
 
 USDEF = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
@@ -44,11 +44,11 @@ def cluster(enforcement: str = "enforce", kind: str = "government_contractor") -
 
 def as_preview_sees_it(spec: ClusterSpec, with_context: bool = True) -> ResourceValidationArgs:
     """A LlamaDeployment KubeObject's props as the analyzer gets them: numbers as doubles."""
-    deployment = manifests.llama_deployment(spec, spec.deployments[0], spec.name)
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
     deployment["spec"] = {k: float(v) if isinstance(v, int) else v for k, v in deployment["spec"].items()}
     props: dict[str, Any] = {"manifest": deployment, "connection": {}}
     if with_context:
-        cluster_obj = manifests.sovereign_cluster(spec)
+        cluster_obj = subjects.sovereign_cluster(spec)
         cluster_obj["spec"]["gpu"]["quota"] = float(cluster_obj["spec"]["gpu"]["quota"])
         props["policy_context"] = {"cluster": cluster_obj, "gpusInUse": 0.0}
     return ResourceValidationArgs(

@@ -18,8 +18,9 @@ from infra.kube_api import Connection
 from infra.kube_object import KubeObject
 from infra.region import COMPONENT_TYPE, SovereignRegion, SovereignRegionArgs
 from infra.stack_config import Workloads
-from operators import manifests
 from sovereign import toolchain
+from sovereign import vocabulary as k8s
+from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import ClusterSpec, load_cluster
 
@@ -143,7 +144,7 @@ def test_local_region_declares_objects_not_workloads(
     workload_ns = [
         r for r in by_kind(registered, "Namespace") if r.manifest["metadata"]["name"] == "usdef-east-1"
     ]
-    assert workload_ns[0].manifest["metadata"]["labels"][manifests.MANAGED_LABEL] == "true"
+    assert workload_ns[0].manifest["metadata"]["labels"][k8s.LABEL_MANAGED] == "true"
     assert workload_ns[0].manifest["metadata"]["labels"]["sovereign.dev/region"] == "us-defense"
 
     assert outputs["namespaces"] == ["sovereign-system", "usdef-east-1"]
@@ -166,7 +167,7 @@ def test_llama_deployment_waits_for_its_crd_namespace_and_cluster(
     } <= named
     # What the policy pack needs to judge it travels with it, and is what the one mapping reads.
     context = deployment.inputs["policy_context"]
-    assert context["cluster"] == manifests.sovereign_cluster(USDEF)
+    assert context["cluster"] == subjects.sovereign_cluster(USDEF)
     assert context["gpusInUse"] == 0
 
 
@@ -201,7 +202,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     (webhook,) = by_kind(registered, "ValidatingWebhookConfiguration")
     for hook in webhook.manifest["webhooks"]:
         assert hook["clientConfig"]["service"]["name"] == "sovereign-operator"
-        assert hook["namespaceSelector"] == {"matchLabels": {manifests.MANAGED_LABEL: "true"}}
+        assert hook["namespaceSelector"] == {"matchLabels": {k8s.LABEL_MANAGED: "true"}}
         assert hook["failurePolicy"] == "Fail"
     assert any(dep.endswith("deployment-sovereign-system-sovereign-operator") for dep in webhook.dependencies)
     (deployment,) = by_kind(registered, "LlamaDeployment")
@@ -211,7 +212,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     deployments = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "Deployment")}
     assert set(deployments) == {"sovereign-opa", "sovereign-operator"}
     operator_pod = deployments["sovereign-operator"]["spec"]["template"]["spec"]
-    assert operator_pod["serviceAccountName"] == manifests.OPERATOR_SERVICE_ACCOUNT[1]
+    assert operator_pod["serviceAccountName"] == k8s.OPERATOR_SERVICE_ACCOUNT[1]
     opa_args = deployments["sovereign-opa"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--verification-key=/bundle/verification-key.pem" in opa_args
     assert outputs["endpoints"]["opa"] == "http://sovereign-opa.sovereign-system.svc:8181"

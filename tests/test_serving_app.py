@@ -27,6 +27,7 @@ from serving.manifest import rayservice
 from serving.rayservice import RayServiceKey
 from sovereign import toolchain
 from sovereign.models.tiny import build_all
+from sovereign.policy import subjects
 from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
 from sovereign.policy.clusters import load_cluster
 
@@ -65,9 +66,9 @@ def _service(
                 }
             ],
             "policy": {
-                "cluster": load_cluster(toolchain.REPO_ROOT / "clusters" / f"{cluster}.yaml")
-                .facts()
-                .model_dump(),
+                "cluster": subjects.facts_of(
+                    load_cluster(toolchain.REPO_ROOT / "clusters" / f"{cluster}.yaml")
+                ).model_dump(),
                 "end_use": end_use,
             },
             "max_request_bytes": 64 * 1024,
@@ -157,7 +158,7 @@ def test_served_services_report_ready_with_their_weights_digests(served: dict[st
         (served["models"]["tiny-llama-text"] / "model.safetensors").read_bytes()
     ).hexdigest()
     weights = status["conditions"][2]
-    assert weights["type"] == "sovereign.io/WeightsVerified"
+    assert weights["type"] == "sovereign.dev/WeightsVerified"
     assert weights["message"] == f"{TEXT_8B}: model.safetensors sha256={digest}"
 
 

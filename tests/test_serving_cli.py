@@ -11,6 +11,7 @@ import yaml
 from serving.args import ServingArgs
 from serving.manifest import rayservice
 from sovereign import cli, toolchain
+from sovereign.policy import subjects
 from sovereign.policy.clusters import load_cluster
 
 
@@ -30,7 +31,7 @@ def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _rayservice(tmp_path: Path, **policy: object) -> Path:
-    cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+    cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     args = ServingArgs.model_validate(
         {
             "llm_configs": [

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-from serving.guard import REQUEST_MODALITIES_CHECKED, REQUEST_MODALITY_UNCHECKED, RequestGuard, verdict_of
+from serving.guard import Answer, RequestGuard
 from sovereign import toolchain
+from sovereign.policy import subjects
 from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import ClusterFacts
 from sovereign.policy.engine import fail_closed
+from sovereign.policy.judgement import Judgement
 from sovereign.policy.rest_engine import RestEngine
 
 CLUSTERS = toolchain.REPO_ROOT / "clusters"
@@ -39,7 +41,7 @@ def _policy_bundle(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
 
 
 def facts(name: str) -> ClusterFacts:
-    return load_cluster(CLUSTERS / f"{name}.yaml").facts()
+    return subjects.facts_of(load_cluster(CLUSTERS / f"{name}.yaml"))
 
 
 def eu_guard(model: str = TEXT_8B) -> RequestGuard:
@@ -48,10 +50,10 @@ def eu_guard(model: str = TEXT_8B) -> RequestGuard:
 
 def test_text_request_on_the_eu_cluster_is_allowed_by_the_wasm_engine() -> None:
     guard = eu_guard()
-    assert guard.engine is not None and guard.engine.name == "wasm"
+    assert guard.judge.engine.name == "wasm"
     verdict = guard.check(chat({"type": "text", "text": "hello"}), TEXT_8B, "acme")
     assert verdict.allowed and verdict.modalities == ["text"]
-    assert verdict.decision["engine"] == "wasm" and verdict.decision["policy_revision"]
+    assert verdict.judgement.engine == "wasm" and verdict.judgement.policy_revision
 
 
 def test_image_request_on_a_text_model_in_the_eu_is_refused() -> None:
@@ -72,12 +74,12 @@ def test_image_request_on_the_us_defense_vision_model_is_allowed() -> None:
     assert verdict.allowed and verdict.modalities == ["image", "text"]
 
 
-def test_content_the_hosted_model_does_not_take_is_refused_until_the_policy_judges_it() -> None:
+def test_content_the_hosted_model_does_not_take_is_refused_by_the_policy() -> None:
     guard = RequestGuard(facts("usdef-east-1"), "defense", [VISION_11B])
     audio = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
     verdict = guard.check(chat(audio), VISION_11B, None)
     assert not verdict.allowed and verdict.status == 403
-    assert "audio" in verdict.modalities
+    assert "audio" in verdict.modalities and "REQUEST_MODALITY_UNSUPPORTED" in verdict.codes
 
 
 def test_decision_input_carries_the_request_facts() -> None:
@@ -95,7 +97,6 @@ def test_unreachable_opa_server_means_503_never_served() -> None:
     guard = RequestGuard(facts("eu-frankfurt-1"), "commercial", [TEXT_8B], engine=engine)
     verdict = guard.check(chat(), TEXT_8B, None)
     assert not verdict.allowed and verdict.status == 503 and verdict.codes == ["ENGINE_UNAVAILABLE"]
-    assert verdict.label == "unavailable"
 
 
 def test_an_engine_that_cannot_start_means_503(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,23 +105,22 @@ def test_an_engine_that_cannot_start_means_503(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr("sovereign.policy.engine.engine_from_env", broken)
     guard = eu_guard()
-    assert guard.engine is None
+    assert guard.judge.engine.name == "none"
     verdict = guard.check(chat(), TEXT_8B, None)
     assert verdict.status == 503 and "bundle signing key missing" in verdict.message
 
 
 def test_wasm_decisions_are_memoised_per_input_but_failures_never(monkeypatch: pytest.MonkeyPatch) -> None:
     guard = eu_guard()
-    assert guard.engine is not None
     calls: list[dict[str, Any]] = []
-    real = guard.engine.decide
+    real = guard.judge.engine.decide
     answers: list[dict[str, Any]] = []
 
     def counting(inp: dict[str, Any]) -> dict[str, Any]:
         calls.append(inp)
         return answers.pop(0) if answers else real(inp)
 
-    monkeypatch.setattr(guard.engine, "decide", counting)
+    monkeypatch.setattr(guard.judge.engine, "decide", counting)
     for _ in range(3):
         assert guard.check(chat(), TEXT_8B, "acme").allowed
     assert len(calls) == 1
@@ -143,37 +143,24 @@ ALLOW = {"allow": True, "violations": [], "obligations": [], "policy_revision": 
 
 
 @pytest.mark.parametrize(
-    ("decision", "modalities", "takes", "expected"),
+    ("decision", "expected"),
     [
-        (ALLOW, {"text"}, {"text"}, (True, 200, [])),
-        (ALLOW, {"text", "image"}, {"text", "image"}, (True, 200, [])),
-        (ALLOW, {"text", "image"}, {"text"}, (False, 403, [REQUEST_MODALITY_UNCHECKED])),
-        (
-            {**ALLOW, "obligations": [{"code": REQUEST_MODALITIES_CHECKED, "message": "", "citation": ""}]},
-            {"text", "image"},
-            {"text"},
-            (True, 200, []),
-        ),
+        (ALLOW, (True, 200, [])),
         (
             {
                 **ALLOW,
                 "allow": False,
                 "violations": [{"code": "REGION_MODALITY", "message": "m", "citation": "c"}],
             },
-            {"text", "image"},
-            {"text"},
             (False, 403, ["REGION_MODALITY"]),
         ),
-        (
-            fail_closed("BUNDLE_UNVERIFIED", "tampered", "wasm"),
-            {"text"},
-            {"text"},
-            (False, 503, ["BUNDLE_UNVERIFIED"]),
-        ),
-        ({**ALLOW, "allow": "yes"}, {"text"}, {"text"}, (False, 503, ["ENGINE_UNAVAILABLE"])),
-        ({**ALLOW, "violations": [{"code": "X", "message": "m"}]}, {"text"}, {"text"}, (False, 403, ["X"])),
+        (fail_closed("BUNDLE_UNVERIFIED", "tampered", "wasm"), (False, 503, ["BUNDLE_UNVERIFIED"])),
+        (fail_closed("ENGINE_UNAVAILABLE", "down", "opa-rest"), (False, 503, ["ENGINE_UNAVAILABLE"])),
+        ({**ALLOW, "violations": [{"code": "X", "message": "m"}]}, (False, 403, ["X"])),
     ],
 )
-def test_how_the_guard_acts_on_a_decision(decision, modalities, takes, expected) -> None:
-    verdict = verdict_of(decision, modalities, takes)
-    assert (verdict.allowed, verdict.status, verdict.codes) == expected
+def test_how_the_guard_answers_a_judgement(
+    decision: dict[str, Any], expected: tuple[bool, int, list[str]]
+) -> None:
+    answer = Answer(Judgement.of(decision), ["text"])
+    assert (answer.allowed, answer.status, answer.codes) == expected

@@ -24,6 +24,7 @@ from PIL import Image
 from serving.guard import RequestGuard
 from serving.modalities import non_text
 from sovereign import toolchain
+from sovereign.policy import subjects
 from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
 from sovereign.policy.clusters import load_cluster
 
@@ -36,7 +37,7 @@ def guard(tmp_path_factory: pytest.TempPathFactory) -> RequestGuard:
         patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
         ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
-        cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+        cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
         return RequestGuard(cluster, "commercial", [MODEL])
 
 

@@ -18,6 +18,7 @@ from serving.manifest import rayservice
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.models.tiny import build_all
+from sovereign.policy import subjects
 from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
 from sovereign.policy.clusters import load_cluster
 
@@ -60,7 +61,7 @@ def api(controlplane: ControlPlane) -> client.CustomObjectsApi:
 
 
 def _args(source: str) -> ServingArgs:
-    cluster = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml").facts()
+    cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     return ServingArgs.model_validate(
         {
             "llm_configs": [
@@ -116,7 +117,7 @@ def test_watch_serves_reports_suspends_and_removes(
         )
         app = status["activeServiceStatus"]["applicationStatuses"]["llm"]
         assert app["status"] == "RUNNING"
-        assert _until("weights digests", lambda: _condition(api, "eu-watch", "sovereign.io/WeightsVerified"))
+        assert _until("weights digests", lambda: _condition(api, "eu-watch", "sovereign.dev/WeightsVerified"))
 
         endpoint = f"{plane.ray.url}/default/eu-watch/v1/chat/completions"
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}

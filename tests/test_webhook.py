@@ -10,6 +10,7 @@ import yaml
 
 from operators import manifests
 from operators.localrun import LocalOperator, wait_until
+from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -59,7 +60,7 @@ def test_examples_compliant_admitted_noncompliant_refused_with_codes_fields_and_
 
 def _ld(tmp_path: Path, ns: str, **spec: object) -> Path:
     body = {
-        "apiVersion": manifests.API_VERSION,
+        "apiVersion": k8s.API_VERSION,
         "kind": "LlamaDeployment",
         "metadata": {"name": "bad-input", "namespace": ns},
         "spec": {

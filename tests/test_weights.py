@@ -14,16 +14,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from serving.weights import (
-    STAND_IN_MAX_PARAMETERS,
-    WeightsRefused,
-    inspect_weights,
-    mismatches,
-    verify_weights,
-)
+from serving.weights import WeightsRefused, inspect_weights, verify_weights, weights_fact
+from sovereign import toolchain
 from sovereign.cli import app
 from sovereign.models.tiny import STAND_IN_KEY, build_all
-from sovereign.policydata import load_policy_data
+from sovereign.policy import subjects
+from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.clusters import load_cluster
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.judgement import Judge
+from sovereign.policy.wasm_engine import WasmEngine
+
+USDEF = toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml"
 
 # (hidden, layers, intermediate, vocab, kv_dim) of the published Llama 3.1 configs.
 LLAMA_8B = (4096, 32, 14336, 128256, 1024)
@@ -85,80 +87,84 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def catalogue():
-    return load_policy_data()
+def judge(signed_bundle: SignedBundle) -> Judge:
+    return Judge(WasmEngine(signed_bundle.wasm, signed_bundle.verification_key))
 
 
-def test_tiny_text_model_verifies_as_its_stand_in_and_records_every_digest(tiny, catalogue) -> None:
+def declared(model: str) -> DecisionInput:
+    """A deployment of `model` the policy otherwise allows: only the weights can make it a refusal."""
+    return subjects.model_input(subjects.sovereign_cluster(load_cluster(USDEF)), model, "defense")
+
+
+def test_tiny_text_model_verifies_as_its_stand_in_and_records_every_digest(tiny, judge) -> None:
     folder = tiny["tiny-llama-text"]
-    verified = verify_weights(folder, "llama-3.1-8b-instruct", catalogue)
+    verified = verify_weights(folder, judge, declared("llama-3.1-8b-instruct"))
     record = verified.record()
     assert record["input_modalities"] == ["text"] and record["stand_in_for"] == "llama-3.1-8b-instruct"
-    assert 0 < record["parameters"] < STAND_IN_MAX_PARAMETERS
+    assert 0 < record["parameters"] < 100_000_000  # the catalogue's stand-in limit
     expected = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     assert record["files"] == [{"name": "model.safetensors", "sha256": expected}]
 
 
-def test_tiny_vision_model_verifies_as_a_multimodal_variant(tiny, catalogue) -> None:
-    verified = verify_weights(tiny["tiny-mllama-vision"], "llama-3.2-11b-vision-instruct", catalogue)
+def test_tiny_vision_model_verifies_as_a_multimodal_variant(tiny, judge) -> None:
+    verified = verify_weights(tiny["tiny-mllama-vision"], judge, declared("llama-3.2-11b-vision-instruct"))
     assert verified.facts.input_modalities == ["image", "text"]
     assert verified.facts.model_type == "mllama"
 
 
-def test_text_only_deployment_with_mllama_weights_is_refused(tiny, catalogue) -> None:
+def test_text_only_deployment_with_mllama_weights_is_refused(tiny, judge) -> None:
     with pytest.raises(WeightsRefused) as refused:
-        verify_weights(tiny["tiny-mllama-vision"], "llama-3.1-8b-instruct", catalogue)
+        verify_weights(tiny["tiny-mllama-vision"], judge, declared("llama-3.1-8b-instruct"))
     message = str(refused.value)
-    assert "modality: llama-3.1-8b-instruct takes text input but the weights are mllama" in message
-    assert "stand-in: the weights stand in for llama-3.2-11b-vision-instruct" in message
+    assert "WEIGHTS_MISMATCH" in message and "llama-3.1-8b-instruct" in message and "image" in message
+    assert "llama-3.2-11b-vision-instruct" in message  # the stand-in names another variant
 
 
-def test_multimodal_deployment_with_text_weights_is_refused(tiny, catalogue) -> None:
-    with pytest.raises(WeightsRefused, match=r"modality: llama-3.2-11b-vision-instruct takes image\+text"):
-        verify_weights(tiny["tiny-llama-text"], "llama-3.2-11b-vision-instruct", catalogue)
+def test_multimodal_deployment_with_text_weights_is_refused(tiny, judge) -> None:
+    with pytest.raises(WeightsRefused, match=r"WEIGHTS_MISMATCH: .*llama-3.2-11b-vision-instruct"):
+        verify_weights(tiny["tiny-llama-text"], judge, declared("llama-3.2-11b-vision-instruct"))
 
 
-def test_a_tiny_model_without_the_marker_fails_the_size_check(tiny, catalogue, tmp_path: Path) -> None:
+def test_a_tiny_model_without_the_marker_fails_the_size_check(tiny, judge, tmp_path: Path) -> None:
     folder = tmp_path / "unmarked"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes((tiny["tiny-llama-text"] / "model.safetensors").read_bytes())
     config = json.loads((tiny["tiny-llama-text"] / "config.json").read_text())
     del config[STAND_IN_KEY]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(WeightsRefused, match=r"size: llama-3.1-8b-instruct has 8.00B parameters .* 0.00B"):
-        verify_weights(folder, "llama-3.1-8b-instruct", catalogue)
+    with pytest.raises(WeightsRefused, match=r"WEIGHTS_MISMATCH: .*llama-3.1-8b-instruct.*parameters"):
+        verify_weights(folder, judge, declared("llama-3.1-8b-instruct"))
 
 
-def test_declared_8b_whose_tensors_add_up_to_70b_is_refused(tmp_path: Path, catalogue) -> None:
+def test_declared_8b_whose_tensors_add_up_to_70b_is_refused(tmp_path: Path, judge) -> None:
     count = write_sparse_checkpoint(tmp_path / "big", LLAMA_70B)
     assert 70.0e9 < count < 71.0e9
     facts = inspect_weights(tmp_path / "big")
     assert facts.parameters == count
-    with pytest.raises(WeightsRefused, match=r"size: llama-3.1-8b-instruct has 8.00B .* weights hold 70.55B"):
-        verify_weights(tmp_path / "big", "llama-3.1-8b-instruct", catalogue)
+    with pytest.raises(WeightsRefused, match=r"WEIGHTS_MISMATCH: .*<70553706496> parameters"):
+        verify_weights(tmp_path / "big", judge, declared("llama-3.1-8b-instruct"))
 
 
-def test_the_same_70b_header_matches_a_declared_70b(tmp_path: Path, catalogue) -> None:
+def test_the_same_70b_header_matches_a_declared_70b(tmp_path: Path, judge) -> None:
     write_sparse_checkpoint(tmp_path / "big", LLAMA_70B)
-    variant = catalogue.model("llama-3.1-70b-instruct")
-    # Within the 10 % tolerance; no digest taken: hashing a 141 GB hole is not the point here.
-    assert mismatches(inspect_weights(tmp_path / "big"), variant.id, variant) == []
+    # Within the 10 % tolerance; judged on the facts alone: hashing a 141 GB hole is not the point here.
+    fact = weights_fact(inspect_weights(tmp_path / "big"))
+    assert judge.judge(declared("llama-3.1-70b-instruct"), weights=fact).allowed
 
 
-def test_a_real_size_checkpoint_cannot_dodge_the_size_check_with_the_marker(
-    tmp_path: Path, catalogue
-) -> None:
+def test_a_real_size_checkpoint_cannot_dodge_the_size_check_with_the_marker(tmp_path: Path, judge) -> None:
     write_sparse_checkpoint(tmp_path / "big", LLAMA_70B, {STAND_IN_KEY: "llama-3.1-8b-instruct"})
-    variant = catalogue.model("llama-3.1-8b-instruct")
-    problems = mismatches(inspect_weights(tmp_path / "big"), variant.id, variant)
-    assert [p.split(":")[0] for p in problems] == ["size"]
+    judgement = judge.judge(
+        declared("llama-3.1-8b-instruct"), weights=weights_fact(inspect_weights(tmp_path / "big"))
+    )
+    assert judgement.codes == ["WEIGHTS_MISMATCH"] and "parameters" in judgement.message
 
 
-def test_an_8b_header_matches_a_declared_8b(tmp_path: Path, catalogue) -> None:
+def test_an_8b_header_matches_a_declared_8b(tmp_path: Path, judge) -> None:
     count = write_sparse_checkpoint(tmp_path / "8b", LLAMA_8B)
     assert 7.9e9 < count < 8.1e9
-    variant = catalogue.model("llama-3.1-8b-instruct")
-    assert mismatches(inspect_weights(tmp_path / "8b"), variant.id, variant) == []
+    fact = weights_fact(inspect_weights(tmp_path / "8b"))
+    assert judge.judge(declared("llama-3.1-8b-instruct"), weights=fact).allowed
 
 
 @pytest.mark.parametrize(
@@ -173,25 +179,28 @@ def test_an_8b_header_matches_a_declared_8b(tmp_path: Path, catalogue) -> None:
         ),
     ],
 )
-def test_unreadable_checkpoints_are_refused(tmp_path: Path, catalogue, setup, reason: str) -> None:
+def test_unreadable_checkpoints_are_refused(tmp_path: Path, judge, setup, reason: str) -> None:
     folder = tmp_path / "ckpt"
     folder.mkdir()
     setup(folder)
     with pytest.raises(WeightsRefused, match=reason):
-        verify_weights(folder, "llama-3.1-8b-instruct", catalogue)
+        verify_weights(folder, judge, declared("llama-3.1-8b-instruct"))
 
 
-def test_a_model_outside_the_catalogue_is_never_served(tiny, catalogue) -> None:
-    with pytest.raises(WeightsRefused, match="not in the catalogue"):
-        verify_weights(tiny["tiny-llama-text"], "gpt-4o", catalogue)
+def test_a_model_outside_the_catalogue_is_never_served(tiny, judge) -> None:
+    with pytest.raises(WeightsRefused, match="UNKNOWN_MODEL"):
+        verify_weights(tiny["tiny-llama-text"], judge, declared("gpt-4o"))
 
 
-def test_cli_verify_exit_codes(tiny) -> None:
+def test_cli_verify_exit_codes(tiny, judge, signed_bundle: SignedBundle) -> None:
     runner = CliRunner()
-    ok = runner.invoke(app, ["models", "verify", str(tiny["tiny-llama-text"]), "-m", "llama-3.1-8b-instruct"])
+    where = ["--cluster", str(USDEF), "--end-use", "defense"]
+    ok = runner.invoke(
+        app, ["models", "verify", str(tiny["tiny-llama-text"]), "-m", "llama-3.1-8b-instruct", *where]
+    )
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["model_id"] == "llama-3.1-8b-instruct"
     bad = runner.invoke(
-        app, ["models", "verify", str(tiny["tiny-mllama-vision"]), "-m", "llama-3.1-8b-instruct"]
+        app, ["models", "verify", str(tiny["tiny-mllama-vision"]), "-m", "llama-3.1-8b-instruct", *where]
     )
     assert bad.exit_code == 1 and isinstance(bad.exception, WeightsRefused)

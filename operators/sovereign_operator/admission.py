@@ -24,20 +24,30 @@ import kopf
 import yaml
 from pydantic import ValidationError
 
-from operators.manifests import API_VERSION, DEPLOYMENTS, GROUP, MANAGED_LABEL, VERSION
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.fleet import Claim, Judge, Verdict
-from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES
+from operators.sovereign_operator.facts import Claim, judge_deployments
 from serving.args import IMPORT_PATH, ServingArgs
-from sovereign.exporter.allocation import LABEL_CLUSTER, requested_gpus
+from sovereign.exporter.allocation import requested_gpus
 from sovereign.exporter.decisions import record_decision
 from sovereign.policy.decision_input import describe_errors
-from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE
+from sovereign.policy.judgement import Action, Judge, Judgement, Verdict
+from sovereign.policy.subjects import enforcement_mode
+from sovereign.vocabulary import (
+    API_VERSION,
+    DEPLOYMENTS,
+    GROUP,
+    LABEL_CLUSTER,
+    LABEL_MANAGED,
+    LLAMA_DEPLOYMENT,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYSERVICES,
+    VERSION,
+)
 
 CONFIGURATION_NAME = "sovereign-operator"
 LLAMA_WEBHOOK = "llamadeployments"  # kopf handler id = URL path
 RAYSERVICE_WEBHOOK = "rayservices"
-_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
 # Where in a LlamaDeployment to look for each code's cause; the rest are facts of the SovereignCluster.
 _FIELDS = {
     "UNKNOWN_MODEL": "spec.model",
@@ -67,7 +77,7 @@ def webhook_configuration(url: str, ca_pem: bytes, timeout_s: int = 10) -> dict[
                     "scope": "Namespaced",
                 }
             ],
-            "namespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
+            "namespaceSelector": {"matchLabels": {LABEL_MANAGED: "true"}},
             "failurePolicy": "Fail",
             "matchPolicy": "Equivalent",
             "sideEffects": "None",
@@ -142,49 +152,33 @@ class Admission:
                 f"{what}: spec.clusterRef: SovereignCluster {ref} does not exist: "
                 "create it first or fix the name"
             )
-        mode = str((cluster.get("spec") or {}).get("enforcement", "enforce"))
-        verdicts = self.judge.verdicts(deployments, clusters, claims)
-        problems = [v.problem[1] for v in verdicts if v.problem]
+        mode = enforcement_mode(cluster)
+        judgements = judge_deployments(self.judge, list(deployments), clusters, claims)
+        problems = [j.message for j in judgements if j.verdict is Verdict.UNJUDGEABLE]
         if problems:
             raise _refuse(f"{what} cannot be judged: " + "; ".join(problems))
-        denials: list[str] = []
-        for deployment, verdict in zip(deployments, verdicts, strict=True):
-            denials += self._record(deployment, cluster, verdict)
-        if not denials:
+        for deployment, judgement in zip(deployments, judgements, strict=True):
+            _record(deployment, cluster, judgement)
+        refused = [(d, j) for d, j in zip(deployments, judgements, strict=True) if not j.allowed]
+        if not refused:
             return []
-        decision = verdicts[0].decision or {}
+        actions = {j.action(mode) for _, j in refused}
         header = (
             f"{what} is denied by the sovereign policy on SovereignCluster {ref} "
-            f"({mode} mode, policy revision {decision.get('policy_revision')})"
+            f"({mode} mode, policy revision {judgements[0].policy_revision})"
         )
-        if mode == "enforce":
+        if Action.HOLD in actions:
+            undecided = [j for _, j in refused if j.verdict is Verdict.UNDECIDED]
+            raise _refuse(
+                f"{what}: the policy engine cannot decide, and no decision means no admission: "
+                + "; ".join(_cite(v) for j in undecided for v in j.violations)
+            )
+        denials = [f"model {d['spec'].get('model')}: {_cite(v)}" for d, j in refused for v in j.violations]
+        if Action.REFUSE in actions:
             raise _refuse(f"{header}: " + "; ".join(denials))
-        if mode == "warn":
+        if Action.WARN in actions:
             return [f"{header}; admitted in warn mode: {denial}" for denial in denials]
         return []  # dryrun: recorded only (the decision counter here, status and events by the reconciler)
-
-    @staticmethod
-    def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], verdict: Verdict) -> list[str]:
-        decision = verdict.decision or {}
-        violations = list(decision.get("violations") or [])
-        allowed = decision.get("allow") is True
-        record_decision(
-            "admission",
-            str((cluster.get("spec") or {}).get("region")),
-            str(deployment["spec"].get("clusterRef")),
-            str(deployment["spec"].get("model")),
-            "allow" if allowed else "deny",
-            [str(v.get("code")) for v in violations],
-        )
-        if allowed:
-            return []
-        if {v.get("code") for v in violations} & _ENGINE_FAILURES:
-            return [
-                "the policy engine cannot decide, and no decision means no admission: "
-                + "; ".join(_cite(v) for v in violations)
-            ]
-        model = deployment["spec"].get("model")
-        return [f"model {model}: {_cite(v)}" for v in violations]
 
     @staticmethod
     def _as_deployments(body: Mapping[str, Any], claims: Mapping[str, list[Claim]]) -> list[dict[str, Any]]:
@@ -234,7 +228,7 @@ class Admission:
                 deployments.append(
                     {
                         "apiVersion": API_VERSION,
-                        "kind": "LlamaDeployment",
+                        "kind": LLAMA_DEPLOYMENT,
                         "metadata": {**meta, "creationTimestamp": created},
                         "spec": {
                             "clusterRef": ref,
@@ -247,6 +241,17 @@ class Admission:
                     }
                 )
         return deployments
+
+
+def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], judgement: Judgement) -> None:
+    record_decision(
+        "admission",
+        str((cluster.get("spec") or {}).get("region")),
+        str(deployment["spec"].get("clusterRef")),
+        str(deployment["spec"].get("model")),
+        "allow" if judgement.allowed else "deny",
+        judgement.codes,
+    )
 
 
 def _governed(obj: Mapping[str, Any]) -> tuple[Any, Any]:

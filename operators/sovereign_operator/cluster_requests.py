@@ -1,38 +1,46 @@
 """ClusterRequests: a contractor asks for an accredited cluster; the policy answers, with its reasons.
 
-The request becomes the SovereignCluster and LlamaDeployments it asks for (manifests.request_proposal);
-its organisation is screened against the denied-party list and every requested model is judged, in one
-batched query. Approved when the policy allows every model; the operator then creates the
-SovereignCluster, labelled with the request (a namespaced object cannot own a cluster-scoped one, so the
-operator removes it with its request instead of Kubernetes' garbage collector). Each decision is kept:
-`status.history` and an Event per decision.
+The request becomes the SovereignCluster and LlamaDeployments it asks for (subjects.request_proposal);
+every requested model is judged through the judgement API as an approval (`approval: true`: the policy
+refuses to approve an organisation that could not be screened), in one batched query. Approved when the
+policy allows every model; the operator then creates the SovereignCluster, labelled with the request (a
+namespaced object cannot own a cluster-scoped one, so the operator removes it with its request instead of
+Kubernetes' garbage collector). Each decision is kept: `status.history` and an Event per decision.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from kubernetes.client.exceptions import ApiException
 
-from operators.manifests import CLUSTERS, REQUEST_UID_LABEL, REQUESTS, request_proposal
 from operators.sovereign_operator import conditions
-from operators.sovereign_operator.conditions import CLUSTER_PROVISIONED, DECIDED
-from operators.sovereign_operator.fleet import Judge
 from operators.sovereign_operator.kube import Kube, api_error
-from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE
+from sovereign.errors import BadInput
+from sovereign.policy.judgement import Judge, Verdict
+from sovereign.policy.subjects import deployment_input, request_proposal
+from sovereign.vocabulary import (
+    CLUSTERS,
+    CONDITION_CLUSTER_PROVISIONED,
+    CONDITION_DECIDED,
+    LABEL_REQUEST_UID,
+    PHASE_APPROVED,
+    PHASE_DENIED,
+    PHASE_PENDING,
+    REASON_CREATED,
+    REASON_ENGINE_UNAVAILABLE,
+    REASON_INVALID_SPEC,
+    REASON_NAME_TAKEN,
+    REQUESTS,
+)
 
 log = logging.getLogger(__name__)
-_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
-
-APPROVED = "Approved"
-DENIED = "Denied"
-PENDING = "Pending"
 
 
 class NotYet(Exception):
-    """No decision can be made now (no screening list, no policy engine): try again after `delay` s."""
+    """No decision can be made now (no policy engine): try again after `delay` s."""
 
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(message)
@@ -45,10 +53,9 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 class RequestDesk:
-    def __init__(self, kube: Kube, judge: Judge, screening_available: bool, retry_s: float = 10.0) -> None:
+    def __init__(self, kube: Kube, judge: Judge, retry_s: float = 10.0) -> None:
         self.kube = kube
         self.judge = judge
-        self.screening_available = screening_available
         self.retry_s = retry_s
 
     def decide(self, request: Mapping[str, Any]) -> str:
@@ -58,10 +65,13 @@ class RequestDesk:
         generation = int(meta.get("generation") or 0)
         cluster, deployments = request_proposal(request)
         events: list[tuple[str, str, str]] = []
-        if not (status.get("phase") in (APPROVED, DENIED) and status.get("observedGeneration") == generation):
+        if not (
+            status.get("phase") in (PHASE_APPROVED, PHASE_DENIED)
+            and status.get("observedGeneration") == generation
+        ):
             status, event = self._judge(request, status, cluster, deployments)
             events.append(event)
-        if status["phase"] == APPROVED:
+        if status["phase"] == PHASE_APPROVED:
             created, condition = self._provision(request, cluster)
             status = _with_condition(status, condition)
             if condition["status"] == "True":
@@ -78,7 +88,7 @@ class RequestDesk:
         """The request is gone: remove the SovereignCluster created for it."""
         uid = request["metadata"]["uid"]
         for cluster in self.kube.list_all(CLUSTERS):
-            if (cluster["metadata"].get("labels") or {}).get(REQUEST_UID_LABEL) == uid:
+            if (cluster["metadata"].get("labels") or {}).get(LABEL_REQUEST_UID) == uid:
                 log.info("deleting SovereignCluster %s with its ClusterRequest", cluster["metadata"]["name"])
                 self.kube.delete_cluster(cluster["metadata"]["name"], cluster["metadata"]["uid"])
 
@@ -91,30 +101,23 @@ class RequestDesk:
         deployments: list[dict[str, Any]],
     ) -> tuple[dict[str, Any], tuple[str, str, str]]:
         """The decided status and its Event; raises NotYet (after recording why) when none can be made."""
-        if not self.screening_available:
-            self._pending(
-                request,
-                status,
-                "ScreeningListMissing",
-                "the operator has no denied-party list (sovereign operator run --screening-list): "
-                "an organisation that cannot be screened cannot be approved",
-            )
-        verdicts = self.judge.verdicts(deployments, {cluster["metadata"]["name"]: cluster}, {})
-        decisions = [v.decision or {} for v in verdicts]
-        failures = {
-            v["message"]
-            for d in decisions
-            for v in d.get("violations", [])
-            if v.get("code") in _ENGINE_FAILURES
-        }
+        try:
+            docs = [
+                self.judge.policy_input(deployment_input(cluster, deployment), approval=True)
+                for deployment in deployments
+            ]
+        except BadInput as exc:
+            self._pending(request, status, REASON_INVALID_SPEC, str(exc))
+        judgements = self.judge.judge_documents(docs)
+        failures = {j.message for j in judgements if j.verdict is Verdict.UNDECIDED}
         if failures:
-            self._pending(request, status, "PolicyEngineUnavailable", "; ".join(sorted(failures)))
-        approved = all(d.get("allow") is True for d in decisions)
-        phase = APPROVED if approved else DENIED
+            self._pending(request, status, REASON_ENGINE_UNAVAILABLE, "; ".join(sorted(failures)))
+        approved = all(j.allowed for j in judgements)
+        phase = PHASE_APPROVED if approved else PHASE_DENIED
         reasons = [
             {**violation, "model": deployment["spec"]["model"]}
-            for deployment, decision in zip(deployments, decisions, strict=True)
-            for violation in decision.get("violations", [])
+            for deployment, judgement in zip(deployments, judgements, strict=True)
+            for violation in judgement.violations
         ]
         codes = sorted({r["code"] for r in reasons})
         spec = request["spec"]
@@ -127,8 +130,8 @@ class RequestDesk:
             message = summary + "; " + "; ".join(f"{r['model']}: {r['message']}" for r in reasons)
         generation = int(request["metadata"].get("generation") or 0)
         decided_at = conditions.now()
-        revision = decisions[0].get("policy_revision")
-        obligations = {(o["code"], o["message"]): o for d in decisions for o in d.get("obligations", [])}
+        revision = judgements[0].policy_revision
+        obligations = {(o["code"], o["message"]): o for j in judgements for o in j.obligations}
         decided = {
             **status,
             "phase": phase,
@@ -136,8 +139,8 @@ class RequestDesk:
             "decision": {
                 "approved": approved,
                 "revision": revision,
-                "engine": decisions[0].get("engine"),
-                "asOf": self.judge.as_of().isoformat(),
+                "engine": judgements[0].engine,
+                "asOf": self.judge.today().isoformat(),
                 "decidedAt": decided_at,
             },
             "reasons": reasons,
@@ -147,24 +150,26 @@ class RequestDesk:
                 {"time": decided_at, "phase": phase, "revision": revision, "codes": codes},
             ],
         }
-        condition = conditions.condition(DECIDED, "True", phase, summary, generation)
+        condition = conditions.condition(CONDITION_DECIDED, "True", phase, summary, generation)
         event = ("Normal" if approved else "Warning", f"ClusterRequest{phase}", message)
         return _with_condition(decided, condition), event
 
-    def _pending(self, request: Mapping[str, Any], status: dict[str, Any], reason: str, message: str) -> None:
-        previous = conditions.find(status.get("conditions"), DECIDED)
+    def _pending(
+        self, request: Mapping[str, Any], status: dict[str, Any], reason: str, message: str
+    ) -> NoReturn:
+        previous = conditions.find(status.get("conditions"), CONDITION_DECIDED)
         if not previous or previous.get("reason") != reason:
             generation = int(request["metadata"].get("generation") or 0)
             pending = {
                 **status,
-                "phase": PENDING,
+                "phase": PHASE_PENDING,
                 "observedGeneration": generation,
                 "history": [
                     *(status.get("history") or []),
-                    {"time": conditions.now(), "phase": PENDING, "revision": None, "codes": [reason]},
+                    {"time": conditions.now(), "phase": PHASE_PENDING, "revision": None, "codes": [reason]},
                 ],
             }
-            condition = conditions.condition(DECIDED, "Unknown", reason, message, generation)
+            condition = conditions.condition(CONDITION_DECIDED, "Unknown", reason, message, generation)
             self.kube.patch_status(REQUESTS, *_key(request), _with_condition(pending, condition))
             self._event(request, "Warning", reason, message)
         raise NotYet(message, self.retry_s)
@@ -176,21 +181,27 @@ class RequestDesk:
         try:
             self.kube.create_cluster(cluster)
             message = f"SovereignCluster {name} created for this request"
-            return True, conditions.condition(CLUSTER_PROVISIONED, "True", "Created", message, generation)
+            return True, conditions.condition(
+                CONDITION_CLUSTER_PROVISIONED, "True", REASON_CREATED, message, generation
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
         existing = self.kube.get_cluster(name) or {}
-        if ((existing.get("metadata") or {}).get("labels") or {}).get(REQUEST_UID_LABEL) == request[
+        if ((existing.get("metadata") or {}).get("labels") or {}).get(LABEL_REQUEST_UID) == request[
             "metadata"
         ]["uid"]:
             message = f"SovereignCluster {name} created for this request"
-            return False, conditions.condition(CLUSTER_PROVISIONED, "True", "Created", message, generation)
+            return False, conditions.condition(
+                CONDITION_CLUSTER_PROVISIONED, "True", REASON_CREATED, message, generation
+            )
         message = (
             f"SovereignCluster {name} exists and was not made for this request: "
             "submit one with another spec.clusterName"
         )
-        return False, conditions.condition(CLUSTER_PROVISIONED, "False", "NameTaken", message, generation)
+        return False, conditions.condition(
+            CONDITION_CLUSTER_PROVISIONED, "False", REASON_NAME_TAKEN, message, generation
+        )
 
     def _event(self, request: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         try:

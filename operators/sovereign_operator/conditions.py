@@ -8,11 +8,7 @@ from typing import Any, Literal
 
 Status = Literal["True", "False", "Unknown"]
 
-# Condition types.
-POLICY_COMPLIANT = "PolicyCompliant"
-DEPLOYED = "Deployed"
-DECIDED = "Decided"
-CLUSTER_PROVISIONED = "ClusterProvisioned"
+# Condition types and reasons: sovereign.vocabulary.
 
 
 def now() -> str:

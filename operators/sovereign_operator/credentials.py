@@ -25,11 +25,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
 from kubernetes.dynamic import DynamicClient
 
-from operators.manifests import OPERATOR_SERVICE_ACCOUNT, dev_manifests
+from operators.manifests import dev_manifests
 from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.kube import api_client, api_error
 from sovereign.devenv.pki import LocalCA
 from sovereign.errors import BadInput, SovereignError
+from sovereign.vocabulary import OPERATOR_SERVICE_ACCOUNT
 
 FIELD_MANAGER = "sovereign-operator-setup"
 CERT_NAME = "sovereign-operator-webhook"

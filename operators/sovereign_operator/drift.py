@@ -17,23 +17,23 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from operators.manifests import CLUSTERS, DEPLOYMENTS, REQUEST_UID_LABEL, REQUESTS
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.fleet import Claim, Judge, claim_of
-from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES, Kube, api_error
+from operators.sovereign_operator.facts import claims_by_cluster
+from operators.sovereign_operator.kube import Kube, api_error
 from operators.sovereign_operator.reconcile import Converged, Reconciler
-from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE, PolicyEngine
+from sovereign.policy.judgement import Judge, Verdict
+from sovereign.vocabulary import (
+    CLUSTERS,
+    DEPLOYMENTS,
+    LABEL_REQUEST_UID,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYSERVICES,
+    REQUESTS,
+)
 
 log = logging.getLogger(__name__)
-_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
 _RETRIES = 2  # re-reads of objects that changed between the list and the status write
-
-
-def claims_by_cluster(deployments: list[Mapping[str, Any]]) -> dict[str, list[Claim]]:
-    claims: dict[str, list[Claim]] = {}
-    for deployment in deployments:
-        claims.setdefault(str(deployment["spec"].get("clusterRef")), []).append(claim_of(deployment))
-    return claims
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -90,7 +90,7 @@ class Fleet:
                 self._delete_rayservice(rs)
         requests = {r["metadata"]["uid"] for r in self.kube.list_all(REQUESTS)}
         for cluster in self.kube.list_all(CLUSTERS):
-            made_for = ((cluster.get("metadata") or {}).get("labels") or {}).get(REQUEST_UID_LABEL)
+            made_for = ((cluster.get("metadata") or {}).get("labels") or {}).get(LABEL_REQUEST_UID)
             if made_for and made_for not in requests:
                 log.info(
                     "deleting SovereignCluster %s: its ClusterRequest is gone", cluster["metadata"]["name"]
@@ -106,26 +106,22 @@ class Fleet:
             log.warning("cannot delete RayService %s/%s: %s", namespace, name, api_error(exc))
 
 
-def policy_revision(engine: PolicyEngine) -> str | None:
-    """The revision the engine judges with now; None when it cannot judge."""
-    probe = engine.decide({})
-    if {v.get("code") for v in probe.get("violations", [])} & _ENGINE_FAILURES:
-        return None
-    return probe.get("policy_revision")
+def policy_revision(judge: Judge) -> str | None:
+    """The revision the judge's engine judges with now; None when it cannot judge."""
+    probe = judge.judge_document({})
+    return None if probe.verdict is Verdict.UNDECIDED else probe.policy_revision
 
 
 class DriftWatcher:
     def __init__(
         self,
         fleet: Fleet,
-        probe: PolicyEngine,
-        today: Callable[[], date],
+        judge: Judge,
         recheck_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fleet = fleet
-        self.probe = probe
-        self.today = today
+        self.judge = judge
         self.recheck_s = recheck_s
         self.clock = clock
         self.revision: str | None = None
@@ -144,7 +140,7 @@ class DriftWatcher:
     def tick(self) -> str | None:
         """One check; runs a full pass when one is due and returns why it ran (None: not due, or the
         engine cannot judge now)."""
-        revision, as_of = policy_revision(self.probe), self.today()
+        revision, as_of = policy_revision(self.judge), self.judge.today()
         reason = self._due(revision, as_of) if revision is not None else None
         if reason is None:
             return None

@@ -14,13 +14,21 @@ from typing import Any
 
 import kopf
 
-from operators.manifests import CLUSTERS, DEPLOYMENTS, GROUP, REQUESTS, VERSION
 from operators.sovereign_operator.admission import LLAMA_WEBHOOK, RAYSERVICE_WEBHOOK
 from operators.sovereign_operator.cluster_requests import NotYet
-from operators.sovereign_operator.fleet import Claim, claim_of
-from operators.sovereign_operator.kube import RAY_GROUP, RAY_VERSION, RAYSERVICES
+from operators.sovereign_operator.facts import Claim, claim_of
 from operators.sovereign_operator.runtime import Runtime
-from sovereign.exporter.allocation import LABEL_CLUSTER
+from sovereign.vocabulary import (
+    CLUSTERS,
+    DEPLOYMENTS,
+    GROUP,
+    LABEL_CLUSTER,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYSERVICES,
+    REQUESTS,
+    VERSION,
+)
 
 RETRY_S = 10.0
 

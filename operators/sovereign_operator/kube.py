@@ -15,10 +15,15 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from operators.manifests import CLUSTERS, GROUP, VERSION
-
-RAY_GROUP, RAY_VERSION, RAYSERVICES = "ray.io", "v1", "rayservices"
-COMPONENT = "sovereign-operator"
+from sovereign.vocabulary import (
+    CLUSTERS,
+    GROUP,
+    OPERATOR_COMPONENT,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYSERVICES,
+    VERSION,
+)
 
 
 def api_client(kubeconfig: Path | None = None) -> client.ApiClient:
@@ -146,8 +151,8 @@ class Kube:
             "reason": reason,
             # The API server refuses Event messages over 1 KiB.
             "message": message if len(message) <= 1024 else message[:1021] + "...",
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
+            "source": {"component": OPERATOR_COMPONENT},
+            "reportingComponent": OPERATOR_COMPONENT,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,

@@ -15,23 +15,26 @@ from typing import Any
 
 import yaml
 
-from operators.manifests import API_VERSION, cluster_facts
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
 from serving.manifest import serve_config
-from sovereign.exporter.allocation import (
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.vocabulary import (
+    ANNOTATION_SPEC_HASH,
+    API_VERSION,
     GPU_RESOURCE,
     LABEL_CLUSTER,
+    LABEL_DEPLOYMENT,
+    LABEL_END_USE,
+    LABEL_MANAGED_BY,
     LABEL_MODEL,
     LABEL_REGION,
     LABEL_TENANT,
+    LLAMA_DEPLOYMENT,
+    MANAGED_BY,
+    RAY_API_VERSION,
+    RAY_SERVICE,
 )
 
-LABEL_DEPLOYMENT = "sovereign.dev/llamadeployment"
-LABEL_END_USE = "sovereign.dev/end-use"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "sovereign-operator"
-# Hash of the spec rendered here: equal hashes mean the RayService already is what we would write.
-SPEC_HASH = "sovereign.dev/spec-hash"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -40,7 +43,7 @@ def label_value(text: str) -> str:
     return _LABEL_VALUE.sub(".", text)[:63].strip("._-")
 
 
-def _serve_config(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> str:
+def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
     spec = deployment["spec"]
     gpus = int(spec.get("gpusPerReplica", 1))
     args = ServingArgs(
@@ -57,8 +60,9 @@ def _serve_config(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> 
             )
         ],
         policy=PolicyContext(
-            cluster=cluster_facts(cluster, (spec.get("weights") or {}).get("country")),
-            end_use=spec["endUse"],
+            cluster=judged.cluster,
+            end_use=judged.end_use,
+            gpus=judged.gpus,
         ),
     )
     return yaml.safe_dump(serve_config(args), sort_keys=True)
@@ -81,8 +85,13 @@ def labels(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[st
     }
 
 
-def desired(deployment: Mapping[str, Any], cluster: Mapping[str, Any], image: str) -> dict[str, Any]:
-    """The RayService for a LlamaDeployment allowed to run, owned by it (so Kubernetes' GC removes it too)."""
+def desired(
+    deployment: Mapping[str, Any], cluster: Mapping[str, Any], judged: DecisionInput, image: str
+) -> dict[str, Any]:
+    """The RayService for a LlamaDeployment allowed to run, owned by it (so Kubernetes' GC removes it too).
+
+    Its serving args carry the facts the deployment was judged on (`judged`), so every request is judged
+    on exactly those facts."""
     meta, spec = deployment["metadata"], deployment["spec"]
     replicas = int(spec.get("replicas", 1))
     gpus = int(spec.get("gpusPerReplica", 1))
@@ -91,7 +100,7 @@ def desired(deployment: Mapping[str, Any], cluster: Mapping[str, Any], image: st
     if gpus:
         worker_limits[GPU_RESOURCE] = str(gpus)
     rayservice_spec = {
-        "serveConfigV2": _serve_config(deployment, cluster),
+        "serveConfigV2": _serve_config(deployment, judged),
         "rayClusterConfig": {
             "suspend": False,
             "headGroupSpec": {
@@ -118,17 +127,17 @@ def desired(deployment: Mapping[str, Any], cluster: Mapping[str, Any], image: st
     }
     digest = hashlib.sha256(json.dumps(rayservice_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayService",
+        "apiVersion": RAY_API_VERSION,
+        "kind": RAY_SERVICE,
         "metadata": {
             "name": meta["name"],
             "namespace": meta["namespace"],
             "labels": pod_labels,
-            "annotations": {SPEC_HASH: digest},
+            "annotations": {ANNOTATION_SPEC_HASH: digest},
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
-                    "kind": "LlamaDeployment",
+                    "kind": LLAMA_DEPLOYMENT,
                     "name": meta["name"],
                     "uid": meta["uid"],
                     "controller": True,
@@ -148,16 +157,16 @@ def is_suspended(rayservice: Mapping[str, Any]) -> bool:
 def is_current(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """Whether the live RayService already runs exactly the wanted spec."""
     annotations = (actual.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(SPEC_HASH) == wanted["metadata"]["annotations"][SPEC_HASH] and not is_suspended(
-        actual
-    )
+    return annotations.get(ANNOTATION_SPEC_HASH) == wanted["metadata"]["annotations"][
+        ANNOTATION_SPEC_HASH
+    ] and not is_suspended(actual)
 
 
 def owner_uid(rayservice: Mapping[str, Any]) -> str | None:
     """The uid of the LlamaDeployment controlling this RayService, if one does."""
     for ref in (rayservice.get("metadata") or {}).get("ownerReferences") or []:
         if (
-            ref.get("kind") == "LlamaDeployment"
+            ref.get("kind") == LLAMA_DEPLOYMENT
             and ref.get("apiVersion") == API_VERSION
             and ref.get("controller")
         ):

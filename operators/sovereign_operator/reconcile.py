@@ -1,14 +1,15 @@
-"""From a verdict to the cluster's state: the RayService to run, suspend or leave, and the status to show.
+"""From a judgement to the cluster's state: the RayService to run, suspend or leave, and the status to show.
 
-What a verdict means under each enforcement mode:
+`Judgement.action(mode)` (the judgement API) says what a judgement means under the cluster's enforcement
+mode; this module says what each action means for a RayService:
 
-| verdict                                  | PolicyCompliant | RayService                                  |
-|------------------------------------------|-----------------|---------------------------------------------|
-| allowed                                  | True            | run (create, update, resume)                |
-| denied, mode enforce                     | False           | suspend if it exists; never create          |
-| denied, mode warn / dryrun               | False           | run (violations shown / only recorded)      |
-| no decision: engine failed               | Unknown         | hold: create nothing, change nothing        |
-| no decision: cluster gone, spec unusable | Unknown         | suspend if it exists; never create          |
+| judgement, action                            | PolicyCompliant | RayService                              |
+|----------------------------------------------|-----------------|-----------------------------------------|
+| allowed: ADMIT                               | True            | run (create, update, resume)            |
+| denied, enforce: REFUSE                      | False           | suspend if it exists; never create      |
+| denied, warn / dryrun: WARN / RECORD         | False           | run (violations shown / only recorded)  |
+| undecided (engine failed): HOLD              | Unknown         | hold: create nothing, change nothing    |
+| unjudgeable (cluster gone, bad spec): REFUSE | Unknown         | suspend if it exists; never create      |
 
 An unreachable engine holds rather than suspends: it is an outage of the judge, not a finding, and
 suspending every running model on an OPA restart would turn one outage into many. A deleted
@@ -26,39 +27,49 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from operators.manifests import DEPLOYMENTS, deployment_gpus
 from operators.sovereign_operator import conditions, rayservice
-from operators.sovereign_operator.conditions import DEPLOYED, POLICY_COMPLIANT, Status
-from operators.sovereign_operator.fleet import RUNNING, Claim, Judge, Verdict
+from operators.sovereign_operator.conditions import Status
+from operators.sovereign_operator.facts import Claim, judge_deployments
 from operators.sovereign_operator.kube import Kube, api_error
-from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE
+from sovereign import vocabulary as k8s
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.judgement import Action, Judge, Judgement, Mode, Verdict
+from sovereign.policy.subjects import deployment_gpus, enforcement_mode
 
 log = logging.getLogger(__name__)
-_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
 
 # The Event recorded when a decision changes a status (beside the RayService's own, unless allowed).
 _DECISION_EVENTS = {
-    "Allowed": "PolicyAllowed",
-    "Denied": "PolicyDenied",
-    "DeniedWarnOnly": "PolicyViolationsWarned",
-    "DeniedDryRun": "PolicyViolationsRecorded",
+    k8s.REASON_ALLOWED: "PolicyAllowed",
+    k8s.REASON_DENIED: "PolicyDenied",
+    k8s.REASON_DENIED_WARN_ONLY: "PolicyViolationsWarned",
+    k8s.REASON_DENIED_DRY_RUN: "PolicyViolationsRecorded",
 }
 
-# Phases (status.phase).
-SUSPENDED = "Suspended"
-REFUSED = "Refused"
-PENDING = "Pending"
 
+class Course(StrEnum):
+    """What happens to the RayService."""
 
-class Action(StrEnum):
     RUN = "run"
     SUSPEND = "suspend"
     HOLD = "hold"
 
 
+# What each action of the judgement API means for a deployment's RayService (see the module table).
+_COURSES = {
+    Action.ADMIT: Course.RUN,
+    Action.WARN: Course.RUN,
+    Action.RECORD: Course.RUN,
+    Action.REFUSE: Course.SUSPEND,
+    Action.HOLD: Course.HOLD,
+}
+
+
 @dataclass(frozen=True)
-class Outcome:
-    action: Action
+class Resolution:
+    """A judgement resolved for one deployment on its cluster: its course and the status that says so."""
+
+    course: Course
     compliant: Status
     reason: str  # PolicyCompliant's reason
     message: str
@@ -67,41 +78,34 @@ class Outcome:
     obligations: list[dict[str, Any]] = field(default_factory=list)
     revision: str | None = None
     engine: str | None = None
+    judged: DecisionInput | None = None  # the facts judged: what a RayService that runs is told
 
 
-def _codes(items: list[dict[str, Any]]) -> list[str]:
-    return sorted({str(item.get("code")) for item in items})
-
-
-def outcome(verdict: Verdict, mode: str) -> Outcome:
-    """What `verdict` means for a deployment on a cluster in enforcement `mode` (see the module table)."""
-    if verdict.decision is None:
-        reason, message = verdict.problem or ("NoDecision", "no decision")
-        return Outcome(Action.SUSPEND, "Unknown", reason, message, None)
-    decision = verdict.decision
-    violations, obligations = list(decision["violations"]), list(decision["obligations"])
+def resolve(judgement: Judgement, mode: Mode) -> Resolution:
+    """What `judgement` means for a deployment on a cluster in enforcement `mode` (see the module table)."""
+    course = _COURSES[judgement.action(mode)]
+    if judgement.verdict is Verdict.UNJUDGEABLE:
+        reason, message = judgement.problem or ("NoDecision", "no decision")
+        return Resolution(course, "Unknown", reason, message, None)
     common = {
-        "violations": violations,
-        "obligations": obligations,
-        "revision": decision.get("policy_revision"),
-        "engine": decision.get("engine"),
+        "violations": list(judgement.violations),
+        "obligations": list(judgement.obligations),
+        "revision": judgement.policy_revision,
+        "engine": judgement.engine,
+        "judged": DecisionInput.from_document(judgement.input) if judgement.input else None,
     }
-    if decision["allow"] is True:
-        return Outcome(Action.RUN, "True", "Allowed", "the policy allows this deployment", True, **common)
-    codes = _codes(violations)
-    if set(codes) & _ENGINE_FAILURES:
-        message = "; ".join(v["message"] for v in violations)
-        return Outcome(Action.HOLD, "Unknown", "PolicyEngineUnavailable", message, None, **common)
-    summary = f"denied by the policy: {', '.join(codes)}"
-    if mode == "warn":
-        return Outcome(
-            Action.RUN, "False", "DeniedWarnOnly", f"{summary} (warn mode: running)", False, **common
-        )
-    if mode == "dryrun":
-        return Outcome(
-            Action.RUN, "False", "DeniedDryRun", f"{summary} (dryrun mode: recorded only)", False, **common
-        )
-    return Outcome(Action.SUSPEND, "False", "Denied", summary, False, **common)
+    if judgement.verdict is Verdict.ALLOWED:
+        message = "the policy allows this deployment"
+        return Resolution(course, "True", k8s.REASON_ALLOWED, message, True, **common)
+    if judgement.verdict is Verdict.UNDECIDED:
+        return Resolution(course, "Unknown", k8s.REASON_ENGINE_UNAVAILABLE, judgement.message, None, **common)
+    summary = f"denied by the policy: {', '.join(judgement.codes)}"
+    reasons = {
+        Mode.WARN: (k8s.REASON_DENIED_WARN_ONLY, f"{summary} (warn mode: running)"),
+        Mode.DRYRUN: (k8s.REASON_DENIED_DRY_RUN, f"{summary} (dryrun mode: recorded only)"),
+    }
+    reason, message = reasons.get(mode, (k8s.REASON_DENIED, summary))
+    return Resolution(course, "False", reason, message, False, **common)
 
 
 @dataclass(frozen=True)
@@ -150,15 +154,15 @@ class Reconciler:
         `rayservices` (by namespace/name) saves a GET per deployment when the caller listed them all;
         `guard_version` acts only on objects unchanged since they were read (the others are returned).
         """
-        verdicts = judge.verdicts(list(deployments), clusters, claims)
+        judgements = judge_deployments(judge, list(deployments), clusters, claims)
         result = Converged()
-        for deployment, verdict in zip(deployments, verdicts, strict=True):
+        for deployment, judgement in zip(deployments, judgements, strict=True):
             cluster = clusters.get(str(deployment["spec"].get("clusterRef"))) or {}
-            mode = str((cluster.get("spec") or {}).get("enforcement", "enforce"))
+            resolution = resolve(judgement, enforcement_mode(cluster))
             key = _key(deployment)
             try:
                 actual = rayservices.get(key) if rayservices is not None else self.kube.get_rayservice(*key)
-                done = self._converge_one(deployment, cluster, outcome(verdict, mode), actual, guard_version)
+                done = self._converge_one(deployment, cluster, resolution, actual, guard_version)
             except ApiException as exc:
                 log.warning("LlamaDeployment %s/%s: %s", *key, api_error(exc))
                 result.failed.append(key)
@@ -174,17 +178,17 @@ class Reconciler:
         self,
         deployment: Mapping[str, Any],
         cluster: Mapping[str, Any],
-        out: Outcome,
+        out: Resolution,
         actual: Mapping[str, Any] | None,
         guard_version: bool,
     ) -> Written:
         meta = deployment["metadata"]
         if actual is not None and rayservice.owner_uid(actual) != meta["uid"]:
             applied = Applied(
-                PENDING,
+                k8s.PHASE_PENDING,
                 False,
                 "False",
-                "NameConflict",
+                k8s.REASON_NAME_CONFLICT,
                 f"RayService {meta['namespace']}/{meta['name']} exists and is not this LlamaDeployment's: "
                 "delete it or rename the LlamaDeployment",
             )
@@ -196,7 +200,9 @@ class Reconciler:
         try:
             self._act(deployment, cluster, out, actual)
         except ApiException as exc:
-            failed = Applied(PENDING, actual is not None, "False", "ApplyFailed", api_error(exc))
+            failed = Applied(
+                k8s.PHASE_PENDING, actual is not None, "False", k8s.REASON_APPLY_FAILED, api_error(exc)
+            )
             self._write(deployment, out, failed, False)
             self._event(deployment, "Warning", "RayServiceApplyFailed", api_error(exc))
             return "written"
@@ -212,13 +218,13 @@ class Reconciler:
         self,
         deployment: Mapping[str, Any],
         cluster: Mapping[str, Any],
-        out: Outcome,
+        out: Resolution,
         actual: Mapping[str, Any] | None,
     ) -> Applied:
         """The state the action will leave, without acting yet (the status is written first)."""
         name = "RayService {}/{}".format(*_key(deployment))
-        if out.action is Action.RUN:
-            wanted = rayservice.desired(deployment, cluster, self.ray_image)
+        if out.course is Course.RUN:
+            wanted = self._wanted(deployment, cluster, out)
             if actual is None:
                 event: str | None = "RayServiceCreated"
             elif rayservice.is_suspended(actual):
@@ -227,28 +233,40 @@ class Reconciler:
                 event = "RayServiceUpdated"
             else:
                 event = None
-            return Applied(RUNNING, True, "True", "RayServiceApplied", f"{name} runs", event)
+            return Applied(k8s.PHASE_RUNNING, True, "True", k8s.REASON_APPLIED, f"{name} runs", event)
         if actual is None:
-            if out.action is Action.HOLD:
-                return Applied(PENDING, False, "False", "AwaitingDecision", f"{name} waits for a decision")
-            return Applied(REFUSED, False, "False", "NotCreated", f"{name} is not created")
-        if out.action is Action.HOLD:
+            if out.course is Course.HOLD:
+                return Applied(
+                    k8s.PHASE_PENDING,
+                    False,
+                    "False",
+                    k8s.REASON_AWAITING_DECISION,
+                    f"{name} waits for a decision",
+                )
+            return Applied(
+                k8s.PHASE_REFUSED, False, "False", k8s.REASON_NOT_CREATED, f"{name} is not created"
+            )
+        if out.course is Course.HOLD:
             if rayservice.is_suspended(actual):
-                return Applied(SUSPENDED, True, "False", "Suspended", f"{name} stays suspended")
-            return Applied(RUNNING, True, "True", "RayServiceApplied", f"{name} keeps running")
+                return Applied(
+                    k8s.PHASE_SUSPENDED, True, "False", k8s.REASON_SUSPENDED, f"{name} stays suspended"
+                )
+            return Applied(k8s.PHASE_RUNNING, True, "True", k8s.REASON_APPLIED, f"{name} keeps running")
         event = None if rayservice.is_suspended(actual) else "RayServiceSuspended"
-        return Applied(SUSPENDED, True, "False", "Suspended", f"{name} is suspended", event)
+        return Applied(
+            k8s.PHASE_SUSPENDED, True, "False", k8s.REASON_SUSPENDED, f"{name} is suspended", event
+        )
 
     def _act(
         self,
         deployment: Mapping[str, Any],
         cluster: Mapping[str, Any],
-        out: Outcome,
+        out: Resolution,
         actual: Mapping[str, Any] | None,
     ) -> None:
         namespace, name = _key(deployment)
-        if out.action is Action.RUN:
-            wanted = rayservice.desired(deployment, cluster, self.ray_image)
+        if out.course is Course.RUN:
+            wanted = self._wanted(deployment, cluster, out)
             if actual is None:
                 try:
                     self.kube.create_rayservice(wanted)
@@ -261,11 +279,18 @@ class Reconciler:
             self.kube.patch_rayservice(
                 namespace, name, {"metadata": wanted["metadata"], "spec": wanted["spec"]}
             )
-        elif out.action is Action.SUSPEND and actual is not None and not rayservice.is_suspended(actual):
+        elif out.course is Course.SUSPEND and actual is not None and not rayservice.is_suspended(actual):
             self.kube.patch_rayservice(namespace, name, rayservice.SUSPEND_PATCH)
 
+    def _wanted(
+        self, deployment: Mapping[str, Any], cluster: Mapping[str, Any], out: Resolution
+    ) -> dict[str, Any]:
+        if out.judged is None:  # a RUN course comes only from a judgement the policy made on an input
+            raise RuntimeError("a RayService is written only for a judged deployment")
+        return rayservice.desired(deployment, cluster, out.judged, self.ray_image)
+
     # --- status and events ---------------------------------------------------------------------------
-    def _status(self, deployment: Mapping[str, Any], out: Outcome, applied: Applied) -> dict[str, Any]:
+    def _status(self, deployment: Mapping[str, Any], out: Resolution, applied: Applied) -> dict[str, Any]:
         meta = deployment["metadata"]
         generation = int(meta.get("generation") or 0)
         old = (deployment.get("status") or {}).get("conditions")
@@ -280,10 +305,10 @@ class Reconciler:
             "conditions": conditions.stamped(
                 [
                     conditions.condition(
-                        POLICY_COMPLIANT, out.compliant, out.reason, out.message, generation
+                        k8s.CONDITION_POLICY_COMPLIANT, out.compliant, out.reason, out.message, generation
                     ),
                     conditions.condition(
-                        DEPLOYED, applied.deployed, applied.reason, applied.message, generation
+                        k8s.CONDITION_DEPLOYED, applied.deployed, applied.reason, applied.message, generation
                     ),
                 ],
                 old,
@@ -305,7 +330,7 @@ class Reconciler:
         }
 
     def _write(
-        self, deployment: Mapping[str, Any], out: Outcome, applied: Applied, guard_version: bool
+        self, deployment: Mapping[str, Any], out: Resolution, applied: Applied, guard_version: bool
     ) -> Written:
         """Write the status if it changes; "moved-on" when the object changed since it was read."""
         status = self._status(deployment, out, applied)
@@ -314,7 +339,7 @@ class Reconciler:
         namespace, name = _key(deployment)
         version = deployment["metadata"].get("resourceVersion") if guard_version else None
         try:
-            self.kube.patch_status(DEPLOYMENTS, namespace, name, status, version)
+            self.kube.patch_status(k8s.DEPLOYMENTS, namespace, name, status, version)
         except ApiException as exc:
             if exc.status == 409:  # changed since we read it: kopf's handler judges the newer version
                 return "moved-on"

@@ -12,11 +12,11 @@ from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.cluster_requests import RequestDesk
 from operators.sovereign_operator.drift import DriftWatcher, Fleet
 from operators.sovereign_operator.engines import engines_from_env
-from operators.sovereign_operator.fleet import Judge, Screen
 from operators.sovereign_operator.kube import Kube, api_client
 from operators.sovereign_operator.reconcile import Reconciler
 from serving.manifest import RAY_IMAGE
-from sovereign.policy.screening import ScreeningList
+from sovereign.policy.judgement import Judge
+from sovereign.policy.screening import screen_of
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,6 @@ class OperatorConfig:
 
     def today(self) -> date:
         return self.as_of or datetime.now(UTC).date()
-
-
-def _no_hits(name: str) -> list[dict[str, object]]:
-    return []
 
 
 @dataclass
@@ -57,11 +53,9 @@ class Runtime:
     def build(cls, config: OperatorConfig) -> Runtime:
         kube = Kube(api_client(config.kubeconfig))
         engines = engines_from_env(config.batch_timeout_s)
-        screen: Screen = (
-            ScreeningList.load(config.screening_list).screen if config.screening_list else _no_hits
-        )
-        single = Judge(engines.single, config.today, screen)
-        batch = Judge(engines.batch, config.today, screen)
+        screen = screen_of(config.screening_list)
+        single = Judge(engines.single, screen, config.today)
+        batch = Judge(engines.batch, screen, config.today)
         reconciler = Reconciler(kube, config.ray_image)
         fleet = Fleet(kube, reconciler, batch)
         return cls(
@@ -71,8 +65,8 @@ class Runtime:
             reconciler=reconciler,
             fleet=fleet,
             admission=Admission(single),
-            desk=RequestDesk(kube, single, screening_available=config.screening_list is not None),
-            drift=DriftWatcher(fleet, engines.batch, config.today, config.recheck_interval_s),
+            desk=RequestDesk(kube, single),
+            drift=DriftWatcher(fleet, batch, config.recheck_interval_s),
         )
 
     def start(self) -> None:

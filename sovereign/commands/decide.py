@@ -1,4 +1,5 @@
-"""`sovereign decide FILE|-` or `sovereign decide --cluster clusters/X.yaml --model M --end-use U`."""
+"""`sovereign decide FILE|-`, `sovereign decide --cluster clusters/X.yaml --deployment NAME`, or
+`sovereign decide --cluster clusters/X.yaml --model M --end-use U`."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from sovereign.errors import BadInput
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput, parse_decision_inputs
 from sovereign.policy.engine import engine_from_env
-from sovereign.policy.screening import ScreeningList
+from sovereign.policy.judgement import Judge, Verdict
+from sovereign.policy.screening import screen_of
+from sovereign.policy.subjects import declared_inputs, model_input, sovereign_cluster
 
-_USAGE = "give a decision input FILE (- for stdin), or --cluster FILE with --model and --end-use"
+_USAGE = (
+    "give a decision input FILE (- for stdin), or --cluster FILE with --deployment NAME, "
+    "or --cluster FILE with --model and --end-use"
+)
 
 
 def _from_file(file: str) -> tuple[list[DecisionInput], bool]:
@@ -28,12 +34,40 @@ def _from_file(file: str) -> tuple[list[DecisionInput], bool]:
     return parse_decision_inputs(text, file)
 
 
+def _from_cluster(
+    path: Path,
+    deployment: str | None,
+    model: str | None,
+    end_use: str | None,
+    gpus: int | None,
+    as_of: str | None,
+) -> DecisionInput:
+    spec = load_cluster(path)
+    if deployment is not None:
+        if model is not None or end_use is not None or gpus is not None:
+            raise BadInput(f"--deployment takes its model, end use and GPUs from {path}: {_USAGE}")
+        declared = declared_inputs(spec, as_of)
+        if deployment not in declared:
+            names = ", ".join(declared) or "none"
+            raise BadInput(
+                f"--deployment {deployment}: {path} declares no such deployment (declared: {names})"
+            )
+        return declared[deployment]
+    if model is None or end_use is None:
+        raise BadInput(f"--cluster needs --deployment, or --model and --end-use: {_USAGE}")
+    return model_input(sovereign_cluster(spec), model, end_use, gpus, as_of)
+
+
 def decide(
     file: Annotated[
         str | None, typer.Argument(help="Decision input JSON: one object or an array of them; - reads stdin.")
     ] = None,
     cluster: Annotated[
         Path | None, typer.Option(help="Build the input from a cluster file (clusters/X.yaml) instead.")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="With --cluster: judge this declared deployment, on every fact the file declares."),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="With --cluster: the model, e.g. llama-3.3-70b-instruct.")
@@ -55,17 +89,22 @@ def decide(
 ) -> None:
     """Decide whether a cluster may host a model for an end use; the decision is JSON on stdout.
 
-    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input.
+    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no decision could be
+    made (no policy engine, no verified bundle).
 
     Asks the OPA server at $SOVEREIGN_OPA_URL when set, else evaluates the signed bundle in-process.
     """
-    cluster_only = {"--model": model, "--end-use": end_use, "--gpus": gpus, "--as-of": as_of}
+    cluster_only = {
+        "--deployment": deployment,
+        "--model": model,
+        "--end-use": end_use,
+        "--gpus": gpus,
+        "--as-of": as_of,
+    }
     if cluster is not None:
         if file is not None:
             raise BadInput(f"both FILE and --cluster given: {_USAGE}")
-        if model is None or end_use is None:
-            raise BadInput(f"--cluster needs --model and --end-use: {_USAGE}")
-        inputs, was_array = [load_cluster(cluster).decision_input(model, end_use, gpus, as_of)], False
+        inputs, was_array = [_from_cluster(cluster, deployment, model, end_use, gpus, as_of)], False
     elif given := [flag for flag, value in cluster_only.items() if value is not None]:
         raise BadInput(f"{', '.join(given)} only apply with --cluster: {_USAGE}")
     elif file is None:
@@ -73,11 +112,10 @@ def decide(
     else:
         inputs, was_array = _from_file(file)
 
-    screening = ScreeningList.load(screening_list) if screening_list else None
-    policy_inputs = [
-        inp.policy_input(screening.screen(inp.cluster.operator.name) if screening else []) for inp in inputs
-    ]
-    engine = engine_from_env()
-    decisions = engine.decide_many(policy_inputs) if was_array else [engine.decide(policy_inputs[0])]
+    judge = Judge(engine_from_env(), screen_of(screening_list))
+    judgements = judge.judge_many(inputs) if was_array else [judge.judge(inputs[0])]
+    decisions = [j.decision() for j in judgements]
     print(json.dumps(decisions if was_array else decisions[0], indent=2))
-    raise typer.Exit(0 if all(d["allow"] is True for d in decisions) else 1)
+    if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
+        raise BadInput(f"no decision could be made: {undecided[0].message}")
+    raise typer.Exit(0 if all(j.allowed for j in judgements) else 1)

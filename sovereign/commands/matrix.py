@@ -18,7 +18,8 @@ from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
 from sovereign.policy.decision_input import IsoDate
 from sovereign.policy.engine import engine_from_env
-from sovereign.policy.screening import ScreeningList
+from sovereign.policy.judgement import Judge
+from sovereign.policy.screening import screen_of
 from sovereign.policydata import load_policy_data
 
 
@@ -87,9 +88,8 @@ def matrix(
     """
     when = _as_of(as_of)
     declared = load_clusters(clusters)
-    screening = ScreeningList.load(screening_list) if screening_list else None
     data = load_policy_data()
-    result = compute_matrix(declared, engine_from_env(), data, when, screening)
+    result = compute_matrix(declared, Judge(engine_from_env(), screen_of(screening_list)), data, when)
 
     pages: dict[str, str] = {}
     if page_format in (Format.md, Format.both):

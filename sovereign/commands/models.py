@@ -53,12 +53,23 @@ def verify(
     model: Annotated[
         str, typer.Option("--model", "-m", help="The catalogue id the weights are declared as.")
     ],
+    cluster: Annotated[
+        Path, typer.Option(help="The cluster file (clusters/X.yaml) of the deployment that serves them.")
+    ],
+    end_use: Annotated[str, typer.Option(help="The deployment's end use: commercial, research, defense...")],
 ) -> None:
-    """Check the weights against the declared catalogue variant (modality, size); print their digests.
+    """Have the policy judge the weights as the declared variant on that cluster, as a serving replica
+    does before loading them (modality, size: WEIGHTS_MISMATCH); print their digests.
 
-    Exit 0 when they match, 1 when they contradict the declaration (the server would refuse to start).
+    Exit 0 when the policy allows them, 1 when it refuses (the server would refuse to start), 2 for bad
+    input or no decision.
     """
     _needs_serving_extra()
     from serving.weights import verify_weights
+    from sovereign.policy.clusters import load_cluster
+    from sovereign.policy.engine import engine_from_env
+    from sovereign.policy.judgement import Judge
+    from sovereign.policy.subjects import model_input, sovereign_cluster
 
-    print(json.dumps(verify_weights(folder, model).record(), indent=2))
+    judged = model_input(sovereign_cluster(load_cluster(cluster)), model, end_use)
+    print(json.dumps(verify_weights(folder, Judge(engine_from_env()), judged).record(), indent=2))

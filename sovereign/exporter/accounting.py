@@ -22,7 +22,8 @@ from kubernetes.client.rest import ApiException
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sovereign.exporter.allocation import LABEL_REGION, AllocationKey, allocation, workloads
+from sovereign import vocabulary as k8s
+from sovereign.exporter.allocation import AllocationKey, allocation, workloads
 from sovereign.exporter.cardinality import BoundedLabel
 from sovereign.exporter.health import SourceHealth
 from sovereign.exporter.placement import NodePlacement
@@ -52,8 +53,8 @@ class CrdRef:
         return f"{self.plural}.{self.group}/{self.version}"
 
 
-RAYSERVICES = CrdRef("ray.io", "v1", "rayservices")
-SOVEREIGN_CLUSTERS = CrdRef("sovereign.dev", "v1alpha1", "sovereignclusters")
+RAYSERVICES = CrdRef(k8s.RAY_GROUP, k8s.RAY_VERSION, k8s.RAYSERVICES)
+SOVEREIGN_CLUSTERS = CrdRef(k8s.GROUP, k8s.VERSION, k8s.CLUSTERS)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def _values(key: AllocationKey) -> list[str]:
 def _cluster_gpus(item: dict[str, Any]) -> ClusterGpus:
     meta, spec = item.get("metadata", {}), item.get("spec") or {}
     gpu = spec.get("gpu") or {}
-    region = spec.get("region") or (meta.get("labels") or {}).get(LABEL_REGION) or "unknown"
+    region = spec.get("region") or (meta.get("labels") or {}).get(k8s.LABEL_REGION) or "unknown"
 
     def number(field: str) -> float | None:
         value = gpu.get(field)

@@ -15,12 +15,8 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from sovereign.exporter.placement import Workload
+from sovereign.vocabulary import GPU_RESOURCE, LABEL_CLUSTER, LABEL_MODEL, LABEL_REGION, LABEL_TENANT
 
-GPU_RESOURCE = "nvidia.com/gpu"
-LABEL_REGION = "sovereign.dev/region"
-LABEL_CLUSTER = "sovereign.dev/cluster"
-LABEL_MODEL = "sovereign.dev/model"
-LABEL_TENANT = "sovereign.dev/tenant"
 UNKNOWN = "unknown"
 _FINISHED_PHASES = {"Succeeded", "Failed"}
 

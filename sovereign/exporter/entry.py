@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sovereign.errors import SovereignError
 from sovereign.exporter.service import Exporter, ExporterConfig, default_node
+from sovereign.vocabulary import CLUSTERS_RESOURCE
 
 
 def _positive(text: str) -> float:
@@ -53,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sovereignclusters-crd",
-        default="sovereign.dev/v1alpha1/sovereignclusters",
+        default=CLUSTERS_RESOURCE,
         help="GROUP/VERSION/PLURAL of the SovereignCluster resource (default: %(default)s)",
     )
     return p

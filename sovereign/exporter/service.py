@@ -21,6 +21,7 @@ from sovereign.exporter.dcgm import DcgmCollector
 from sovereign.exporter.gpus import GpuReader, NvmlReader
 from sovereign.exporter.health import SourceHealth
 from sovereign.exporter.placement import NodePlacement
+from sovereign.vocabulary import CLUSTERS_RESOURCE
 
 if TYPE_CHECKING:  # imported on demand below: it needs the kubernetes package
     from sovereign.exporter.accounting import ClusterAccounting
@@ -36,7 +37,7 @@ class ExporterConfig:
     gpu_trace: Path | None = None
     interval_s: float = 15.0
     tenant_limit: int = 50
-    sovereign_clusters_crd: str = "sovereign.dev/v1alpha1/sovereignclusters"
+    sovereign_clusters_crd: str = CLUSTERS_RESOURCE
 
 
 class Exporter:

@@ -11,13 +11,13 @@ from typing import Any
 
 from sovereign.errors import BadInput
 from sovereign.policy.clusters import ClusterSpec, Deployment, load_cluster
-from sovereign.policy.decision_input import EndUse
-from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE, PolicyEngine
-from sovereign.policy.screening import ScreeningList
+from sovereign.policy.decision_input import DecisionInput, EndUse
+from sovereign.policy.engine import ENGINE_FAILURES
+from sovereign.policy.judgement import Judge
+from sovereign.policy.subjects import declared_inputs, model_input, sovereign_cluster
 from sovereign.policydata import PolicyData
 
 END_USES: tuple[str, ...] = tuple(end_use.value for end_use in EndUse)
-_ENGINE_FAILURES = {ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED}
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,9 @@ class DeclaredDeployment:
     cluster: DeclaredCluster
     deployment: Deployment
     model: str | None  # its catalogue id; None when not a catalogue variant (so not a row of the matrix)
+    # Its own decision, on every fact it declares (GPUs, its siblings' GPUs, the weights' country): the
+    # decision the Pulumi preview and the operator reach for it.
+    decision: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str] | None:
@@ -157,10 +160,13 @@ class ComplianceMatrix:
 
     def engine_failures(self) -> list[Cell]:
         """Cells the engine could not decide (denied fail-closed): the matrix then cannot be trusted."""
-        return [cell for cell in self.cells.values() if _ENGINE_FAILURES & set(cell.violation_codes)]
+        return [cell for cell in self.cells.values() if ENGINE_FAILURES & set(cell.violation_codes)]
 
-    def deployment_cell(self, declared: DeclaredDeployment) -> Cell | None:
-        return self.cells[declared.key] if declared.key else None
+    def deployment_cell(self, declared: DeclaredDeployment) -> Cell:
+        """The declared deployment's own decision, as a cell."""
+        model = declared.model or declared.deployment.model
+        end_use = declared.deployment.end_use.value
+        return Cell(declared.cluster.name, model, end_use, declared.decision, (declared.deployment.name,))
 
     def legend(self) -> list[LegendEntry]:
         kinds: dict[str, str] = {}
@@ -177,60 +183,62 @@ class ComplianceMatrix:
 
 
 def matrix_inputs(
-    clusters: list[DeclaredCluster], data: PolicyData, as_of: date, screening: ScreeningList | None = None
-) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
-    """The policy input of every cell, keyed (cluster, model, end use), clusters then variants then uses."""
+    clusters: list[DeclaredCluster], data: PolicyData, as_of: date
+) -> tuple[list[tuple[str, str, str]], list[DecisionInput]]:
+    """The input of every cell, keyed (cluster, model, end use), clusters then variants then uses."""
     keys: list[tuple[str, str, str]] = []
-    inputs: list[dict[str, Any]] = []
+    inputs: list[DecisionInput] = []
     for cluster in clusters:
-        hits = screening.screen(cluster.spec.operator.name) if screening else []
+        obj = sovereign_cluster(cluster.spec)
         for variant in data.models:
             for end_use in END_USES:
                 keys.append((cluster.name, variant.id, end_use))
-                inputs.append(
-                    cluster.spec.decision_input(variant.id, end_use, as_of=as_of.isoformat()).policy_input(
-                        hits
-                    )
-                )
+                inputs.append(model_input(obj, variant.id, end_use, as_of=as_of.isoformat()))
     return keys, inputs
 
 
 def compute_matrix(
-    clusters: list[DeclaredCluster],
-    engine: PolicyEngine,
-    data: PolicyData,
-    as_of: date,
-    screening: ScreeningList | None = None,
+    clusters: list[DeclaredCluster], judge: Judge, data: PolicyData, as_of: date
 ) -> ComplianceMatrix:
-    """Decide every variant x cluster x end use in ONE `decide_many` call."""
-    keys, inputs = matrix_inputs(clusters, data, as_of, screening)
+    """Judge every variant x cluster x end use, and every declared deployment, in ONE batched evaluation."""
+    keys, inputs = matrix_inputs(clusters, data, as_of)
+    declared = [
+        (cluster, deployment, inp)
+        for cluster in clusters
+        for deployment, inp in zip(
+            cluster.spec.deployments, declared_inputs(cluster.spec, as_of.isoformat()).values(), strict=True
+        )
+    ]
     started = time.perf_counter()
-    decisions = engine.decide_many(inputs)
+    judgements = judge.judge_many([*inputs, *(inp for _, _, inp in declared)])
     elapsed_ms = (time.perf_counter() - started) * 1000
+    decisions = [j.decision() for j in judgements]
 
     # A deployment may name its model by HF repo id: the catalogue resolves it to its row.
     deployments = [
         DeclaredDeployment(
-            cluster, deployment, variant.id if (variant := data.model(deployment.model)) else None
+            cluster,
+            deployment,
+            variant.id if (variant := data.model(deployment.model)) else None,
+            decision,
         )
-        for cluster in clusters
-        for deployment in cluster.spec.deployments
+        for (cluster, deployment, _), decision in zip(declared, decisions[len(inputs) :], strict=True)
     ]
     declared_at: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for declared in deployments:
-        if declared.key:
-            declared_at[declared.key].append(declared.deployment.name)
+    for item in deployments:
+        if item.key:
+            declared_at[item.key].append(item.deployment.name)
     cells = {
         key: Cell(*key, decision=decision, declared=tuple(declared_at.get(key, ())))
-        for key, decision in zip(keys, decisions, strict=True)
+        for key, decision in zip(keys, decisions[: len(inputs)], strict=True)
     }
     return ComplianceMatrix(
         clusters=clusters,
         models=[variant.id for variant in data.models],
         end_uses=END_USES,
         cells=cells,
-        engine=engine.name,
-        policy_revision=next((d["policy_revision"] for d in decisions if d.get("policy_revision")), None),
+        engine=judge.engine.name,
+        policy_revision=next((j.policy_revision for j in judgements if j.policy_revision), None),
         as_of=as_of.isoformat(),
         elapsed_ms=elapsed_ms,
         deployments=deployments,

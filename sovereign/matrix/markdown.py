@@ -65,11 +65,8 @@ def render_markdown(matrix: ComplianceMatrix) -> str:
     lines += ["## Declared deployments", ""]
     declared_rows = []
     for declared in matrix.deployments:
-        cell = matrix.deployment_cell(declared)
         deployment = declared.deployment
-        verdict = (
-            _cell(cell, mark_declared=False) if cell else "not a catalogue variant, so not in this matrix"
-        )
+        verdict = _cell(matrix.deployment_cell(declared), mark_declared=False)
         declared_rows.append(
             [
                 _text(declared.cluster.name),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +11,8 @@ from pydantic import Field, StrictInt, ValidationError, model_validator
 from sovereign.errors import BadInput
 from sovereign.policy.decision_input import (
     Accreditation,
-    ClusterFacts,
     Count,
     CountryCode,
-    DecisionInput,
     DnsLabel,
     EndUse,
     NonEmpty,
@@ -23,12 +20,7 @@ from sovereign.policy.decision_input import (
     Strict,
     describe_errors,
 )
-
-
-class Enforcement(StrEnum):
-    enforce = "enforce"  # a denied deployment is refused
-    warn = "warn"  # admitted, with the violations reported
-    dryrun = "dryrun"  # decisions are only recorded
+from sovereign.policy.judgement import Mode
 
 
 class Deployment(Strict):
@@ -39,6 +31,8 @@ class Deployment(Strict):
     gpus_per_replica: Count = 1
     # Where the served checkpoint lives (a folder in the HF layout); default: /models/<model> in the pod.
     weights: str | None = None
+    # Where the weights are stored, when not the cluster's weights_country.
+    weights_country: CountryCode | None = None
 
 
 class ClusterSpec(Strict):
@@ -47,7 +41,7 @@ class ClusterSpec(Strict):
     country: CountryCode
     weights_country: CountryCode | None = None
     gpu_quota: Count | None = None
-    enforcement: Enforcement = Enforcement.enforce
+    enforcement: Mode = Mode.ENFORCE
     operator: Operator
     accreditations: list[Accreditation] = Field(default_factory=list)
     deployments: list[Deployment] = Field(default_factory=list)
@@ -60,22 +54,6 @@ class ClusterSpec(Strict):
                 f"deployment names must be unique in a cluster; repeated: {', '.join(duplicates)}"
             )
         return self
-
-    def facts(self) -> ClusterFacts:
-        """The cluster as the policy sees it (its deployments and enforcement mode are not policy facts)."""
-        not_facts = {"enforcement": True, "deployments": True, "accreditations": {"__all__": {"reference"}}}
-        return ClusterFacts.model_validate(self.model_dump(exclude=not_facts))
-
-    def decision_input(
-        self, model: str, end_use: str, gpus: int | None = None, as_of: str | None = None
-    ) -> DecisionInput:
-        raw = {"cluster": self.facts(), "model": model, "end_use": end_use, "gpus": gpus, "as_of": as_of}
-        try:
-            return DecisionInput.model_validate(raw)
-        except ValidationError as exc:
-            raise BadInput(
-                f"invalid decision input for cluster {self.name}\n{describe_errors(exc, 'input')}"
-            ) from None
 
 
 def load_cluster(path: Path) -> ClusterSpec:

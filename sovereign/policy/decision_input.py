@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -94,11 +94,16 @@ class DecisionInput(Strict):
     gpus: Count | None = None
     as_of: IsoDate | None = None
 
-    def policy_input(self, screening_hits: list[dict[str, Any]]) -> dict[str, Any]:
-        """The document the policy evaluates: absent optional facts stay absent, `as_of` defaults to today."""
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> DecisionInput:
+        """The input a policy document was formed from (the judge's added facts left out)."""
+        return cls.model_validate({key: value for key, value in doc.items() if key in cls.model_fields})
+
+    def policy_input(self, screening: dict[str, Any]) -> dict[str, Any]:
+        """The document the policy evaluates: absent optional facts stay absent; `screening` is what the
+        judge found (`{performed, hits}`), never the user's to supply."""
         doc = self.model_dump(mode="json", exclude_none=True)
-        doc.setdefault("as_of", datetime.now(UTC).date().isoformat())
-        doc["screening"] = {"hits": screening_hits}
+        doc["screening"] = screening
         return doc
 
 

@@ -17,6 +17,8 @@ from sovereign.policy.bundle import Progress, ensure_bundle, to_stderr
 FAIL_CLOSED_CITATION = "sovereign fail-closed rule: an unreachable or unverified policy engine means deny"
 ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"
 BUNDLE_UNVERIFIED = "BUNDLE_UNVERIFIED"
+# The codes of a decision that was never made: the one definition every enforcement point reads.
+ENGINE_FAILURES = frozenset({ENGINE_UNAVAILABLE, BUNDLE_UNVERIFIED})
 FailCode = Literal["ENGINE_UNAVAILABLE", "BUNDLE_UNVERIFIED"]
 Failure = tuple[FailCode, str]  # why an engine could not decide: (code, message)
 
@@ -92,3 +94,18 @@ def engine_from_env(progress: Progress = to_stderr) -> PolicyEngine:
 
     bundle = ensure_bundle(progress=progress)
     return WasmEngine(bundle.wasm, bundle.verification_key)
+
+
+class UnavailableEngine:
+    """An engine that could not be started: every decision is ENGINE_UNAVAILABLE, with why."""
+
+    name = "none"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
+        return fail_closed(ENGINE_UNAVAILABLE, self.message, self.name)
+
+    def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.decide(inp) for inp in inputs]

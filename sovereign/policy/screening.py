@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -134,3 +135,9 @@ class ScreeningList:
             }
             for index, score in sorted(best.items(), key=lambda item: (-item[1], item[0]))
         ]
+
+
+def screen_of(path: Path | None) -> Callable[[str], list[dict[str, Any]]] | None:
+    """The screening function a `Judge` takes: the list at `path`, or None when none is configured (the
+    policy input then says screening was not performed)."""
+    return ScreeningList.load(path).screen if path is not None else None

@@ -1,0 +1,88 @@
+"""The facts the operator gathers before a judgement: each deployment's cluster, and the GPUs its elders hold.
+
+Python gathers facts here and never judges: inputs are formed by the one mapping
+(`sovereign.policy.subjects.deployment_input`) and judged by the one `Judge`, in ONE batched evaluation. A
+deployment whose input cannot be formed (its cluster is gone, its spec is unreadable) is UNJUDGEABLE, and
+what that means is `Judgement.action`'s to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sovereign import vocabulary as k8s
+from sovereign.errors import BadInput
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.judgement import Judge, Judgement
+from sovereign.policy.subjects import deployment_gpus, deployment_input
+
+
+@dataclass(frozen=True)
+class Claim:
+    """GPUs one LlamaDeployment asks for, and whether its RayService holds them now."""
+
+    key: tuple[str, str]  # namespace, name
+    created: str  # creationTimestamp (RFC 3339 UTC, so it sorts as text)
+    gpus: int
+    holds: bool
+
+
+def claim_of(deployment: Mapping[str, Any]) -> Claim:
+    meta = deployment.get("metadata") or {}
+    return Claim(
+        key=(str(meta.get("namespace")), str(meta.get("name"))),
+        created=str(meta.get("creationTimestamp") or ""),
+        gpus=deployment_gpus(deployment),
+        holds=(deployment.get("status") or {}).get("phase") == k8s.PHASE_RUNNING,
+    )
+
+
+def claims_by_cluster(deployments: Iterable[Mapping[str, Any]]) -> dict[str, list[Claim]]:
+    claims: dict[str, list[Claim]] = {}
+    for deployment in deployments:
+        claims.setdefault(str(deployment["spec"].get("clusterRef")), []).append(claim_of(deployment))
+    return claims
+
+
+def gpus_in_use(deployment: Mapping[str, Any], claims: Iterable[Claim]) -> int:
+    """GPUs the cluster's other deployments hold, counting only those created before this one.
+
+    Judging each deployment against its elders (in creation order) means a quota overrun stops the
+    newest deployments, not every deployment on the cluster; a deployment not created yet (admission)
+    is younger than all.
+    """
+    own = claim_of(deployment)
+    return sum(
+        c.gpus
+        for c in claims
+        if c.key != own.key and c.holds and (not own.created or (c.created, c.key) < (own.created, own.key))
+    )
+
+
+def deployment_facts(
+    deployment: Mapping[str, Any],
+    clusters: Mapping[str, Mapping[str, Any]],
+    claims: Mapping[str, list[Claim]],
+) -> DecisionInput | Judgement:
+    """One deployment's decision input, or the UNJUDGEABLE judgement saying why it has none."""
+    ref = str((deployment.get("spec") or {}).get("clusterRef"))
+    cluster = clusters.get(ref)
+    if cluster is None:
+        message = f"SovereignCluster {ref} does not exist: create it, or fix spec.clusterRef"
+        return Judgement.unjudgeable(k8s.REASON_CLUSTER_NOT_FOUND, message)
+    try:
+        return deployment_input(cluster, deployment, gpus_in_use=gpus_in_use(deployment, claims.get(ref, [])))
+    except BadInput as exc:
+        return Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
+
+
+def judge_deployments(
+    judge: Judge,
+    deployments: list[Mapping[str, Any]],
+    clusters: Mapping[str, Mapping[str, Any]],
+    claims: Mapping[str, list[Claim]],
+) -> list[Judgement]:
+    """Judgements in order, from ONE batched evaluation."""
+    return judge.judge_many([deployment_facts(d, clusters, claims) for d in deployments])

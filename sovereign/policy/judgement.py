@@ -1,0 +1,187 @@
+"""THE judgement API: every enforcement point judges through `Judge` and acts on its typed `Judgement`.
+
+The serving guard, admission, reconcile, drift, ClusterRequests, the Pulumi policy pack, the matrix and
+`sovereign decide` all hand a `DecisionInput` (formed by the one mapping in `subjects.py`) to a `Judge`,
+which adds the facts every decision needs (denied-party screening, the decision date), asks the engine,
+and returns a `Judgement`: allowed, denied or undecided, with the policy's codes, messages, citations,
+obligations and revision. `Judgement.action(mode)` is the one place where an enforcement mode turns a
+judgement into what to do. Python never decides here: the verdict is read off the Rego result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from sovereign.policy.decision_input import DecisionInput
+from sovereign.policy.engine import ENGINE_FAILURES, PolicyEngine
+
+Screen = Callable[[str], list[dict[str, Any]]]  # an organisation's name -> denied-party hits
+
+
+class Verdict(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    UNDECIDED = "undecided"  # no decision: the engine is unavailable or its bundle unverified
+    UNJUDGEABLE = "unjudgeable"  # no input: the subject's facts are missing or malformed
+
+
+class Mode(StrEnum):
+    """A cluster's enforcement mode: what a denial does there."""
+
+    ENFORCE = "enforce"  # a denied deployment is refused
+    WARN = "warn"  # admitted, with the violations reported
+    DRYRUN = "dryrun"  # decisions are only recorded
+
+
+class Action(StrEnum):
+    ADMIT = "admit"  # allowed
+    WARN = "warn"  # denied in warn mode: admitted, the violations shown
+    RECORD = "record"  # denied in dryrun mode: admitted, the violations only recorded
+    REFUSE = "refuse"  # denied in enforce mode, or nothing to judge: refused (a running one is suspended)
+    HOLD = "hold"  # no decision: nothing new is admitted and nothing running is changed
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    violations: tuple[dict[str, Any], ...] = ()
+    obligations: tuple[dict[str, Any], ...] = ()
+    policy_revision: str | None = None
+    engine: str | None = None
+    # Why there is no input (UNJUDGEABLE): (reason, message), e.g. ("ClusterNotFound", "…").
+    problem: tuple[str, str] | None = None
+    input: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, decision: dict[str, Any], inp: dict[str, Any] | None = None) -> Judgement:
+        """A judgement from the engine's decision document (which always has allow and violations)."""
+        violations = tuple(decision.get("violations") or ())
+        codes = {str(v.get("code")) for v in violations}
+        if codes & ENGINE_FAILURES:
+            verdict = Verdict.UNDECIDED
+        elif decision.get("allow") is True and not violations:
+            verdict = Verdict.ALLOWED
+        else:
+            verdict = Verdict.DENIED
+        return cls(
+            verdict,
+            violations,
+            tuple(decision.get("obligations") or ()),
+            decision.get("policy_revision"),
+            decision.get("engine"),
+            input=inp,
+        )
+
+    @classmethod
+    def unjudgeable(cls, reason: str, message: str) -> Judgement:
+        return cls(Verdict.UNJUDGEABLE, problem=(reason, message))
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOWED
+
+    @property
+    def codes(self) -> list[str]:
+        """The violation codes, sorted and unique."""
+        return sorted({str(v.get("code")) for v in self.violations})
+
+    @property
+    def message(self) -> str:
+        if self.problem:
+            return self.problem[1]
+        return "; ".join(str(v.get("message")) for v in self.violations)
+
+    def action(self, mode: Mode | str = Mode.ENFORCE) -> Action:
+        """What this judgement means on a cluster in enforcement `mode`: the one interpretation of modes."""
+        if self.verdict is Verdict.ALLOWED:
+            return Action.ADMIT
+        if self.verdict is Verdict.UNDECIDED:
+            return Action.HOLD
+        if self.verdict is Verdict.UNJUDGEABLE:
+            return Action.REFUSE
+        return {Mode.WARN: Action.WARN, Mode.DRYRUN: Action.RECORD}.get(Mode(mode), Action.REFUSE)
+
+    def decision(self) -> dict[str, Any]:
+        """The policy's decision document as the engine returned it (what `sovereign decide` prints)."""
+        return {
+            "allow": self.allowed,
+            "violations": list(self.violations),
+            "obligations": list(self.obligations),
+            "policy_revision": self.policy_revision,
+            "engine": self.engine,
+        }
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class Judge:
+    """Adds screening and the decision date to each input, asks one engine, returns judgements.
+
+    `screen` is None when no denied-party list is configured: the input then says screening was not
+    performed, and the policy decides what that means.
+    """
+
+    def __init__(
+        self, engine: PolicyEngine, screen: Screen | None = None, today: Callable[[], date] = utc_today
+    ) -> None:
+        self.engine = engine
+        self.today = today
+        # Screening is fuzzy matching over the whole list: once per organisation name is enough.
+        self._screen = cache(screen) if screen is not None else None
+
+    @property
+    def screens(self) -> bool:
+        return self._screen is not None
+
+    def policy_input(self, inp: DecisionInput, **facts: Any) -> dict[str, Any]:
+        """The document the policy evaluates for `inp`, with `facts` (request, weights, approval) added."""
+        hits = self._screen(inp.cluster.operator.name) if self._screen else []
+        doc = inp.policy_input({"performed": self._screen is not None, "hits": hits})
+        doc.setdefault("as_of", self.today().isoformat())
+        doc.update({key: value for key, value in facts.items() if value is not None})
+        return doc
+
+    def judge(self, inp: DecisionInput | Judgement, **facts: Any) -> Judgement:
+        if isinstance(inp, Judgement):
+            return inp
+        doc = self.policy_input(inp, **facts)
+        return Judgement.of(self.engine.decide(doc), doc)
+
+    def judge_document(self, doc: dict[str, Any]) -> Judgement:
+        """A judgement on a document already formed by `policy_input` (the serving guard's hot path)."""
+        return Judgement.of(self.engine.decide(doc), doc)
+
+    def judge_many(self, inputs: Sequence[DecisionInput | Judgement]) -> list[Judgement]:
+        """Judgements in order, from ONE batched evaluation of the distinct inputs; an input that could not
+        be formed (an UNJUDGEABLE judgement in its place) passes through."""
+        docs = [item if isinstance(item, Judgement) else self.policy_input(item) for item in inputs]
+        return self.judge_documents(docs)
+
+    def judge_documents(self, docs: Sequence[dict[str, Any] | Judgement]) -> list[Judgement]:
+        # A decision depends on its input only, and many deployments share one (same cluster, model and
+        # size): each distinct document is evaluated once.
+        positions: dict[str, int] = {}
+        unique: list[dict[str, Any]] = []
+        slots: list[int | Judgement] = []
+        for doc in docs:
+            if isinstance(doc, Judgement):
+                slots.append(doc)
+                continue
+            key = json.dumps(doc, sort_keys=True)
+            if key not in positions:
+                positions[key] = len(unique)
+                unique.append(doc)
+            slots.append(positions[key])
+        decisions = self.engine.decide_many(unique) if unique else []
+        return [
+            slot if isinstance(slot, Judgement) else Judgement.of(decisions[slot], unique[slot])
+            for slot in slots
+        ]
