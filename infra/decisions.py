@@ -7,6 +7,7 @@ LlamaDeployment itself travel with it as its `policy_context`.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -37,15 +38,14 @@ def policy_input(deployment: dict[str, Any], context: dict[str, Any]) -> dict[st
     return judge().policy_input(inp)
 
 
-_judged: dict[str, Judgement] = {}
+@cache
+def _judge_json(doc_json: str) -> Judgement:
+    return judge().judge_document(json.loads(doc_json))
 
 
 def judge_one(doc: dict[str, Any]) -> Judgement:
     """One judgement per distinct input per process: several policies of the pack ask about the same one."""
-    key = repr(sorted(doc.items()))
-    if key not in _judged:
-        _judged[key] = judge().judge_document(doc)
-    return _judged[key]
+    return _judge_json(json.dumps(doc, sort_keys=True))
 
 
 def judge_many(docs: list[dict[str, Any]]) -> list[Judgement]:

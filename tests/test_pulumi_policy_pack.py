@@ -22,12 +22,12 @@ POLICIES = {policy.name: policy for policy in preview_policy.POLICIES}
 def engine_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     def point_at(url: str) -> None:
         monkeypatch.setenv("SOVEREIGN_OPA_URL", url)
-        decisions.engine.cache_clear()
-        decisions._decide.cache_clear()
+        decisions.judge.cache_clear()
+        decisions._judge_json.cache_clear()
 
     yield point_at
-    decisions.engine.cache_clear()
-    decisions._decide.cache_clear()
+    decisions.judge.cache_clear()
+    decisions._judge_json.cache_clear()
 
 
 @pytest.fixture

@@ -71,11 +71,11 @@ class EchoMocks(pulumi.runtime.Mocks):
 @pytest.fixture
 def policy_engine(opa_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SOVEREIGN_OPA_URL", opa_server.url)
-    decisions.engine.cache_clear()
-    decisions._decide.cache_clear()
+    decisions.judge.cache_clear()
+    decisions._judge_json.cache_clear()
     yield
-    decisions.engine.cache_clear()
-    decisions._decide.cache_clear()
+    decisions.judge.cache_clear()
+    decisions._judge_json.cache_clear()
 
 
 def deploy(args: SovereignRegionArgs) -> tuple[list[Registered], dict[str, Any]]:
@@ -181,7 +181,7 @@ def test_sibling_deployments_count_towards_the_quota_context(
     )
     registered, outputs = deploy(region_args(signed_bundle, clusters=[spec]))
     contexts = [r.inputs["policy_context"]["gpusInUse"] for r in by_kind(registered, "LlamaDeployment")]
-    assert contexts == [4, 4]  # each sees the other's 1 x 4 GPUs
+    assert contexts == [0, 4]  # the second sees the first one's 1 x 4 GPUs: declaration order
     assert set(outputs["compliance"]) == {
         "usdef-east-1/usdef-east-1-chat-70b",
         "usdef-east-1/usdef-east-1-chat-2",

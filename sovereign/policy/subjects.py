@@ -165,9 +165,10 @@ def deployment_gpus(deployment: Mapping[str, Any]) -> int:
 
 
 def declared_gpus_in_use(deployments: Sequence[Mapping[str, Any]], index: int) -> int:
-    """GPUs the other deployments declared with `deployments[index]` hold once all run (a declaration's
-    siblings all run together: a stack or a cluster file)."""
-    return sum(deployment_gpus(d) for i, d in enumerate(deployments) if i != index)
+    """GPUs held before `deployments[index]` by the deployments declared ahead of it (a stack or a cluster
+    file creates them in order): the operator counts a deployment's elders the same way, so a quota
+    overrun refuses the last declared, wherever it is judged."""
+    return sum(deployment_gpus(d) for d in deployments[:index])
 
 
 def cluster_facts(
