@@ -35,9 +35,10 @@ from serving.rayservice import (
     stamp,
     unchanged,
 )
+from sovereign import vocabulary as k8s
 
 Progress = Callable[[str], None]
-GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
+GROUP, VERSION, PLURAL = k8s.RAY_GROUP, k8s.RAY_VERSION, k8s.RAYSERVICES
 
 
 def free_port() -> int:

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
 from serving.args import IMPORT_PATH, ServingArgs
+from sovereign import vocabulary as k8s
 from sovereign.policy.decision_input import describe_errors
-from sovereign.vocabulary import CONDITION_WEIGHTS_VERIFIED as WEIGHTS_CONDITION
 
 # Serve application status -> whether the app counts as serving, as KubeRay reads it.
 _RUNNING = "RUNNING"
@@ -169,12 +169,14 @@ def service_status(
         conditions.append(_condition(kind, status, reason, message, generation))
 
     if is_suspended(obj):
-        condition("Ready", False, "Suspended", "the RayService is suspended")
-        condition("Suspended", True, "SuspendComplete", "removed from the local Ray")
+        condition(k8s.RAY_CONDITION_READY, False, k8s.RAY_REASON_SUSPENDED, "the RayService is suspended")
+        condition(
+            k8s.RAY_CONDITION_SUSPENDED, True, k8s.RAY_REASON_SUSPEND_COMPLETE, "removed from the local Ray"
+        )
     elif invalid is not None:
-        condition("Ready", False, "ValidationFailed", invalid)
+        condition(k8s.RAY_CONDITION_READY, False, k8s.RAY_REASON_VALIDATION_FAILED, invalid)
     elif ready:
-        condition("Ready", True, "NonZeroServeEndpoints", "every application is RUNNING")
+        condition(k8s.RAY_CONDITION_READY, True, k8s.RAY_REASON_SERVING, "every application is RUNNING")
     else:
         failing = [
             " ".join(
@@ -188,16 +190,17 @@ def service_status(
             for name, app in app_statuses.items()
             if app["status"] != _RUNNING
         ]
-        condition("Ready", False, "Initializing", "; ".join(failing) or "waiting for the local Ray to deploy")
-    condition("UpgradeInProgress", False, "NoPendingCluster", "")
+        waiting = "; ".join(failing) or "waiting for the local Ray to deploy"
+        condition(k8s.RAY_CONDITION_READY, False, k8s.RAY_REASON_INITIALIZING, waiting)
+    condition(k8s.RAY_CONDITION_UPGRADE_IN_PROGRESS, False, k8s.RAY_REASON_NO_PENDING_CLUSTER, "")
     if weights:
         lines = [f"{w['model_id']}: {f['name']} sha256={f['sha256']}" for w in weights for f in w["files"]]
-        condition(WEIGHTS_CONDITION, True, "DigestsRecorded", "\n".join(lines))
+        condition(k8s.CONDITION_WEIGHTS_VERIFIED, True, k8s.REASON_DIGESTS_RECORDED, "\n".join(lines))
     status: dict[str, Any] = {
         "conditions": conditions,
         "observedGeneration": generation,
         "numServeEndpoints": 1 if ready else 0,
-        "serviceStatus": "Running" if ready else "",
+        "serviceStatus": k8s.RAY_SERVICE_STATUS_RUNNING if ready else "",
     }
     if applications is not None:
         status["activeServiceStatus"] = {"applicationStatuses": app_statuses, "rayClusterName": "local"}

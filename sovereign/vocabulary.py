@@ -92,3 +92,17 @@ PHASE_REFUSED = "Refused"
 PHASE_PENDING = "Pending"
 PHASE_APPROVED = "Approved"
 PHASE_DENIED = "Denied"
+
+# --- KubeRay's RayService status, as the local data plane writes it (KubeRay v1.5.1's words) -----------
+RAY_CONDITION_READY = "Ready"
+RAY_CONDITION_SUSPENDED = "Suspended"
+RAY_CONDITION_UPGRADE_IN_PROGRESS = "UpgradeInProgress"
+RAY_REASON_SUSPENDED = "Suspended"
+RAY_REASON_SUSPEND_COMPLETE = "SuspendComplete"
+RAY_REASON_VALIDATION_FAILED = "ValidationFailed"
+RAY_REASON_SERVING = "NonZeroServeEndpoints"
+RAY_REASON_INITIALIZING = "Initializing"
+RAY_REASON_NO_PENDING_CLUSTER = "NoPendingCluster"
+RAY_SERVICE_STATUS_RUNNING = "Running"
+# Written beside them on the WeightsVerified condition.
+REASON_DIGESTS_RECORDED = "DigestsRecorded"

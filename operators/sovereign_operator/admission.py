@@ -46,8 +46,8 @@ from sovereign.vocabulary import (
 )
 
 CONFIGURATION_NAME = "sovereign-operator"
-LLAMA_WEBHOOK = "llamadeployments"  # kopf handler id = URL path
-RAYSERVICE_WEBHOOK = "rayservices"
+LLAMA_WEBHOOK = DEPLOYMENTS  # kopf handler id = URL path
+RAYSERVICE_WEBHOOK = RAYSERVICES
 # Where in a LlamaDeployment to look for each code's cause; the rest are facts of the SovereignCluster.
 _FIELDS = {
     "UNKNOWN_MODEL": "spec.model",

@@ -17,6 +17,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from sovereign import vocabulary as k8s
 from sovereign.errors import BadInput, SovereignError
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ KubeconfigOpt = Annotated[
     Path | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig (default: $KUBECONFIG).")
 ]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the request.")]
-DECIDED = ("Approved", "Denied")
+DECIDED = (k8s.PHASE_APPROVED, k8s.PHASE_DENIED)
 
 
 def _api(kubeconfig: Path | None) -> Any:
@@ -40,8 +41,6 @@ def _api(kubeconfig: Path | None) -> Any:
 
 
 def _load(file: Path) -> dict[str, Any]:
-    from operators.manifests import API_VERSION
-
     try:
         docs = [doc for doc in yaml.safe_load_all(file.read_text()) if doc is not None]
     except OSError as exc:
@@ -51,10 +50,10 @@ def _load(file: Path) -> dict[str, Any]:
     if len(docs) != 1 or not isinstance(docs[0], dict):
         raise BadInput(f"{file}: expected exactly one ClusterRequest document, found {len(docs)}")
     doc = docs[0]
-    if doc.get("apiVersion") != API_VERSION or doc.get("kind") != "ClusterRequest":
+    if doc.get("apiVersion") != k8s.API_VERSION or doc.get("kind") != k8s.CLUSTER_REQUEST:
         raise BadInput(
             f"{file}: apiVersion/kind is {doc.get('apiVersion')}/{doc.get('kind')}: "
-            f"expected {API_VERSION}/ClusterRequest"
+            f"expected {k8s.API_VERSION}/{k8s.CLUSTER_REQUEST}"
         )
     if not (doc.get("metadata") or {}).get("name"):
         raise BadInput(f"{file}: metadata.name is missing: name the request")
@@ -79,13 +78,11 @@ def submit(
     """Submit a ClusterRequest; nothing is created when the API server refuses it (exit 2)."""
     from kubernetes.client.exceptions import ApiException
 
-    from operators.manifests import GROUP, REQUESTS, VERSION
-
     doc = _load(file)
     namespace = doc["metadata"].get("namespace") or namespace
     doc["metadata"]["namespace"] = namespace
     try:
-        _api(kubeconfig).create_namespaced_custom_object(GROUP, VERSION, namespace, REQUESTS, doc)
+        _api(kubeconfig).create_namespaced_custom_object(k8s.GROUP, k8s.VERSION, namespace, k8s.REQUESTS, doc)
     except ApiException as exc:
         if exc.status in (400, 403, 404, 409, 422):
             raise BadInput(f"{file}: refused: {_refusal(exc)}") from None
@@ -129,13 +126,11 @@ def status(
     Exit 0 approved, 1 denied (or no decision within --timeout), 2 no such request."""
     from kubernetes.client.exceptions import ApiException
 
-    from operators.manifests import GROUP, REQUESTS, VERSION
-
     api = _api(kubeconfig)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            request = api.get_namespaced_custom_object(GROUP, VERSION, namespace, REQUESTS, name)
+            request = api.get_namespaced_custom_object(k8s.GROUP, k8s.VERSION, namespace, k8s.REQUESTS, name)
         except ApiException as exc:
             if exc.status == 404:
                 raise BadInput(
@@ -160,4 +155,4 @@ def status(
         raise SovereignError(
             f"clusterrequest {namespace}/{name} has no decision after {timeout:.0f} s ({detail})"
         )
-    raise typer.Exit(0 if phase == "Approved" else 1)
+    raise typer.Exit(0 if phase == k8s.PHASE_APPROVED else 1)
