@@ -1,11 +1,11 @@
 """Every enforcement point gives the same answer for the same deployment.
 
 One cluster file declares deployments chosen to exercise the facts points used to disagree on: GPUs
-already held by the deployments declared before (a quota overrun), weights stored in another country, a
-model the catalogue does not know. Each point then judges each deployment from its own source form, through its
-own code path: the cluster file with `sovereign decide --deployment`, the compliance matrix, the Pulumi
-preview pack, the admission webhook, the reconciler, and the serving guard on the RayService the
-operator would write. Allow and violation codes must be identical everywhere.
+already held by the deployments declared before (a quota overrun), weights stored in another country,
+a model the catalogue does not know. Each point then judges each deployment from its own source form,
+through its own code path: the cluster file with `sovereign decide --deployment`, the compliance
+matrix, the Pulumi preview pack, the admission webhook, the reconciler, and the serving guard on the
+RayService the operator would write. Allow and violation codes must be identical everywhere.
 """
 
 from __future__ import annotations
