@@ -149,9 +149,7 @@ class Judge:
         doc.update({key: value for key, value in facts.items() if value is not None})
         return doc
 
-    def judge(self, inp: DecisionInput | Judgement, **facts: Any) -> Judgement:
-        if isinstance(inp, Judgement):
-            return inp
+    def judge(self, inp: DecisionInput, **facts: Any) -> Judgement:
         doc = self.policy_input(inp, **facts)
         return Judgement.of(self.engine.decide(doc), doc)
 
