@@ -14,9 +14,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from operators.localrun import LocalOperator
-from operators.manifests import OPERATOR_SERVICE_ACCOUNT
 from operators.sovereign_operator.kube import api_client
 from sovereign.devenv.controlplane import ControlPlane
+from sovereign.vocabulary import OPERATOR_SERVICE_ACCOUNT
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 USER = "system:serviceaccount:{}:{}".format(*OPERATOR_SERVICE_ACCOUNT)
