@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sovereign.policy.bundle import (
     opa_server_args,
     repo_sources,
 )
+from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +57,7 @@ def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
 def cli_state(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> Path:
     """The CLI (in this process or a child) sees only `state_dir`, and no OPA server or screening list."""
     monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST"):
+    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST", ALLOW_SAMPLE_ENV, MAX_AGE_ENV):
         monkeypatch.delenv(name, raising=False)
     return state_dir
 
@@ -145,15 +147,34 @@ def tiny_policy(tmp_path: Path) -> Callable[..., PolicySources]:
     return write
 
 
-# --- the sovereign operator (operators/, issue 5) ----------------------------------------------------------
-# One `sovereign operator run` process per session, shared by tests/test_operator*.py, test_webhook*.py,
-# test_cluster_request*.py and test_rbac*.py; a test that stops or restarts it leaves it running as found.
-OPERATOR_SCREENING_LIST = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
+# --- screening lists -------------------------------------------------------------------------------------
+def write_current_screening_list(path: Path) -> Path:
+    """The shipped sample's parties as a current production list at `path`: not marked as a sample, every
+    source updated today, so screening accepts it without SOVEREIGN_SCREENING_ALLOW_SAMPLE."""
+    doc = json.loads(SAMPLE_LIST.read_text())
+    for key in ("sample", "note"):
+        doc.pop(key)
+    today = datetime.now(UTC).replace(microsecond=0).isoformat()
+    for source in doc["sources_used"]:
+        source["source_last_updated"] = today
+    path.write_text(json.dumps(doc, indent=2))
+    return path
 
 
 @pytest.fixture(scope="session")
+def current_screening_list(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_current_screening_list(tmp_path_factory.mktemp("screening") / "csl.json")
+
+
+# --- the sovereign operator (operators/, issue 5) ----------------------------------------------------------
+# One `sovereign operator run` process per session, shared by tests/test_operator*.py, test_webhook*.py,
+# test_cluster_request*.py and test_rbac*.py; a test that stops or restarts it leaves it running as found.
+@pytest.fixture(scope="session")
 def sovereign_operator(
-    controlplane: ControlPlane, signed_bundle: SignedBundle, tmp_path_factory: pytest.TempPathFactory
+    controlplane: ControlPlane,
+    signed_bundle: SignedBundle,
+    tmp_path_factory: pytest.TempPathFactory,
+    current_screening_list: Path,
 ) -> Iterator[Any]:
     """`sovereign operator setup`, an OPA server on the session's signed bundle, and the operator itself,
     checking the policy revision every second."""
@@ -164,7 +185,7 @@ def sovereign_operator(
         controlplane.pki_dir,
         tmp_path_factory.mktemp("operator"),
         signed_bundle,
-        ["--drift-interval=1", f"--screening-list={OPERATOR_SCREENING_LIST}"],
+        ["--drift-interval=1", f"--screening-list={current_screening_list}"],
     )
     try:
         operator.setup()

@@ -84,7 +84,7 @@ def test_a_listed_ineligible_lapsed_contractor_is_denied_with_reasons_and_citati
     status = op.get("clusterrequests", "northwind", ns)["status"]  # type: ignore[index]
     assert status["phase"] == "Denied" and all(r["citation"] for r in status["reasons"])
     hit = next(r for r in status["reasons"] if r["code"] == "DENIED_PARTY")
-    assert "Northwind Aerospace Industries" in hit["message"]  # screened against the CSL fixture
+    assert "Northwind Aerospace Industries" in hit["message"]  # a current copy of the sample list
     assert op.get("sovereignclusters", "req-northwind-1") is None
     assert "ClusterRequestDenied" in wait_until(lambda: op.event_reasons(ns, "northwind"), 30, "the Event")
 

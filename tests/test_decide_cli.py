@@ -15,10 +15,10 @@ import pytest
 from sovereign import cli, toolchain
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
 
 ROOT = toolchain.REPO_ROOT
 USDEF = ROOT / "clusters" / "usdef-east-1.yaml"
-CSL = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
 SOVEREIGN = ROOT / ".venv" / "bin" / "sovereign"
 
 ALLOWED: dict[str, Any] = {
@@ -173,17 +173,63 @@ def test_cluster_form_bad_input_exits_2(
 
 
 def test_a_screening_list_hit_denies_the_operator(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    current_screening_list: Path,
 ) -> None:
     listed = {**ALLOWED, "cluster": {**ALLOWED["cluster"], "operator": {**ALLOWED["cluster"]["operator"]}}}
     listed["cluster"]["operator"]["name"] = "NORTHWIND AEROSPACE INDUSTRIES CO LTD"
-    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, listed), "--screening-list", str(CSL))
+    code, decision, _ = decide(
+        monkeypatch, capsys, _file(tmp_path, listed), "--screening-list", str(current_screening_list)
+    )
     assert code == 1 and _codes(decision) == ["DENIED_PARTY"]
     assert "Northwind Aerospace Industries Co., Ltd." in decision["violations"][0]["message"]
 
-    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(CSL))  # the same list from the environment
+    # the same list from the environment
+    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(current_screening_list))
     code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED))
     assert code == 0 and decision["allow"] is True  # an unlisted operator passes the same list
+
+
+def test_the_sample_list_screens_only_when_samples_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    listed = {**ALLOWED, "cluster": {**ALLOWED["cluster"], "operator": {**ALLOWED["cluster"]["operator"]}}}
+    listed["cluster"]["operator"]["name"] = "Northwind Aerospace Industries"
+    code, out, err = decide(
+        monkeypatch, capsys, _file(tmp_path, listed), "--screening-list", str(SAMPLE_LIST)
+    )
+    assert code == 2 and out is None
+    assert "SAMPLE list" in err and f"{ALLOW_SAMPLE_ENV}=1" in " ".join(err.split())
+
+    monkeypatch.setenv(ALLOW_SAMPLE_ENV, "1")
+    code, decision, _ = decide(
+        monkeypatch, capsys, _file(tmp_path, listed), "--screening-list", str(SAMPLE_LIST)
+    )
+    assert code == 1 and _codes(decision) == ["DENIED_PARTY"]
+
+
+def test_a_stale_screening_list_exits_2_naming_its_date_and_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    current_screening_list: Path,
+) -> None:
+    doc = json.loads(current_screening_list.read_text())
+    doc["sources_used"][0]["source_last_updated"] = "2026-01-01T05:00:00+00:00"
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(doc))
+    code, out, err = decide(monkeypatch, capsys, _file(tmp_path, ALLOWED), "--screening-list", str(stale))
+    message = " ".join(err.split())
+    assert code == 2 and out is None
+    assert "last updated 2026-01-01" in message and "at most 7 days old" in message
+    assert MAX_AGE_ENV in message and "trade.gov" in message
+
+    # The age is measured at the decision date: the same list is current for a decision as of 2026-01-05.
+    dated = {**ALLOWED, "as_of": "2026-01-05"}
+    code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, dated), "--screening-list", str(stale))
+    assert code == 0 and decision["allow"] is True
 
 
 def test_a_malformed_screening_list_exits_2(

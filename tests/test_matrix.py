@@ -30,7 +30,6 @@ from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
 CLUSTERS = toolchain.REPO_ROOT / "clusters"
-CSL = Path(__file__).parent / "fixtures" / "screening" / "csl.json"
 DATA = load_policy_data()
 AS_OF = "2026-06-01"
 NONCOMPLIANT_CODES = {"EU_MULTIMODAL_LICENCE", "REGION_MODALITY"}
@@ -393,15 +392,18 @@ def test_cli_other_bad_input_exits_2(
 
 
 def test_cli_screens_operators_like_decide(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    current_screening_list: Path,
 ) -> None:
     clusters = tmp_path / "clusters"
     clusters.mkdir()
     shutil.copy(CLUSTERS / "usdef-east-1.yaml", clusters)
     doc = yaml.safe_load((CLUSTERS / "fvey-london-1.yaml").read_text())
-    doc["operator"]["name"] = "Northwind Aerospace Industries"  # listed on the fixture's Entity List
+    doc["operator"]["name"] = "Northwind Aerospace Industries"  # listed on the sample's Entity List
     (clusters / "fvey-london-1.yaml").write_text(yaml.safe_dump(doc))
-    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(CSL))
+    monkeypatch.setenv("SOVEREIGN_SCREENING_LIST", str(current_screening_list))
     out = tmp_path / "out"
     code, _, stderr = run_cli(monkeypatch, capsys, "matrix", "--clusters", str(clusters), "--out", str(out))
     assert code == 0, stderr

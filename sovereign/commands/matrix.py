@@ -89,7 +89,9 @@ def matrix(
     when = _as_of(as_of)
     declared = load_clusters(clusters)
     data = load_policy_data()
-    result = compute_matrix(declared, Judge(engine_from_env(), screen_of(screening_list)), data, when)
+    result = compute_matrix(
+        declared, Judge(engine_from_env(), screen_of(screening_list, as_of=when)), data, when
+    )
 
     pages: dict[str, str] = {}
     if page_format in (Format.md, Format.both):

@@ -36,9 +36,9 @@ from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer, Scra
 from sovereign.devenv.state import state_root
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import PolicySources, bundle_dir, ensure_bundle
+from sovereign.policy.screening import ALLOW_SAMPLE_ENV, SAMPLE_LIST
 
 SOVEREIGN = [sys.executable, "-m", "sovereign"]
-SCREENING_LIST = toolchain.REPO_ROOT / "tests" / "fixtures" / "screening" / "csl.json"
 GPU_TRACE = toolchain.REPO_ROOT / "tests" / "fixtures" / "nvml" / "nvml-h100-trace.json"
 REQUESTS_DIR = toolchain.REPO_ROOT / "operators" / "examples" / "clusterrequests"
 # A 1x1 PNG: the smallest real image an OpenAI client can send.
@@ -264,10 +264,11 @@ class Demo:
                     f"--credentials={credentials}",
                     "--drift-interval=2",
                     f"--metrics-port={region.operator_metrics_port}",
-                    f"--screening-list={SCREENING_LIST}",
+                    f"--screening-list={SAMPLE_LIST}",
                     f"--liveness=http://127.0.0.1:{health}/healthz",
                 ],
-                env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1"},
+                # The demo screens against the shipped sample list, accepted for local runs only.
+                env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1", ALLOW_SAMPLE_ENV: "1"},
             )
             self.wait(
                 f"the {name} operator",
