@@ -104,7 +104,7 @@ def test_warn_mode_reports_without_blocking(real_engine: None) -> None:
 def test_a_deployment_without_its_cluster_cannot_be_judged_so_it_is_refused(real_engine: None) -> None:
     args = as_preview_sees_it(cluster(), with_context=False)
     (violation,) = reports(POLICIES["sovereign-decision"], args)
-    assert violation.startswith("INVALID_INPUT: cannot be judged")
+    assert violation.startswith("cannot be judged: no policy_context")  # no decision, no invented code
 
 
 def test_other_objects_are_not_judged(real_engine: None) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,19 @@ def _service(
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, start_opa_server: Callable[..., Any]
+) -> Iterator[dict[str, Any]]:
     models = {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
     text, vision = models["tiny-llama-text"], models["tiny-mllama-vision"]
     with pytest.MonkeyPatch.context() as patch:
         # Set before Ray starts: its workers inherit the environment, so the replicas find this bundle.
         patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
-        ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+        bundle = ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
+        # "down" judges through its own OPA server, which a test stops once the service runs: the
+        # replica's weights are judged at start (no engine, no start), every request after that.
+        opa = start_opa_server(bundle)
         objects = {
             "eu": _service("eu", "eu-frankfurt-1", TEXT_8B, text, "commercial"),
             "usdef": _service("usdef", "usdef-east-1", VISION_11B, vision, "defense"),
@@ -97,7 +102,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 TEXT_8B,
                 text,
                 "commercial",
-                {"SOVEREIGN_OPA_URL": f"http://127.0.0.1:{free_port()}"},
+                {"SOVEREIGN_OPA_URL": opa.url},
             ),
             "badweights": _service("badweights", "eu-frankfurt-1", TEXT_8B, vision, "commercial"),
         }
@@ -114,9 +119,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 weighed = all(len(s["conditions"]) == 3 for k, s in statuses.items() if k.name in ready)
                 if ready == {"eu", "usdef", "down"} and settled and weighed:
                     break
-                assert time.monotonic() < deadline, json.dumps(statuses, indent=1)
+                assert time.monotonic() < deadline, json.dumps(
+                    {str(k): s for k, s in statuses.items()}, indent=1
+                )
                 time.sleep(1)
-            yield {"ray": ray, "plane": plane, "objects": objects, "statuses": statuses, "models": models}
+            yield {
+                "ray": ray,
+                "plane": plane,
+                "objects": objects,
+                "statuses": statuses,
+                "models": models,
+                "opa": opa,
+            }
         finally:
             ray.stop()
 
@@ -166,7 +180,7 @@ def test_weights_that_contradict_the_declared_variant_never_serve(served: dict[s
     status = served["statuses"][RayServiceKey("default", "badweights")]
     ready = status["conditions"][0]
     assert ready["status"] == "False" and status["numServeEndpoints"] == 0
-    assert "takes text input but the weights are mllama" in ready["message"]
+    assert "WEIGHTS_MISMATCH" in ready["message"]  # the policy refused them, with its code
     deployment = status["activeServiceStatus"]["applicationStatuses"]["llm"]["serveDeploymentStatuses"]
     assert deployment[f"LlamaServer-{TEXT_8B}"]["status"] == "DEPLOY_FAILED"
 
@@ -276,6 +290,7 @@ def test_smuggled_content_is_refused_over_http(served: dict[str, Any], content: 
 
 
 def test_policy_engine_down_means_503_never_served(served: dict[str, Any]) -> None:
+    served["opa"].process.stop()  # the service runs; its policy engine goes away
     with pytest.raises(openai.InternalServerError) as refused:
         client(served, "down").chat.completions.create(
             model=TEXT_8B, messages=[{"role": "user", "content": "hi"}], max_tokens=2
