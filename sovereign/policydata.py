@@ -58,7 +58,9 @@ def _no_yaml_boolean(value: object) -> object:
 
 # The project's own rules (fail closed, a region profile's choices) are not legal sources: they say so, and
 # point at the file in this repository that states them.
-DESIGN_CITATION = re.compile(r"sovereign design rule\b.* — (?P<path>[A-Za-z0-9_.][A-Za-z0-9_./-]*)(#[a-z0-9-]+)?")
+DESIGN_CITATION = re.compile(
+    r"sovereign design rule\b.* — (?P<path>[A-Za-z0-9_.][A-Za-z0-9_./-]*)(#[a-z0-9-]+)?"
+)
 
 
 def _is_citation(value: str) -> str:
@@ -594,6 +596,13 @@ class PolicyData:
         key = id_or_alias.lower()
         return self._by_name.get(key) or self._by_name.get(self.aliases.get(key, ""))
 
+    @staticmethod
+    def _licence_document(family: LicenceFamily) -> dict[str, Any]:
+        # The month §2 counts is derived here, once, so the Rego (and Wasm) need no date arithmetic.
+        document = family.model_dump(mode="json", exclude_none=True)
+        document["mau_clause"]["deciding_month"] = family.deciding_month
+        return document
+
     def opa_document(self) -> dict[str, Any]:
         def dump(model: BaseModel) -> dict[str, Any]:
             return model.model_dump(mode="json", exclude_none=True)
@@ -604,10 +613,7 @@ class PolicyData:
                 "aliases": dict(sorted(self.aliases.items())),
                 "weights_check": dump(self.weights_check),
             },
-            "licences": {
-                key: {**dump(family), "mau_clause": {**dump(family.mau_clause), "deciding_month": family.deciding_month}}
-                for key, family in self.licences.items()
-            },
+            "licences": {key: self._licence_document(family) for key, family in self.licences.items()},
             "national_security_carve_out": dump(self.national_security_carve_out),
             "regions": {name: dump(profile) for name, profile in self.regions.items()},
             "countries": {key: dump(group) for key, group in self.country_groups.items()},

@@ -154,7 +154,8 @@ def test_opa_document_is_what_the_rego_reads() -> None:
     assert (members["us"]["countries"], members["us"]["since"]) == (["US"], "2024-11-04")
     assert members["five-eyes-partners"]["countries"] == ["AU", "CA", "GB", "NZ"]
     assert members["allies-2025"]["confidence"] == "unconfirmed"
-    assert {family: licence["mau_clause"]["deciding_month"] for family, licence in document["licences"].items()} == {
+    months = {family: entry["mau_clause"]["deciding_month"] for family, entry in document["licences"].items()}
+    assert months == {
         "llama2": "2023-06", "llama3": "2024-03", "llama3.1": "2024-06",
         "llama3.2": "2024-08", "llama3.3": "2024-11", "llama4": "2025-03",
     }  # fmt: skip

@@ -38,7 +38,9 @@ DnsLabel = Annotated[
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
-YearMonth = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a calendar month, e.g. 2024-08")]
+YearMonth = Annotated[
+    str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a calendar month, e.g. 2024-08")
+]
 
 
 class OperatorKind(StrEnum):
