@@ -97,7 +97,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "grant": lambda: operator.update(llama_licence_grant=draw(st.booleans())),
         "seat": lambda: operator.update(principal_place_of_business=draw(st.sampled_from(COUNTRIES))),
         "mau_by_month": lambda: operator.update(
-            mau_by_month=draw(st.dictionaries(st.sampled_from(MONTHS), st.integers(0, 2_000_000_000), max_size=3))
+            mau_by_month=draw(st.dictionaries(st.sampled_from(MONTHS), st.integers(0, 2 * 10**9), max_size=3))
         ),
         "accreditations": lambda: cluster.update(
             accreditations=[
