@@ -9,17 +9,23 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_citations import problems
 
 from sovereign import cli
+from sovereign import vocabulary as k8s
+from sovereign.devenv.controlplane import ControlPlane
+from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.clusters import ClusterSpec
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
@@ -389,3 +395,83 @@ def test_the_periods_do_change_decisions(wasm: WasmEngine) -> None:
     french = BASES[1]
     judged = [_decision(wasm, _patched(french, as_of=start.isoformat()))["allow"] for start, _ in PERIODS]
     assert judged == [False, False, False, True]
+
+
+# --- the operator facts reach the policy from Kubernetes objects too ------------------------------------
+
+
+def test_a_cluster_file_carries_the_new_facts_to_the_policy_input() -> None:
+    spec = ClusterSpec.model_validate(
+        {
+            **{k: v for k, v in US_CONTRACTOR["cluster"].items() if k != "operator"},
+            "operator": {
+                **US_CONTRACTOR["cluster"]["operator"],
+                "principal_place_of_business": "DE",
+                "mau_by_month": {"2024-08": 12_000_000},
+            },
+        }
+    )
+    cluster = subjects.sovereign_cluster(spec)
+    assert cluster["spec"]["operator"]["principalPlaceOfBusiness"] == "DE"
+    assert cluster["spec"]["operator"]["mauByMonth"] == {"2024-08": 12_000_000}
+    facts = subjects.facts_of(spec)
+    assert facts.operator.principal_place_of_business == "DE"
+    assert facts.operator.mau_by_month == {"2024-08": 12_000_000}
+    request = {
+        "metadata": {"name": "munich", "namespace": "contractors"},
+        "spec": {
+            "organisation": {
+                "name": "X",
+                "country": "US",
+                "kind": "company",
+                "principalPlaceOfBusiness": "DE",
+            }
+        },
+    }
+    proposed, _ = subjects.request_proposal(request)
+    assert proposed["spec"]["operator"]["principalPlaceOfBusiness"] == "DE"
+
+
+@pytest.mark.controlplane
+def test_the_crds_keep_the_new_operator_facts_and_refuse_unreadable_ones(controlplane: ControlPlane) -> None:
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic import DynamicClient
+
+    from operators.manifests import CRD_FILES
+
+    api = config.new_client_from_config(config_file=str(controlplane.kubeconfig))
+    dynamic = DynamicClient(api)
+    for path in CRD_FILES:
+        doc = yaml.safe_load(path.read_text())
+        resource = dynamic.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        dynamic.server_side_apply(resource, body=doc, field_manager="test-regulatory", force_conflicts=True)
+    extensions = client.ApiextensionsV1Api(api)
+    for _ in range(100):
+        established = [
+            c.status.conditions or []
+            for c in extensions.list_custom_resource_definition().items
+            if c.spec.group == "sovereign.dev"
+        ]
+        if established and all(
+            any(x.type == "Established" and x.status == "True" for x in c) for c in established
+        ):
+            break
+        time.sleep(0.1)
+    objects = client.CustomObjectsApi(api)
+    operator = {**US_CONTRACTOR["cluster"]["operator"], "principal_place_of_business": "DE"}
+    spec = ClusterSpec.model_validate(
+        {"name": "regulatory-probe", "region": "us-defense", "country": "US", "enforcement": "dryrun",
+         "operator": {**operator, "mau_by_month": {"2024-08": 5}}}
+    )  # fmt: skip
+    body = subjects.sovereign_cluster(spec)
+    group, version = k8s.API_VERSION.split("/")
+    created = objects.create_cluster_custom_object(group, version, "sovereignclusters", body)
+    assert subjects.cluster_facts(created).operator.principal_place_of_business == "DE"
+    assert subjects.cluster_facts(created).operator.mau_by_month == {"2024-08": 5}
+
+    body["metadata"]["name"] = "regulatory-probe-bad"
+    body["spec"]["operator"]["mauByMonth"] = {"August 2024": 5}
+    with pytest.raises(ApiException) as refused:
+        objects.create_cluster_custom_object(group, version, "sovereignclusters", body)
+    assert refused.value.status == 422 and "keys are calendar months YYYY-MM" in refused.value.body
