@@ -56,9 +56,19 @@ def _no_yaml_boolean(value: object) -> object:
     return value
 
 
+# The project's own rules (fail closed, a region profile's choices) are not legal sources: they say so, and
+# point at the file in this repository that states them.
+DESIGN_CITATION = re.compile(
+    r"sovereign design rule\b.* — (?P<path>[A-Za-z0-9_.][A-Za-z0-9_./-]*)(#[a-z0-9-]+)?"
+)
+
+
 def _is_citation(value: str) -> str:
-    if not re.fullmatch(r"\S.* — https?://\S+", value):
-        raise ValueError("a citation is 'Source name — https://url' (an em dash between name and URL)")
+    if not (re.fullmatch(r"\S.* — https://\S+", value) or DESIGN_CITATION.fullmatch(value)):
+        raise ValueError(
+            "a citation is 'Source name — https://url' (an em dash between name and URL), or, for the "
+            "project's own rules, 'sovereign design rule...: what — path/in/this/repository'"
+        )
     return value
 
 
@@ -190,33 +200,83 @@ class OperatorRule(_Strict):
 class EuMultimodalClause(_Strict):
     operator_countries: Countries
     citation: Citation
+    reading: str
 
 
 class MauClause(_Strict):
     threshold: PositiveInt
     citation: Citation
+    reading: str
 
 
 class Attribution(_Strict):
-    text: str
+    text: str | None = None  # the display the licence asks for ("Built with Llama"); Llama 2 asks for none
+    notice: str
+    citation: Citation
+
+
+class MilitaryProhibition(_Strict):
     citation: Citation
 
 
 class LicenceFamily(_Strict):
     id: Identifier
     name: str
+    release_date: date  # the licence's "Version Release Date": §2 counts MAU in the month before it
     licence_url: Url
     acceptable_use_policy_url: Url
     mau_clause: MauClause
     attribution: Attribution
+    military_prohibition: MilitaryProhibition
     eu_multimodal_clause: EuMultimodalClause | None = None
+
+    @property
+    def deciding_month(self) -> str:
+        """`YYYY-MM`, the calendar month before the release date, whose MAU figure §2 counts."""
+        year, month = self.release_date.year, self.release_date.month - 1
+        if month == 0:
+            year, month = year - 1, 12
+        return f"{year:04d}-{month:02d}"
+
+
+class CarveOutRule(_Strict):
+    """An operator kind the carve-out covers, and which of its countries must be a member in force."""
+
+    kind: OperatorKind
+    member_constraints: list[Literal["countries", "sponsor_countries"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sponsor_only_for_contractors(self) -> CarveOutRule:
+        if "sponsor_countries" in self.member_constraints and self.kind != "government_contractor":
+            raise ValueError("sponsor_countries applies only to kind government_contractor")
+        return self
+
+
+class CarveOutMember(_Strict):
+    """Countries (and organisations) Meta's statements name, from the day they were named."""
+
+    id: Identifier
+    countries: Countries
+    organisations: list[Identifier] = []
+    since: date
+    # primary: Meta's own statement says it; reported: Meta's words as reported by others; unconfirmed: no
+    # statement of Meta's was read (applied, with an obligation on every decision that rests on it).
+    confidence: Literal["primary", "reported", "unconfirmed"]
+    source: Citation
+    notes: str | None = None
 
 
 class NationalSecurityCarveOut(_Strict):
     end_uses: list[EndUse] = Field(min_length=1)
-    eligible_operators: list[OperatorRule] = Field(min_length=1)
+    eligible_operators: list[CarveOutRule] = Field(min_length=1)
     citation: Citation
-    sources: list[Url] = []
+    reading: str
+    members: list[CarveOutMember] = Field(min_length=1)
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, members: list[CarveOutMember]) -> list[CarveOutMember]:
+        return _unique(members, "id", "carve-out member")
 
 
 class LicencesFile(_Strict):
@@ -410,11 +470,30 @@ class ScreeningFile(_Strict):
         return _unique(sources, "code", "screening source")
 
 
+class Transition(_Strict):
+    """Art. 111(3): models placed on the market before `placed_before` have until `comply_by`."""
+
+    placed_before: date
+    comply_by: date
+    citation: Citation
+
+
+class Modification(_Strict):
+    """When a downstream party's modification makes it the provider of the modified model."""
+
+    share_of_original_compute: str
+    citation: Citation
+
+
 class SystemicRisk(_Strict):
     threshold_flop: PositiveFloat
     cluster_countries: Countries
     citation: Citation
-    notes: str | None = None
+    applies_from: date
+    applies_from_citation: Citation
+    transition: Transition
+    modification: Modification
+    reading: str
 
 
 class AiActFile(_Strict):
@@ -517,6 +596,13 @@ class PolicyData:
         key = id_or_alias.lower()
         return self._by_name.get(key) or self._by_name.get(self.aliases.get(key, ""))
 
+    @staticmethod
+    def _licence_document(family: LicenceFamily) -> dict[str, Any]:
+        # The month §2 counts is derived here, once, so the Rego (and Wasm) need no date arithmetic.
+        document = family.model_dump(mode="json", exclude_none=True)
+        document["mau_clause"]["deciding_month"] = family.deciding_month
+        return document
+
     def opa_document(self) -> dict[str, Any]:
         def dump(model: BaseModel) -> dict[str, Any]:
             return model.model_dump(mode="json", exclude_none=True)
@@ -527,7 +613,7 @@ class PolicyData:
                 "aliases": dict(sorted(self.aliases.items())),
                 "weights_check": dump(self.weights_check),
             },
-            "licences": {key: dump(family) for key, family in self.licences.items()},
+            "licences": {key: self._licence_document(family) for key, family in self.licences.items()},
             "national_security_carve_out": dump(self.national_security_carve_out),
             "regions": {name: dump(profile) for name, profile in self.regions.items()},
             "countries": {key: dump(group) for key, group in self.country_groups.items()},

@@ -339,6 +339,10 @@ CODE_CASES = {
     ),
     "DATA_RESIDENCY": _patched(ALLOWED, cluster__weights_country="GB"),
     "MAU_LICENCE_REQUIRED": _patched(ALLOWED, operator__monthly_active_users=800_000_000),
+    "MAU_LICENCE_REQUIRED by month": _patched(ALLOWED, operator__mau_by_month={"2024-11": 800_000_000}),
+    "EU_MULTIMODAL_LICENCE by seat": _patched(
+        ALLOWED, model="llama-3.2-11b-vision-instruct", operator__principal_place_of_business="DE"
+    ),
     "GPU_QUOTA_EXCEEDED": _patched(ALLOWED, cluster__gpu_quota=8, cluster__gpus_in_use=6, gpus=4),
 }
 
@@ -348,10 +352,15 @@ def test_each_reason_code_through_the_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, code: str
 ) -> None:
     exit_code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, CODE_CASES[code]))
+    code = code.split(" ")[0]
     assert exit_code == 1
     assert code in _codes(decision)
     cited = [v for v in decision["violations"] if v["code"] == code]
-    assert all(v["message"] and "http" in v["citation"] for v in cited)
+    # A source's URL, or the project's own rule marked as such (tests/test_citations.py).
+    assert all(
+        v["message"] and ("https://" in v["citation"] or v["citation"].startswith("sovereign design rule"))
+        for v in cited
+    )
 
 
 def test_the_ai_act_obligation_through_the_cli(
@@ -364,3 +373,16 @@ def test_the_ai_act_obligation_through_the_cli(
     obligations = {o["code"]: o for o in decision["obligations"]}
     assert "Art. 51" in obligations["AI_ACT_SYSTEMIC_RISK"]["citation"]
     assert "BUILT_WITH_LLAMA" in obligations
+
+
+def test_the_unconfirmed_carve_out_obligation_through_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A French contractor of the US, after the 2025 widening that no statement of Meta's confirms."""
+    french = _patched(ALLOWED, operator__country="FR")
+    exit_code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, french))
+    assert exit_code == 0
+    obligations = {o["code"]: o for o in decision["obligations"]}
+    assert "secondary, unconfirmed" in obligations["NATIONAL_SECURITY_CARVE_OUT_UNCONFIRMED"]["citation"]
+    exit_code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, {**french, "as_of": "2025-09-21"}))
+    assert exit_code == 1 and _codes(decision) == ["END_USE_NOT_PERMITTED"]

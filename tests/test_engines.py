@@ -68,6 +68,8 @@ COUNTRIES = [
     "KP",
 ]
 DATES = st.dates(min_value=date(2024, 1, 1), max_value=date(2028, 12, 31))
+# The months the licences' §2 count, and one no licence counts.
+MONTHS = sorted({family.deciding_month for family in DATA.licences.values()} | {"2026-01"})
 HIT = st.fixed_dictionaries(
     {
         "name": st.just("Northwind Aerospace Industries Co., Ltd."),
@@ -93,6 +95,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "sponsor": lambda: operator.update(sponsor_country=draw(st.sampled_from(COUNTRIES))),
         "mau": lambda: operator.update(monthly_active_users=draw(st.integers(0, 2_000_000_000))),
         "grant": lambda: operator.update(llama_licence_grant=draw(st.booleans())),
+        "seat": lambda: operator.update(principal_place_of_business=draw(st.sampled_from(COUNTRIES))),
+        "mau_by_month": lambda: operator.update(
+            mau_by_month=draw(st.dictionaries(st.sampled_from(MONTHS), st.integers(0, 2 * 10**9), max_size=3))
+        ),
         "accreditations": lambda: cluster.update(
             accreditations=[
                 {"scheme": draw(st.sampled_from(SCHEMES)), "expires": draw(DATES).isoformat()}

@@ -31,6 +31,8 @@ REQUIRED_MODELS = {
     "llama-4-scout-17b-16e", "llama-4-scout-17b-16e-instruct", "llama-4-maverick-17b-128e",
     "llama-4-maverick-17b-128e-instruct", "llama-4-maverick-17b-128e-instruct-fp8",
     "llama-guard-3-1b", "llama-guard-3-8b", "llama-guard-3-11b-vision",
+    "llama-2-7b", "llama-2-7b-chat", "llama-2-13b", "llama-2-13b-chat", "llama-2-70b", "llama-2-70b-chat",
+    "meta-llama-3-8b", "meta-llama-3-8b-instruct", "meta-llama-3-70b", "meta-llama-3-70b-instruct",
 }  # fmt: skip
 
 SWISS_PROFILE = """\
@@ -122,6 +124,10 @@ def test_regions_encode_the_issue() -> None:
         ("meta-llama/Meta-Llama-3.1-405B-Instruct-FP8", "llama-3.1-405b-instruct-fp8"),
         ("meta-llama/Llama-3.2-1B-Instruct-SpinQuant_INT4_EO8", "llama-3.2-1b-instruct-spinquant_int4_eo8"),
         ("Llama-Guard-3-11B-Vision", "llama-guard-3-11b-vision"),
+        ("meta-llama/Llama-2-7b-chat-hf", "llama-2-7b-chat"),
+        ("meta-llama/Llama-2-70b-hf", "llama-2-70b"),
+        ("meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama-3-8b-instruct"),
+        ("meta-llama/Llama-3-70B", "meta-llama-3-70b"),
     ],
 )
 def test_hf_repo_id_resolves(requested: str, expected: str) -> None:
@@ -144,9 +150,17 @@ def test_opa_document_is_what_the_rego_reads() -> None:
         "BG",
     ]
     assert "eu_multimodal_clause" not in document["licences"]["llama3.1"]
-    assert document["national_security_carve_out"]["eligible_operators"][0]["countries"] == [
-        "AU", "CA", "GB", "NZ", "US",
-    ]  # fmt: skip
+    members = {m["id"]: m for m in document["national_security_carve_out"]["members"]}
+    assert (members["us"]["countries"], members["us"]["since"]) == (["US"], "2024-11-04")
+    assert members["five-eyes-partners"]["countries"] == ["AU", "CA", "GB", "NZ"]
+    assert members["allies-2025"]["confidence"] == "unconfirmed"
+    months = {family: entry["mau_clause"]["deciding_month"] for family, entry in document["licences"].items()}
+    assert months == {
+        "llama2": "2023-06", "llama3": "2024-03", "llama3.1": "2024-06",
+        "llama3.2": "2024-08", "llama3.3": "2024-11", "llama4": "2025-03",
+    }  # fmt: skip
+    assert document["ai_act"]["systemic_risk"]["applies_from"] == "2025-08-02"
+    assert document["ai_act"]["systemic_risk"]["transition"]["comply_by"] == "2027-08-02"
     assert document["countries"]["embargoed"]["members"] == ["BY", "CU", "IR", "KP", "RU", "SY"]
     assert document["ai_act"]["systemic_risk"]["threshold_flop"] == 1e25
     weights_check = document["catalogue"]["weights_check"]

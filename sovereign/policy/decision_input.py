@@ -38,6 +38,9 @@ DnsLabel = Annotated[
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
+YearMonth = Annotated[
+    str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="a calendar month, e.g. 2024-08")
+]
 
 
 class OperatorKind(StrEnum):
@@ -72,7 +75,13 @@ class Operator(Strict):
     country: CountryCode
     kind: OperatorKind
     sponsor_country: CountryCode | None = None
+    # Where a company is run from, when not where it is incorporated (`country`); the Llama EU paragraph
+    # follows a company's principal place of business. Not read for an individual (domicile is `country`).
+    principal_place_of_business: CountryCode | None = None
     monthly_active_users: Count | None = None
+    # Monthly active users of the licensee and its affiliates, by calendar month: Llama licences §2 count
+    # the month before each version's release date.
+    mau_by_month: dict[YearMonth, Count] | None = None
     llama_licence_grant: StrictBool | None = None
 
 

@@ -60,7 +60,9 @@ def sovereign_cluster(spec: ClusterSpec, capacity: int | None = None) -> dict[st
                         "country": operator.country,
                         "kind": operator.kind.value,
                         "sponsorCountry": operator.sponsor_country,
+                        "principalPlaceOfBusiness": operator.principal_place_of_business,
                         "monthlyActiveUsers": operator.monthly_active_users,
+                        "mauByMonth": operator.mau_by_month,
                         "llamaLicenceGrant": operator.llama_licence_grant,
                     }
                 ),
@@ -127,6 +129,7 @@ def request_proposal(request: Mapping[str, Any]) -> tuple[dict[str, Any], list[d
                         "country": organisation.get("country"),
                         "kind": organisation.get("kind"),
                         "sponsorCountry": organisation.get("sponsorCountry"),
+                        "principalPlaceOfBusiness": organisation.get("principalPlaceOfBusiness"),
                     }
                 ),
                 "accreditations": list(spec.get("accreditations") or []),
@@ -191,7 +194,9 @@ def cluster_facts(
                     "country": operator.get("country"),
                     "kind": operator.get("kind"),
                     "sponsor_country": operator.get("sponsorCountry"),
+                    "principal_place_of_business": operator.get("principalPlaceOfBusiness"),
                     "monthly_active_users": operator.get("monthlyActiveUsers"),
+                    "mau_by_month": operator.get("mauByMonth"),
                     "llama_licence_grant": operator.get("llamaLicenceGrant"),
                 }
             ),

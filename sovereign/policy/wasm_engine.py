@@ -6,6 +6,7 @@ instances, each used by one thread at a time, so one engine serves concurrent ca
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ from sovereign.policy.engine import (
 )
 
 NAME = "wasm"
+
+
+class _QuietGrowth(logging.Filter):
+    """opa-py-wasm starts every instance with 2 memory pages and retries with more when the policy's static
+    data needs it, then warns; the retry is its normal path (the policy carries its messages as data), so
+    the warning would only be noise on every CLI run and replica start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("policy needed a larger initial memory")
+
+
+logging.getLogger("opapywasm.runtime").addFilter(_QuietGrowth())
 
 
 class WasmEngine:

@@ -11,6 +11,7 @@ import data.sovereign.lib
 import data.sovereign.rules.accreditation
 import data.sovereign.rules.ai_act_systemic_risk
 import data.sovereign.rules.built_with_llama
+import data.sovereign.rules.carve_out_unconfirmed
 import data.sovereign.rules.data_residency
 import data.sovereign.rules.denied_party
 import data.sovereign.rules.embargo
@@ -49,6 +50,7 @@ violations := union({
 obligations := union({
 	ai_act_systemic_risk.obligations,
 	built_with_llama.obligations,
+	carve_out_unconfirmed.obligations,
 	screening_performed.obligations,
 })
 

@@ -37,7 +37,8 @@ test_success_eu_text_only if {
 }
 
 test_success_obligations_do_not_deny if {
-	result := decision.result with input as fixtures.patched(fixtures.eu_text_only, {"model": "llama-3.1-405b-instruct-fp8"})
+	request := fixtures.patched(fixtures.eu_text_only, {"model": "llama-3.1-405b-instruct-fp8", "as_of": "2025-08-02"})
+	result := decision.result with input as request
 	result.allow
 	[o.code | some o in result.obligations] == ["AI_ACT_SYSTEMIC_RISK", "BUILT_WITH_LLAMA"]
 }
@@ -90,6 +91,10 @@ test_fail_every_code_is_a_registered_code if {
 			"screening": {"performed": false, "hits": []},
 		}),
 		fixtures.patched(fixtures.five_eyes, {"approval": true, "screening": {"performed": false, "hits": []}}),
+		fixtures.patched(fixtures.us_defense, {
+			"cluster": {"operator": {"kind": "government_contractor", "country": "FR", "sponsor_country": "US"}},
+			"as_of": "2026-01-01",
+		}),
 	]
 	every request in requests {
 		result := decision.result with input as request
@@ -207,4 +212,17 @@ test_fail_user_defined_profile if {
 		"Test — https://example.org/placement",
 		"Test — https://example.org/end-uses",
 	]
+}
+
+# A French contractor of the US on a US defence cluster, after the (unconfirmed) 2025 widening: allowed, and
+# the decision says what it rests on.
+test_success_unconfirmed_carve_out_allows_with_its_obligation if {
+	request := fixtures.patched(fixtures.us_defense, {
+		"cluster": {"operator": {"kind": "government_contractor", "country": "FR", "sponsor_country": "US"}},
+		"as_of": "2026-01-01",
+		"model": "llama-3.3-70b-instruct",
+	})
+	result := decision.result with input as request
+	result.allow
+	[o.code | some o in result.obligations] == ["BUILT_WITH_LLAMA", "NATIONAL_SECURITY_CARVE_OUT_UNCONFIRMED"]
 }

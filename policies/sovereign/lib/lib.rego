@@ -49,6 +49,19 @@ else := cluster_country
 
 operator_country := object.get(operator, "country", null)
 
+operator_kind := object.get(operator, "kind", null)
+
+# Absent: the operator's country (a company run from where it is incorporated).
+principal_place_of_business := operator.principal_place_of_business if is_string(operator.principal_place_of_business)
+
+else := operator_country
+
+# Where the licensee is, as the Llama EU paragraph counts it: an individual's domicile (operator.country);
+# every other kind is read as a company, whose principal place of business decides.
+licensee_seat := operator_country if operator_kind == "individual"
+
+else := principal_place_of_business
+
 end_use := object.get(request, "end_use", null)
 
 # "YYYY-MM-DD"; undefined when missing or malformed, so nothing that needs a date can be valid.
@@ -104,12 +117,35 @@ describe_operator := concat("", [
 	"operator <", text(object.get(operator, "name", null)),
 	"> (kind ", text(object.get(operator, "kind", null)),
 	", country ", text(operator_country),
-	_sponsor_text, ")",
+	_ppb_text, _sponsor_text, ")",
 ])
+
+# Shown only where it is a fact the policy reads: a company's seat that is not its country.
+_ppb_text := concat("", [", principal place of business ", principal_place_of_business]) if {
+	operator_kind != "individual"
+	principal_place_of_business != operator_country
+}
+
+else := ""
 
 _sponsor_text := concat("", [", sponsor ", operator.sponsor_country]) if is_string(operator.sponsor_country)
 
 else := ""
+
+# Meta's national-security carve-out (licences.yaml): the memberships in force on as_of, none without one.
+carve_out_in_force := [member |
+	some member in data.national_security_carve_out.members
+	member.since <= as_of
+]
+
+# The operator rules the given memberships make: each kind, with every constrained country set to theirs.
+carve_out_rules(members) := [rule |
+	countries := sort({country | some member in members; some country in member.countries})
+	some eligible in data.national_security_carve_out.eligible_operators
+	rule := object.union({"kind": eligible.kind}, {constraint: countries | some constraint in eligible.member_constraints})
+]
+
+carve_out_covers(members) if operator_matches(carve_out_rules(members))
 
 # A citation from the codes table; the fallback keeps a violation (hence a deny) even without data.
 code_citation(code) := citation if citation := data.codes[code].citation

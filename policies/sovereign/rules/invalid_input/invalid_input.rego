@@ -74,6 +74,51 @@ violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALI
 	message := concat("", ["input field request.modalities must be a list of strings (got ", lib.text(modalities), ")"])
 }
 
+# The operator's optional licence facts: absent they are not facts, present they must be readable, or a
+# principal place of business or a user count that cannot be read would pass as "outside the EU" or "few users".
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	seat := lib.operator.principal_place_of_business
+	not _is_country(seat)
+	message := concat("", [
+		"input field cluster.operator.principal_place_of_business must be an ISO 3166-1 alpha-2 code (got ",
+		lib.text(seat), ")",
+	])
+}
+
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	months := lib.operator.mau_by_month
+	not _is_mau_by_month(months)
+	message := concat("", [
+		"input field cluster.operator.mau_by_month must be {\"YYYY-MM\": integer >= 0} (got ",
+		lib.text(months), ")",
+	])
+}
+
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	users := lib.operator.monthly_active_users
+	not _is_count(users)
+	message := concat("", ["input field cluster.operator.monthly_active_users must be an integer >= 0 (got ", lib.text(users), ")"])
+}
+
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	grant := lib.operator.llama_licence_grant
+	not is_boolean(grant)
+	message := concat("", ["input field cluster.operator.llama_licence_grant must be true or false (got ", lib.text(grant), ")"])
+}
+
+_is_country(value) if {
+	is_string(value)
+	regex.match(`^[A-Z]{2}$`, value)
+}
+
+_is_mau_by_month(months) if {
+	is_object(months)
+	every month, users in months {
+		regex.match(`^[0-9]{4}-(0[1-9]|1[0-2])$`, month)
+		_is_count(users)
+	}
+}
+
 _is_weights(weights) if {
 	_is_strings(weights.input_modalities)
 	_is_count(weights.parameters)

@@ -106,3 +106,40 @@ test_fail_request_modalities_unreadable if {
 	_messages(request) == {"input field request.modalities must be a list of strings (got image)"}
 	_messages(fixtures.patched(fixtures.us_defense, {"request": {"modalities": [["image"]]}})) == {"input field request.modalities must be a list of strings (got [[\"image\"]])"}
 }
+
+test_success_operator_licence_facts_readable if {
+	every patch in [
+		{"principal_place_of_business": "DE"},
+		{"mau_by_month": {}},
+		{"mau_by_month": {"2024-08": 0, "2025-03": 800000000}},
+		{"monthly_active_users": 0, "llama_licence_grant": false},
+	] {
+		_messages(fixtures.operator(fixtures.eu_text_only, patch)) == set()
+	}
+}
+
+test_fail_principal_place_of_business_not_a_country_code if {
+	every seat in ["Germany", "de", 49, null] {
+		_messages(fixtures.operator(fixtures.eu_text_only, {"principal_place_of_business": seat})) == {concat("", [
+			"input field cluster.operator.principal_place_of_business must be an ISO 3166-1 alpha-2 code (got ",
+			lib.text(seat), ")",
+		])}
+	}
+}
+
+test_fail_mau_by_month_unreadable if {
+	every months in [[1], "lots", {"2024-8": 1}, {"2024-13": 1}, {"2024-08": -1}, {"2024-08": 1.5}, {"2024-08": "1"}] {
+		_messages(fixtures.operator(fixtures.eu_text_only, {"mau_by_month": months})) == {concat("", [
+			"input field cluster.operator.mau_by_month must be {\"YYYY-MM\": integer >= 0} (got ",
+			lib.text(months), ")",
+		])}
+	}
+}
+
+test_fail_monthly_active_users_and_grant_unreadable if {
+	request := fixtures.operator(fixtures.eu_text_only, {"monthly_active_users": "many", "llama_licence_grant": "yes"})
+	_messages(request) == {
+		"input field cluster.operator.monthly_active_users must be an integer >= 0 (got many)",
+		"input field cluster.operator.llama_licence_grant must be true or false (got yes)",
+	}
+}
