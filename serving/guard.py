@@ -17,8 +17,6 @@ model plus `request: {modalities, tenant}`. The guard only maps the decision to 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +26,6 @@ from serving.modalities import non_text, request_modalities
 from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse
 from sovereign.policy.engine import ENGINE_UNAVAILABLE, PolicyEngine, fail_closed
 from sovereign.policydata import load_policy_data
-
-logger = logging.getLogger("ray.serve")
 
 REQUEST_MODALITIES_CHECKED = "REQUEST_MODALITIES_CHECKED"
 _MEMO_SIZE = 4096
@@ -82,11 +78,11 @@ def verdict_of(decision: dict[str, Any], modalities: set[str], model_takes: set[
     return Verdict(True, 200, [], "", found, decision)
 
 
-def _load_engine(progress: Callable[[str], None]) -> tuple[PolicyEngine | None, str]:
+def _load_engine() -> tuple[PolicyEngine | None, str]:
     from sovereign.policy.engine import engine_from_env
 
     try:
-        return engine_from_env(progress=progress), ""
+        return engine_from_env(), ""
     except Exception as exc:  # fail closed: no engine means every request is answered 503
         return None, f"the policy engine could not start: {type(exc).__name__}: {exc}"
 
@@ -111,7 +107,7 @@ class RequestGuard:
         engine: PolicyEngine | None = None,
     ) -> None:
         if engine is None:
-            engine, self._engine_error = _load_engine(lambda line: logger.info("policy bundle: %s", line))
+            engine, self._engine_error = _load_engine()
         else:
             self._engine_error = ""
         self.engine = engine

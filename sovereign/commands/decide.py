@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from sovereign.errors import BadInput
+from sovereign.errors import BadInput, Undecided
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput, parse_decision_inputs
-from sovereign.policy.engine import engine_from_env
+from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE, engine_from_env
 from sovereign.policy.screening import ScreeningList
 
 _USAGE = "give a decision input FILE (- for stdin), or --cluster FILE with --model and --end-use"
@@ -55,7 +55,8 @@ def decide(
 ) -> None:
     """Decide whether a cluster may host a model for an end use; the decision is JSON on stdout.
 
-    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input.
+    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no engine could
+    decide (no verified bundle: build one with `sovereign bundle build`; OPA server unreachable).
 
     Asks the OPA server at $SOVEREIGN_OPA_URL when set, else evaluates the signed bundle in-process.
     """
@@ -80,4 +81,10 @@ def decide(
     engine = engine_from_env()
     decisions = engine.decide_many(policy_inputs) if was_array else [engine.decide(policy_inputs[0])]
     print(json.dumps(decisions if was_array else decisions[0], indent=2))
+    failed = [
+        [v["message"] for v in d["violations"] if v["code"] in (BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE)]
+        for d in decisions
+    ]
+    if all(failed):
+        raise Undecided("; ".join(dict.fromkeys(message for messages in failed for message in messages)))
     raise typer.Exit(0 if all(d["allow"] is True for d in decisions) else 1)
