@@ -35,7 +35,7 @@ policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>=
 test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	pytest -p no:cacheprovider
 
-bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm) into the user's state dir
+bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only step that signs
 	$(VENV)/bin/sovereign bundle build
 
 venv-serving: $(VENV)/.serving  ## add the serving stack (torch CPU/CUDA, transformers, Ray Serve)
@@ -53,7 +53,7 @@ demo-check: tools venv-serving  ## the demo, non-interactive: every outcome asse
 demo-down:  ## stop the demo; no process or port is left
 	$(VENV)/bin/sovereign demo down
 
-dev-up: tools venv  ## start the local control plane (etcd, kube-apiserver, OPA)
+dev-up: tools venv bundle  ## start the local control plane (etcd, kube-apiserver, OPA on the built bundle)
 	$(VENV)/bin/sovereign dev up
 
 dev-down: venv  ## stop it

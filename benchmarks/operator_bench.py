@@ -10,11 +10,13 @@ status says Running.
 Part 2 builds the fleet in memory (the API server is not what is measured there), changes the policy
 (defence taken out of the us-defense region) and times the operator's own Judge: forming every decision
 input, then one batched query of the distinct inputs, or one query per deployment.
+Both bundles are built and signed in a state dir of the benchmark's own, with a key of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +34,13 @@ from operators.localrun import LocalOpa, LocalOperator, wait_until
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.policy import subjects
-from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle, repo_sources
+from sovereign.policy.bundle import (
+    BUNDLE_DIR_ENV,
+    TRUST_ANCHOR_ENV,
+    PolicySources,
+    SignedBundle,
+    build_bundle,
+)
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.rest_engine import RestEngine
@@ -165,7 +173,7 @@ def changed_policy(workdir: Path) -> SignedBundle:
     doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
     profile.write_text(yaml.safe_dump(doc))
     sources = PolicySources(root=root, load_data=lambda: load_policy_data(root / "data").opa_document())
-    return ensure_bundle(sources, workdir / "changed-bundle", progress=lambda _: None)
+    return build_bundle(sources, workdir / "changed-bundle", progress=lambda _: None)
 
 
 def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
@@ -210,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
         workdir = Path(tmp)
-        bundle = ensure_bundle(repo_sources(), workdir / "bundle", progress=lambda _: None)
+        # The control plane's OPA and the engines find this bundle and its trust anchor by default.
+        os.environ["SOVEREIGN_STATE_DIR"] = str(workdir / "state")
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV):
+            os.environ.pop(name, None)
+        bundle = build_bundle(progress=lambda _: None)
         changed = changed_policy(workdir)
         rows = []
         opa = LocalOpa(workdir / "opa", changed)

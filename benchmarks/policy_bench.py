@@ -6,6 +6,7 @@ The workload is the compliance matrix of clusters/ (every variant x cluster x en
 Each input is decided one call at a time by each engine, then all of them in one batched query per engine,
 then `sovereign matrix` runs end to end in memory (cluster files -> decisions -> Markdown and HTML).
 An OPA server (the real binary, on loopback) serves the same signed bundle and dies with this script.
+The bundle is the built one (`sovereign bundle build` first), verified with the configured trust anchor.
 Targets are reported as met or missed, never asserted: the exit code is non-zero only on error.
 """
 
@@ -36,7 +37,7 @@ from sovereign.errors import SovereignError
 from sovereign.matrix.grid import compute_matrix, load_clusters, matrix_inputs
 from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
-from sovereign.policy.bundle import SignedBundle, ensure_bundle, opa_server_args
+from sovereign.policy.bundle import SignedBundle, configured_bundle, opa_server_args
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
@@ -143,9 +144,7 @@ def bench(argv: list[str] | None) -> int:
     parser.add_argument("--clusters", type=Path, default=toolchain.REPO_ROOT / "clusters")
     parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table")
     args = parser.parse_args(argv)
-    err = Console(stderr=True)
-
-    bundle = ensure_bundle(progress=lambda line: err.print(line, highlight=False))
+    bundle = configured_bundle()
     data = load_policy_data()
     clusters = load_clusters(args.clusters)
     _, inputs = matrix_inputs(clusters, data, AS_OF)

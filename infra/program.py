@@ -12,7 +12,7 @@ from infra.monitoring.dashboards import dashboards
 from infra.region import SovereignRegion, SovereignRegionArgs
 from infra.region_plan import plan
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle import ensure_bundle
+from sovereign.policy.bundle import configured_bundle
 
 RULES_DIR = Path(__file__).resolve().parent / "monitoring" / "rules"
 
@@ -28,7 +28,8 @@ def sovereign_program(project_dir: Path) -> None:
         # must be refused, not ignored.
         config = stack_config.from_pulumi(dict(CONFIG.get()), f"stack {pulumi.get_stack()}")
         region_plan = plan(config, project_dir)
-        bundle = ensure_bundle(progress=lambda line: pulumi.log.info(line))
+        # Built on purpose beforehand (`sovereign bundle build`), never here; verified before it is shipped.
+        bundle = configured_bundle()
         region = SovereignRegion(
             config.region,
             SovereignRegionArgs(

@@ -34,7 +34,7 @@ class SovereignRegionArgs:
     workloads: Workloads
     """in-cluster: the operator and OPA run as Deployments here; local: they run as local processes."""
     bundle: SignedBundle
-    """The signed policy bundle OPA serves in the cluster."""
+    """The verified policy bundle OPA serves in the cluster; its trust anchor is shipped apart from it."""
     egress_cidrs: list[IPv4Network | IPv6Network] = field(default_factory=list)
     """The region's own endpoints, the only egress allowed besides DNS and the sovereign namespaces."""
     operator_image: str = ""
@@ -84,7 +84,10 @@ class SovereignRegion(pulumi.ComponentResource):
             for doc in _documents([manifests.RBAC_FILE])
             if doc["kind"] != "Namespace"
         ]
-        bundle = self._apply(region_objects.bundle_configmap(args.bundle), [system])
+        policy = [
+            self._apply(region_objects.bundle_configmap(args.bundle), [system]),
+            self._apply(region_objects.trust_configmap(args.bundle.verification_key), [system]),
+        ]
         self._apply(region_objects.rules_configmap(args.rules), [system])
         for doc in region_objects.dashboards_configmaps(args.dashboards):
             self._apply(doc, [system])
@@ -93,7 +96,7 @@ class SovereignRegion(pulumi.ComponentResource):
         admission: list[KubeObject] = []
         if args.workloads is Workloads.in_cluster and args.webhook_ca:
             for doc in region_objects.opa_workload(args.opa_image):
-                self._apply(doc, [bundle])
+                self._apply(doc, policy)
             service_account = k8s.OPERATOR_SERVICE_ACCOUNT[1]
             operator = [
                 self._apply(doc, rbac)

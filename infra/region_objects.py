@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,11 @@ OPERATOR_NAME = "sovereign-operator"
 OPA_NAME = "sovereign-opa"
 OPA_PORT = 8181
 BUNDLE_CONFIGMAP = "sovereign-policy-bundle"
+# The key OPA verifies the bundle with travels in its own ConfigMap, mounted at its own path: never
+# beside the bundle it verifies.
+TRUST_CONFIGMAP = "sovereign-policy-trust"
+TRUST_FILE = "policy-bundle.pem"
+BUNDLE_MOUNT, TRUST_MOUNT = "/bundle", "/trust"
 WEBHOOK_PORT = 9443
 # What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
 # made into a Secret by the platform engineer: the operator runs with nothing more.
@@ -72,7 +78,7 @@ def egress_policy(ns: str, in_region: list[IPv4Network | IPv6Network]) -> Manife
 
 
 def bundle_configmap(bundle: SignedBundle) -> Manifest:
-    """The signed Rego bundle and its verification key, for an OPA in the cluster to verify and serve."""
+    """The signed Rego bundle, for an OPA in the cluster to verify and serve."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -80,8 +86,17 @@ def bundle_configmap(bundle: SignedBundle) -> Manifest:
             **_meta(BUNDLE_CONFIGMAP, SYSTEM_NAMESPACE),
             "annotations": {"sovereign.dev/policy-revision": bundle.revision},
         },
-        "data": {"verification-key.pem": bundle.verification_key.read_text()},
         "binaryData": {"bundle.tar.gz": base64.b64encode(bundle.rego.read_bytes()).decode()},
+    }
+
+
+def trust_configmap(trust_anchor: Path) -> Manifest:
+    """The public key OPA verifies the bundle with: the trust anchor the stack is configured with."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(TRUST_CONFIGMAP, SYSTEM_NAMESPACE),
+        "data": {TRUST_FILE: trust_anchor.read_text()},
     }
 
 
@@ -112,7 +127,7 @@ def _deployment(name: str, pod_spec: dict[str, Any]) -> Manifest:
 
 
 def opa_workload(image: str) -> list[Manifest]:
-    """OPA serving the bundle ConfigMap, refusing it unless its signature verifies."""
+    """OPA serving the bundle ConfigMap, refusing it unless it verifies with the trust ConfigMap's key."""
     container = {
         "name": "opa",
         "image": image,
@@ -121,18 +136,24 @@ def opa_workload(image: str) -> list[Manifest]:
             "--server",
             f"--addr=0.0.0.0:{OPA_PORT}",
             "--disable-telemetry",
-            "--verification-key=/bundle/verification-key.pem",
+            f"--verification-key={TRUST_MOUNT}/{TRUST_FILE}",
             f"--signing-alg={SIGNING_ALG}",
             "--bundle",
-            "/bundle/bundle.tar.gz",
+            f"{BUNDLE_MOUNT}/bundle.tar.gz",
         ],
         "ports": [{"containerPort": OPA_PORT, "name": "http"}],
         "readinessProbe": {"httpGet": {"path": "/health?bundles=true", "port": OPA_PORT}},
-        "volumeMounts": [{"name": "bundle", "mountPath": "/bundle", "readOnly": True}],
+        "volumeMounts": [
+            {"name": "bundle", "mountPath": BUNDLE_MOUNT, "readOnly": True},
+            {"name": "trust", "mountPath": TRUST_MOUNT, "readOnly": True},
+        ],
     }
     pod = {
         "containers": [container],
-        "volumes": [{"name": "bundle", "configMap": {"name": BUNDLE_CONFIGMAP}}],
+        "volumes": [
+            {"name": "bundle", "configMap": {"name": BUNDLE_CONFIGMAP}},
+            {"name": "trust", "configMap": {"name": TRUST_CONFIGMAP}},
+        ],
     }
     return [_deployment(OPA_NAME, pod), _service(OPA_NAME, OPA_PORT, OPA_PORT)]
 

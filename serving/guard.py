@@ -11,8 +11,6 @@ unverified) → 503. Content a region or the model cannot take is the policy's t
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,6 @@ from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse
 from sovereign.policy.engine import PolicyEngine, UnavailableEngine
 from sovereign.policy.judgement import Judge, Judgement, Verdict
 from sovereign.policy.screening import screen_of
-
-logger = logging.getLogger("ray.serve")
 
 _MEMO_SIZE = 4096
 
@@ -54,11 +50,11 @@ class Answer:
         return self.judgement.message or "the policy denied the request"
 
 
-def _load_engine(progress: Callable[[str], None]) -> PolicyEngine:
+def _load_engine() -> PolicyEngine:
     from sovereign.policy.engine import engine_from_env
 
     try:
-        return engine_from_env(progress=progress)
+        return engine_from_env()
     except Exception as exc:  # fail closed: no engine means every request is answered 503
         return UnavailableEngine(f"the policy engine could not start: {type(exc).__name__}: {exc}")
 
@@ -76,7 +72,7 @@ class RequestGuard:
         gpus: int | None = None,
     ) -> None:
         if engine is None:
-            engine = _load_engine(lambda line: logger.info("policy bundle: %s", line))
+            engine = _load_engine()
         self.judge = Judge(engine, screen_of(screening_list))
         # The in-process engine holds one verified bundle for its whole life, so its decision is a pure
         # function of the input (as_of included): identical inputs are answered from a bounded memo, which

@@ -17,3 +17,10 @@ class ToolMissing(SovereignError):
     """An external binary is not installed; the message says how to install it."""
 
     exit_code = 2
+
+
+class Undecided(SovereignError):
+    """No policy engine could decide (no verified bundle, engine unreachable); the message says why and
+    how to fix it. CLI exit code 2, as for bad input: nothing was judged."""
+
+    exit_code = 2

@@ -16,19 +16,50 @@ from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.policy.bundle import (
+    BUNDLE_DIR_ENV,
+    TRUST_ANCHOR_ENV,
     PolicySources,
     SignedBundle,
-    bundle_dir,
-    ensure_bundle,
+    build_bundle,
     opa_server_args,
-    repo_sources,
 )
 from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The state dir (SOVEREIGN_STATE_DIR) of every test and its children, never the user's own: the
+    bundle, its signing key and trust anchor are found there unless a test says otherwise."""
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOVEREIGN_STATE_DIR", str(state))
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV):
+            patch.delenv(name, raising=False)
+        yield state
+
+
 @pytest.fixture(scope="session")
-def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """One real control plane for the whole session, owned by this pytest process."""
+def signed_bundle(session_state: Path) -> SignedBundle:
+    """The real policies/ built and signed once per session, as `sovereign bundle build` does, into the
+    session's state dir: every consumer of the session finds it there by default."""
+    return build_bundle(progress=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def bundle_env(signed_bundle: SignedBundle) -> dict[str, str]:
+    """How a consumer with a state dir of its own is configured to use the session's bundle."""
+    return {
+        BUNDLE_DIR_ENV: str(signed_bundle.wasm.parent),
+        TRUST_ANCHOR_ENV: str(signed_bundle.verification_key),
+    }
+
+
+@pytest.fixture(scope="session")
+def controlplane(
+    tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle
+) -> Iterator[ControlPlane]:
+    """One real control plane for the whole session, owned by this pytest process; its OPA serves the
+    session's bundle."""
     config = ControlPlaneConfig(name="pytest", state_dir=tmp_path_factory.mktemp("controlplane"))
     with running_controlplane(config) as plane:
         yield plane
@@ -39,33 +70,13 @@ def kubeconfig(controlplane: ControlPlane) -> Path:
     return controlplane.kubeconfig
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A state dir (SOVEREIGN_STATE_DIR) of the test module's own."""
-    return tmp_path_factory.mktemp("state")
-
-
-@pytest.fixture(scope="module")
-def module_bundle(state_dir: Path) -> Iterator[SignedBundle]:
-    """The signed bundle the CLI finds in `state_dir`, built once for the module."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-        yield ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
-
-
 @pytest.fixture
-def cli_state(monkeypatch: pytest.MonkeyPatch, state_dir: Path, module_bundle: SignedBundle) -> Path:
-    """The CLI (in this process or a child) sees only `state_dir`, and no OPA server or screening list."""
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+def cli_state(monkeypatch: pytest.MonkeyPatch, session_state: Path, signed_bundle: SignedBundle) -> Path:
+    """The CLI (in this process or a child) finds the session's bundle, and no OPA server or screening
+    list."""
     for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST", ALLOW_SAMPLE_ENV, MAX_AGE_ENV):
         monkeypatch.delenv(name, raising=False)
-    return state_dir
-
-
-@pytest.fixture(scope="session")
-def signed_bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBundle:
-    """The real policies/ built and signed once per session, with its own key (never the user's state dir)."""
-    return ensure_bundle(repo_sources(), tmp_path_factory.mktemp("policy-bundle"), progress=lambda line: None)
+    return session_state
 
 
 @dataclass

@@ -20,9 +20,10 @@ from sovereign.policy.bundle import (
     DECISION_ENTRYPOINT,
     PolicySources,
     SignedBundle,
-    ensure_bundle,
+    build_bundle,
     opa_server_args,
     repo_sources,
+    signing_key_path,
 )
 from sovereign.policy.bundle_signature import BundleUnverified, verify_bundle
 from sovereign.policy.rest_engine import RestEngine
@@ -36,8 +37,8 @@ def _members(path: Path) -> dict[str, bytes]:
         return {m.name.lstrip("/"): tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
 
 
-def _rewrite(path: Path, edit: Callable[[dict[str, bytes]], None]) -> Path:
-    """Rewrite a bundle tarball with `edit` applied to its files (name -> bytes), keeping everything else."""
+def _rewrite(path: Path, edit: Callable[[dict[str, bytes]], None], out: Path) -> Path:
+    """A copy of a bundle tarball in `out` with `edit` applied to its files (name -> bytes)."""
     files = _members(path)
     edit(files)
     buffer = io.BytesIO()
@@ -46,7 +47,7 @@ def _rewrite(path: Path, edit: Callable[[dict[str, bytes]], None]) -> Path:
             info = tarfile.TarInfo("/" + name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
-    tampered = path.with_name("tampered-" + path.name)
+    tampered = out / path.name
     tampered.write_bytes(gzip.compress(buffer.getvalue()))
     return tampered
 
@@ -60,10 +61,12 @@ def _flip_byte(name: str) -> Callable[[dict[str, bytes]], None]:
     return edit
 
 
-def _tampered_bundle(bundle: SignedBundle, edit: Callable[[dict[str, bytes]], None]) -> SignedBundle:
+def _tampered_bundle(
+    bundle: SignedBundle, edit: Callable[[dict[str, bytes]], None], out: Path
+) -> SignedBundle:
     return SignedBundle(
-        wasm=_rewrite(bundle.wasm, edit),
-        rego=_rewrite(bundle.rego, edit),
+        wasm=_rewrite(bundle.wasm, edit, out),
+        rego=_rewrite(bundle.rego, edit, out),
         verification_key=bundle.verification_key,
         revision=bundle.revision,
     )
@@ -89,10 +92,16 @@ def test_both_targets_are_signed_with_the_source_revision(signed_bundle: SignedB
     assert not any(name.endswith("_test.rego") for name in rego.files)
 
 
-def test_signing_key_is_private_and_opa_gets_the_public_half(signed_bundle: SignedBundle) -> None:
-    signing_key = signed_bundle.verification_key.with_name("signing-key.pem")
-    assert signing_key.stat().st_mode & 0o077 == 0
+def test_signing_key_is_private_and_kept_apart_and_opa_gets_the_trust_anchor(
+    signed_bundle: SignedBundle, session_state: Path
+) -> None:
+    signing_key = signing_key_path()
+    assert signing_key.stat().st_mode & 0o077 == 0 and signing_key.parent.stat().st_mode & 0o077 == 0
     assert "PRIVATE KEY" not in signed_bundle.verification_key.read_text()
+    bundle_folder = signed_bundle.wasm.parent
+    assert {p.name for p in bundle_folder.iterdir()} == {"bundle.wasm.tar.gz", "bundle.tar.gz", "stamp.json"}
+    assert signing_key.parent != bundle_folder != signed_bundle.verification_key.parent
+    assert signed_bundle.verification_key == session_state / "trust" / "policy-bundle.pem"
     assert opa_server_args(signed_bundle) == [
         f"--verification-key={signed_bundle.verification_key}",
         "--signing-alg=RS256",
@@ -115,9 +124,9 @@ def test_signing_key_is_private_and_opa_gets_the_public_half(signed_bundle: Sign
     ],
 )
 def test_a_tampered_bundle_is_refused_by_both_engines(
-    signed_bundle: SignedBundle, start_opa_server: Callable[..., Any], edit: Callable
+    signed_bundle: SignedBundle, start_opa_server: Callable[..., Any], edit: Callable, tmp_path: Path
 ) -> None:
-    tampered = _tampered_bundle(signed_bundle, edit(signed_bundle))
+    tampered = _tampered_bundle(signed_bundle, edit(signed_bundle), tmp_path)
     key = signed_bundle.verification_key.read_bytes()
     with pytest.raises(BundleUnverified):
         verify_bundle(tampered.wasm, key)
@@ -154,19 +163,19 @@ def test_a_bundle_signed_with_another_key_is_refused(signed_bundle: SignedBundle
 def test_rebuilt_exactly_when_the_sources_change(tmp_path: Path, tiny_policy: TinyPolicy) -> None:
     sources = tiny_policy({"sovereign": {"models": {"m1": {}}}})
     out, said = tmp_path / "out", []
-    first = ensure_bundle(sources, out, progress=said.append)
-    assert len(said) == 2 and "building and signing" in said[0]
+    first = build_bundle(sources, out, progress=said.append)
+    assert "building and signing" in said[-2] and "signed" in said[-1]
 
     said.clear()
-    assert ensure_bundle(sources, out, progress=said.append) == first
+    assert build_bundle(sources, out, progress=said.append) == first
     assert said == []  # up to date: not rebuilt
 
     (sources.root / "sovereign" / "decision_test.rego").write_text("package sovereign.decision_test\n")
-    test_only = ensure_bundle(sources, out, progress=said.append)
+    test_only = build_bundle(sources, out, progress=said.append)
     assert said and test_only.revision == first.revision  # rebuilt, but tests are not in the bundle
 
     (sources.root / "data.json").write_text(json.dumps({"sovereign": {"models": {"m2": {}}}}))
-    data_changed = ensure_bundle(sources, out, progress=said.append)
+    data_changed = build_bundle(sources, out, progress=said.append)
     assert data_changed.revision != first.revision
     assert (
         WasmEngine(data_changed.wasm, data_changed.verification_key).decide({"model": "m2"})["allow"] is True
@@ -174,16 +183,16 @@ def test_rebuilt_exactly_when_the_sources_change(tmp_path: Path, tiny_policy: Ti
 
     rego = sources.root / "sovereign" / "decision.rego"
     rego.write_text(rego.read_text().replace("default result", "# a comment\ndefault result"))
-    assert ensure_bundle(sources, out, progress=said.append).revision not in {
+    assert build_bundle(sources, out, progress=said.append).revision not in {
         first.revision,
         data_changed.revision,
     }
 
     said.clear()
     assert (
-        ensure_bundle(sources, out, progress=said.append, force=True).revision
+        build_bundle(sources, out, progress=said.append, force=True).revision
         == verify_bundle(
-            SignedBundle.at(out, "").wasm, SignedBundle.at(out, "").verification_key.read_bytes()
+            SignedBundle.at(out, "", first.verification_key).wasm, first.verification_key.read_bytes()
         ).revision
     )
     assert said  # --force rebuilds
@@ -193,7 +202,7 @@ def test_a_rego_error_fails_the_build_with_opas_message(tmp_path: Path, tiny_pol
     sources = tiny_policy({})
     (sources.root / "sovereign" / "broken.rego").write_text("package sovereign.broken\n\nx := \n")
     with pytest.raises(SovereignError, match=r"opa build \(wasm target\) failed"):
-        ensure_bundle(sources, tmp_path / "out", progress=lambda line: None)
+        build_bundle(sources, tmp_path / "out", progress=lambda line: None)
 
 
 def test_json_files_are_hashed_the_way_opa_hashes_them(tmp_path: Path, tiny_policy: TinyPolicy) -> None:
@@ -205,6 +214,6 @@ def test_json_files_are_hashed_the_way_opa_hashes_them(tmp_path: Path, tiny_poli
         "nested": [{"y": None, "x": True}, [], {}],
     }
     sources = tiny_policy(tricky)
-    bundle = ensure_bundle(sources, tmp_path / "out", progress=lambda line: None)
+    bundle = build_bundle(sources, tmp_path / "out", progress=lambda line: None)
     verified = verify_bundle(bundle.wasm, bundle.verification_key.read_bytes())
     assert json.loads(verified.files["data.json"]) == tricky

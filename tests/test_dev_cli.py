@@ -22,6 +22,13 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 SOVEREIGN = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "sovereign"
 
 
+@pytest.fixture(autouse=True)
+def _built_bundle(monkeypatch: pytest.MonkeyPatch, bundle_env: dict[str, str]) -> None:
+    """`dev up` serves the session's built bundle (a test that wants none says so)."""
+    for name, value in bundle_env.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
@@ -113,6 +120,19 @@ def test_a_port_in_use_fails_with_one_clear_line_and_starts_nothing(state_dir: P
     assert done.returncode == 2
     assert f"port {port} (--apiserver-port) is already in use" in done.stderr
     assert _processes_under(state_dir) == []
+
+
+def test_without_a_built_bundle_up_says_to_build_one_and_starts_nothing(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, bundle_env: dict[str, str]
+) -> None:
+    for name in bundle_env:
+        monkeypatch.delenv(name)
+    done = _run(state_dir, "up", "--name", "unbuilt")
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "sovereign bundle build" in line
+    assert _processes_under(state_dir) == []
+    assert list(state_dir.rglob("*")) == []  # no key, no bundle, no control plane folder
 
 
 def test_missing_binaries_say_to_run_make_tools(

@@ -22,7 +22,7 @@ from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import BadInput
 from sovereign.policy import subjects
-from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle
+from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.rest_engine import RestEngine
@@ -264,7 +264,7 @@ def test_undefined_or_malformed_results_deny_on_both_engines(
     message: str | None,
 ) -> None:
     sources = tiny_policy({"sovereign": {"models": {"m1": {}}}}, decision_rego=UNDEFINED_FOR_UNKNOWN)
-    bundle = ensure_bundle(sources, tmp_path / "out", progress=lambda line: None)
+    bundle = build_bundle(sources, tmp_path / "out", progress=lambda line: None)
     engines = [WasmEngine(bundle.wasm, bundle.verification_key), RestEngine(start_opa_server(bundle).url)]
     for engine in engines:
         for decision in [engine.decide({"model": model}), *engine.decide_many([{"model": model}])]:
@@ -285,7 +285,7 @@ def test_one_wasm_engine_serves_concurrent_callers(wasm: WasmEngine) -> None:
 
 
 def test_engine_from_env_picks_rest_when_a_url_is_set(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, signed_bundle: SignedBundle
 ) -> None:
     monkeypatch.setenv("SOVEREIGN_OPA_URL", "http://127.0.0.1:8181")
     assert engine_from_env().name == "opa-rest"
@@ -294,8 +294,6 @@ def test_engine_from_env_picks_rest_when_a_url_is_set(
         engine_from_env()
 
     monkeypatch.delenv("SOVEREIGN_OPA_URL")
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path))
-    said: list[str] = []
-    engine = engine_from_env(progress=said.append)
-    assert engine.name == "wasm" and said  # built and signed on first use, and said so
-    assert engine.decide(EXAMPLES[0])["allow"] is True
+    engine = engine_from_env()  # the built bundle, found in the state dir
+    assert engine.name == "wasm"
+    assert engine.decide(EXAMPLES[0])["policy_revision"] == signed_bundle.revision

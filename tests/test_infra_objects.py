@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from infra.region_plan import plan
 from sovereign import toolchain
 from sovereign.devenv.process import free_port
 from sovereign.errors import BadInput
+from sovereign.policy.bundle import SignedBundle
 
 ROOT = toolchain.REPO_ROOT
 CONNECTION = {"kubeconfig": "/a/kubeconfig", "context": "", "server": "https://127.0.0.1:6443"}
@@ -135,6 +137,33 @@ def test_egress_is_denied_except_dns_own_namespace_system_and_in_region_endpoint
     assert not any(p.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for p in targets)
     dns = spec["egress"][0]
     assert {p["port"] for p in dns["ports"]} == {53}
+
+
+def test_opa_verifies_the_bundle_with_a_key_shipped_and_mounted_apart_from_it(tmp_path: Path) -> None:
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "bundle.tar.gz").write_bytes(b"the signed bundle")
+    anchor = tmp_path / "trust.pem"
+    anchor.write_text("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+    bundle = region_objects.bundle_configmap(SignedBundle.at(tmp_path / "bundle", "rev1", anchor))
+    trust = region_objects.trust_configmap(anchor)
+    assert bundle["metadata"]["name"] != trust["metadata"]["name"]
+    assert "data" not in bundle  # nothing but the bundle: no key beside it
+    assert base64.b64decode(bundle["binaryData"]["bundle.tar.gz"]) == b"the signed bundle"
+    assert trust["data"] == {"policy-bundle.pem": anchor.read_text()}
+
+    deployment, _ = region_objects.opa_workload("openpolicyagent/opa:1.10.0")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {v["name"]: v["configMap"]["name"] for v in pod["volumes"]} == {
+        "bundle": bundle["metadata"]["name"],
+        "trust": trust["metadata"]["name"],
+    }
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {
+        "bundle": "/bundle",
+        "trust": "/trust",
+    }
+    assert "--verification-key=/trust/policy-bundle.pem" in container["args"]
+    assert "/bundle/bundle.tar.gz" in container["args"]
 
 
 def test_dashboards_and_rules_carry_the_sidecar_labels() -> None:

@@ -42,8 +42,8 @@ def _isolated(cli_state: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def wasm(module_bundle: SignedBundle) -> Iterator[WasmEngine]:
-    engine = WasmEngine(module_bundle.wasm, module_bundle.verification_key)
+def wasm(signed_bundle: SignedBundle) -> Iterator[WasmEngine]:
+    engine = WasmEngine(signed_bundle.wasm, signed_bundle.verification_key)
     yield engine
     engine.close()
 
@@ -72,14 +72,14 @@ def _policy_part(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_matrix_covers_every_variant_cluster_and_end_use(
-    matrix: ComplianceMatrix, module_bundle: SignedBundle
+    matrix: ComplianceMatrix, signed_bundle: SignedBundle
 ) -> None:
     names = [cluster.name for cluster in matrix.clusters]
     assert len(names) == len(list(CLUSTERS.glob("*.yaml"))) >= 9
     assert len(END_USES) == 6
     assert len(matrix) == len(DATA.models) * len(names) * 6 >= 1000
     assert set(matrix.cells) == set(itertools.product(names, [m.id for m in DATA.models], END_USES))
-    assert matrix.engine == "wasm" and matrix.policy_revision == module_bundle.revision
+    assert matrix.engine == "wasm" and matrix.policy_revision == signed_bundle.revision
     assert matrix.as_of == AS_OF
     assert not matrix.engine_failures()
     # A report of one colour would prove nothing about the layout of either.
@@ -146,9 +146,9 @@ def _opa_data_queries(url: str) -> float:
 
 
 def test_matrix_over_opa_rest_is_one_query_and_matches_in_process(
-    matrix: ComplianceMatrix, module_bundle: SignedBundle, start_opa_server: Any
+    matrix: ComplianceMatrix, signed_bundle: SignedBundle, start_opa_server: Any
 ) -> None:
-    url = start_opa_server(module_bundle).url
+    url = start_opa_server(signed_bundle).url
     # The default 2 s timeout suits one decision; OPA evaluates a batch of ~2,000 in 1-8 s here.
     rest = RestEngine(url, timeout_s=60)
     before = _opa_data_queries(url)

@@ -18,7 +18,7 @@ from operators.sovereign_operator.conditions import find
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.policy import subjects
-from sovereign.policy.bundle import PolicySources, SignedBundle, ensure_bundle
+from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policydata import load_policy_data
 from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
@@ -81,7 +81,7 @@ def defense_banned_bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBun
     doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
     profile.write_text(yaml.safe_dump(doc))
     sources = PolicySources(root=root, load_data=lambda: load_policy_data(root / "data").opa_document())
-    return ensure_bundle(sources, root.parent / "bundle", progress=lambda line: None)
+    return build_bundle(sources, root.parent / "bundle", progress=lambda line: None)
 
 
 def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_reverted(

@@ -79,15 +79,17 @@ def project(tmp_path_factory: pytest.TempPathFactory, plane: ControlPlane) -> Pa
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The user's environment minus anything that would reach their real Pulumi or sovereign state."""
+def env(tmp_path_factory: pytest.TempPathFactory, bundle_env: dict[str, str]) -> dict[str, str]:
+    """The user's environment minus anything that would reach their real Pulumi or sovereign state; the
+    program ships the session's built bundle."""
     home = tmp_path_factory.mktemp("home")
     clean = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PULUMI_", "SOVEREIGN_")) and key != "KUBECONFIG"
     }
-    return {**clean, "SOVEREIGN_STATE_DIR": str(home / "state"), "PULUMI_HOME": str(home / "pulumi-home")}
+    home_env = {"SOVEREIGN_STATE_DIR": str(home / "state"), "PULUMI_HOME": str(home / "pulumi-home")}
+    return {**clean, **home_env, **bundle_env}
 
 
 def sovereign(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -210,7 +212,9 @@ def assert_gone(api: Api) -> None:
         assert api.get(api_version, kind, name, namespace) is None, f"{kind} {name} is still there"
 
 
-def test_bad_input_exits_2_before_pulumi_starts(project: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_bad_input_exits_2_before_pulumi_starts(
+    project: Path, env: dict[str, str], bundle_env: dict[str, str], tmp_path: Path
+) -> None:
     bad = tmp_path / "project"
     shutil.copytree(project, bad, symlinks=True)
     stack_file = bad / "infra" / "stacks" / "Pulumi.local.yaml"
@@ -238,6 +242,10 @@ def test_bad_input_exits_2_before_pulumi_starts(project: Path, env: dict[str, st
     stack_file.write_text(yaml.safe_dump(stack))
     done = sovereign(env, "up", "local", "--project-dir", str(bad))
     assert done.returncode == 2 and f"the API server https://127.0.0.1:{port}" in done.stderr
+
+    unbuilt = {k: v for k, v in env.items() if k not in bundle_env}  # the state dir holds no bundle
+    done = sovereign(unbuilt, "up", "local", "--project-dir", str(project))
+    assert done.returncode == 2 and "sovereign bundle build" in done.stderr
 
     after = sorted(p.name for p in (state / "pulumi" / "state").rglob("*")) if state.exists() else []
     assert after == before  # Pulumi never ran

@@ -213,17 +213,24 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     assert set(deployments) == {"sovereign-opa", "sovereign-operator"}
     operator_pod = deployments["sovereign-operator"]["spec"]["template"]["spec"]
     assert operator_pod["serviceAccountName"] == k8s.OPERATOR_SERVICE_ACCOUNT[1]
-    opa_args = deployments["sovereign-opa"]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--verification-key=/bundle/verification-key.pem" in opa_args
+    opa_pod = deployments["sovereign-opa"]["spec"]["template"]["spec"]
+    opa_args = opa_pod["containers"][0]["args"]
+    assert "--verification-key=/trust/policy-bundle.pem" in opa_args and "/bundle/bundle.tar.gz" in opa_args
+    assert {v["name"]: v["configMap"]["name"] for v in opa_pod["volumes"]} == {
+        "bundle": "sovereign-policy-bundle",
+        "trust": "sovereign-policy-trust",
+    }
     assert outputs["endpoints"]["opa"] == "http://sovereign-opa.sovereign-system.svc:8181"
-    (bundle,) = [
-        r
-        for r in by_kind(registered, "ConfigMap")
-        if r.manifest["metadata"]["name"] == "sovereign-policy-bundle"
+    configmaps = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "ConfigMap")}
+    bundle, trust = configmaps["sovereign-policy-bundle"], configmaps["sovereign-policy-trust"]
+    assert bundle["metadata"]["annotations"]["sovereign.dev/policy-revision"] == signed_bundle.revision
+    assert "data" not in bundle and set(bundle["binaryData"]) == {"bundle.tar.gz"}
+    assert trust["data"] == {"policy-bundle.pem": signed_bundle.verification_key.read_text()}
+    (opa,) = [
+        r for r in by_kind(registered, "Deployment") if r.manifest["metadata"]["name"] == "sovereign-opa"
     ]
-    assert (
-        bundle.manifest["metadata"]["annotations"]["sovereign.dev/policy-revision"] == signed_bundle.revision
-    )
+    for configmap in ("sovereign-policy-bundle", "sovereign-policy-trust"):
+        assert any(dep.endswith(f"configmap-sovereign-system-{configmap}") for dep in opa.dependencies)
 
 
 def test_denied_deployment_is_declared_and_reported_denied(

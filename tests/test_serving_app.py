@@ -28,7 +28,7 @@ from serving.rayservice import RayServiceKey
 from sovereign import toolchain
 from sovereign.models.tiny import build_all
 from sovereign.policy import subjects
-from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 
 pytestmark = pytest.mark.slow
@@ -81,18 +81,18 @@ def _service(
 
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, start_opa_server: Callable[..., Any]
+    tmp_path_factory: pytest.TempPathFactory,
+    signed_bundle: SignedBundle,
+    start_opa_server: Callable[..., Any],
 ) -> Iterator[dict[str, Any]]:
     models = {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
     text, vision = models["tiny-llama-text"], models["tiny-mllama-vision"]
     with pytest.MonkeyPatch.context() as patch:
-        # Set before Ray starts: its workers inherit the environment, so the replicas find this bundle.
-        patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        # Before Ray starts: its workers inherit the environment (the session's state dir and bundle).
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
-        bundle = ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
         # "down" judges through its own OPA server, which a test stops once the service runs: the
         # replica's weights are judged at start (no engine, no start), every request after that.
-        opa = start_opa_server(bundle)
+        opa = start_opa_server(signed_bundle)
         objects = {
             "eu": _service("eu", "eu-frankfurt-1", TEXT_8B, text, "commercial"),
             "usdef": _service("usdef", "usdef-east-1", VISION_11B, vision, "defense"),

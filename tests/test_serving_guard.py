@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from serving.guard import Answer, RequestGuard
 from sovereign import toolchain
 from sovereign.policy import subjects
-from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import ClusterFacts
 from sovereign.policy.engine import fail_closed
@@ -28,16 +27,10 @@ def chat(*content: Any) -> dict[str, Any]:
     return {"model": TEXT_8B, "messages": [{"role": "user", "content": list(content) or "hello"}]}
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
-
-
 @pytest.fixture(autouse=True)
-def _policy_bundle(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+def _policy_bundle(monkeypatch: pytest.MonkeyPatch, signed_bundle: SignedBundle) -> None:
+    """The guard's engine evaluates the session's bundle in-process."""
     monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
-    ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
 
 
 def facts(name: str) -> ClusterFacts:

@@ -25,18 +25,16 @@ from serving.guard import RequestGuard
 from serving.modalities import non_text
 from sovereign import toolchain
 from sovereign.policy import subjects
-from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 
 MODEL = "llama-3.1-8b-instruct"
 
 
 @pytest.fixture(scope="module")
-def guard(tmp_path_factory: pytest.TempPathFactory) -> RequestGuard:
+def guard(signed_bundle: SignedBundle) -> RequestGuard:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
-        ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
         cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
         return RequestGuard(cluster, "commercial", [MODEL])
 

@@ -19,7 +19,7 @@ from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.models.tiny import build_all
 from sovereign.policy import subjects
-from sovereign.policy.bundle import bundle_dir, ensure_bundle, repo_sources
+from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -31,11 +31,9 @@ PROGRESS: list[str] = []  # what the data plane reported, shown when a wait time
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
+def plane(signed_bundle: SignedBundle) -> Iterator[DataPlane]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
-        ensure_bundle(repo_sources(), bundle_dir(), progress=lambda line: None)
         ray = LocalRay(num_cpus=2, http_port=free_port())
         ray.start()
         try:
@@ -45,9 +43,11 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
 
 
 @pytest.fixture(scope="module")
-def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A control plane of this module's own: the data plane serves every RayService it finds, so it must not
-    see those that other modules' operators left in the session's control plane."""
+def controlplane(
+    tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle
+) -> Iterator[ControlPlane]:
+    """A control plane of this module's own (its OPA on the session's bundle): the data plane serves every
+    RayService it finds, so it must not see those that other modules' operators left in the session's."""
     config = ControlPlaneConfig(
         name="serving-watch", state_dir=tmp_path_factory.mktemp("serving-watch-plane")
     )

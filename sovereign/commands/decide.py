@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sovereign.errors import BadInput
+from sovereign.errors import BadInput, Undecided
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput, parse_decision_inputs
 from sovereign.policy.engine import engine_from_env
@@ -89,8 +89,8 @@ def decide(
 ) -> None:
     """Decide whether a cluster may host a model for an end use; the decision is JSON on stdout.
 
-    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no decision could be
-    made (no policy engine, no verified bundle).
+    Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no engine could
+    decide (no verified bundle: build one with `sovereign bundle build`; OPA server unreachable).
 
     Asks the OPA server at $SOVEREIGN_OPA_URL when set, else evaluates the signed bundle in-process.
     """
@@ -120,5 +120,5 @@ def decide(
     decisions = [j.decision() for j in judgements]
     print(json.dumps(decisions if was_array else decisions[0], indent=2))
     if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
-        raise BadInput(f"no decision could be made: {undecided[0].message}")
+        raise Undecided("; ".join(dict.fromkeys(j.message for j in undecided)))
     raise typer.Exit(0 if all(j.allowed for j in judgements) else 1)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from sovereign.devenv.state import state_root
 from sovereign.errors import SovereignError
+from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV
 
 app = typer.Typer(help="Bring up three sovereign regions end to end on real parts (see README).")
 _out = Console(soft_wrap=True, width=max(Console().width, 140))
@@ -22,6 +23,8 @@ def _isolate() -> None:
     # The demo keeps its control planes, bundle and Pulumi state apart from the user's own.
     if not os.environ.get("SOVEREIGN_DEMO"):
         os.environ["SOVEREIGN_STATE_DIR"] = str(state_root() / "demo-state")
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV):  # its bundle and trust anchor default in there
+            os.environ.pop(name, None)
         os.environ["SOVEREIGN_DEMO"] = "1"
         os.environ["PULUMI_HOME"] = str(state_root() / "pulumi-home")
 

@@ -25,7 +25,7 @@ from sovereign import toolchain
 from sovereign.devenv.pki import LocalCA, service_account_signing_key
 from sovereign.devenv.process import ManagedProcess, free_port, port_in_use
 from sovereign.errors import BadInput, SovereignError
-from sovereign.policy.bundle import ensure_bundle, opa_server_args
+from sovereign.policy.bundle import configured_bundle, opa_server_args
 
 ADMIN_USER = "sovereign-admin"
 READY_TIMEOUT_S = 90.0
@@ -59,7 +59,7 @@ class ControlPlaneConfig:
     name: str
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
-    opa_args: list[str] | None = None  # what OPA serves; default: the signed policy bundle
+    opa_args: list[str] | None = None  # what OPA serves; default: the built bundle, verified with the anchor
     manifests: list[Path] = field(default_factory=list)  # applied after the KubeRay CRDs
     ready_timeout_s: float = READY_TIMEOUT_S
 
@@ -95,6 +95,8 @@ class ControlPlane:
         """Start everything or nothing: any failure stops what was already started, then re-raises."""
         binaries = {name: toolchain.binary(name) for name in COMPONENT_BINARIES}
         crds = toolchain.kuberay_crds()
+        # Never built here: no bundle or trust anchor is an error naming the command that builds one.
+        opa_args = self.config.opa_args or opa_server_args(configured_bundle())
         self.ports = self.config.ports.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -105,7 +107,7 @@ class ControlPlane:
             self._apply(binaries["kubectl"], crds, "KubeRay CRDs")
             if self.config.manifests:
                 self._apply(binaries["kubectl"], self.config.manifests, "sovereign manifests")
-            self._start_opa(binaries["opa"])
+            self._start_opa(binaries["opa"], opa_args)
         except BaseException:
             self.stop()
             raise
@@ -270,10 +272,9 @@ class ControlPlane:
             if waited.returncode != 0:
                 raise SovereignError(f"{what} did not become Established: {waited.stderr.strip()}")
 
-    def _start_opa(self, opa: Path) -> None:
+    def _start_opa(self, opa: Path, bundle_args: list[str]) -> None:
         self.progress(f"starting OPA on 127.0.0.1:{self.ports.opa}")
         # --watch: a rebuilt bundle (`sovereign bundle build`) is verified and served without a restart.
-        bundle_args = self.config.opa_args or opa_server_args(ensure_bundle(progress=self.progress))
         served = ["--watch", *bundle_args]
         proc = self._spawn(
             "opa",

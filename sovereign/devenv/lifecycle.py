@@ -17,6 +17,7 @@ from sovereign import toolchain
 from sovereign.devenv.controlplane import COMPONENT_BINARIES, Ports
 from sovereign.devenv.state import controlplane_dir, pid_alive, read_state
 from sovereign.errors import SovereignError
+from sovereign.policy.bundle import configured_bundle
 
 UP_TIMEOUT_S = 180.0
 
@@ -45,6 +46,7 @@ def up(
     for binary in COMPONENT_BINARIES:
         toolchain.binary(binary)
     toolchain.kuberay_crds()
+    configured_bundle()  # no bundle or trust anchor: one line naming `sovereign bundle build`, exit 2
     Ports(apiserver=apiserver_port, opa=opa_port).resolve()  # a taken port is bad input: say so here
 
     folder = controlplane_dir(name)

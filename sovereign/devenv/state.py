@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,7 @@ import psutil
 import requests
 import yaml
 
-
-def state_root() -> Path:
-    if explicit := os.environ.get("SOVEREIGN_STATE_DIR"):
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "sovereign"
+from sovereign.state_dir import state_root
 
 
 def controlplane_dir(name: str) -> Path:

@@ -1,10 +1,19 @@
-"""Build and sign the policy bundle from policies/, and keep it current.
+"""Build and sign the policy bundle from policies/ on purpose, and find the built one without building.
 
-One staging folder (the Rego files, minus tests, and the compiled data.json) is built twice with the same
-revision and key: a Wasm-target bundle for the in-process engine, and a Rego-target bundle for the OPA
-server, because the pinned OPA binary has no Wasm runtime and refuses to serve a Wasm bundle. The
-revision is a hash of the staged content, so it changes exactly when the policy or its data change.
-The signing key is generated once under the user's state dir and never leaves it.
+`build_bundle` (`sovereign bundle build`, `make bundle`) is the only code that signs. One staging folder
+(the Rego files, minus tests, and the compiled data.json) is built twice with the same revision and key:
+a Wasm-target bundle for the in-process engine, and a Rego-target bundle for the OPA server, because the
+pinned OPA binary has no Wasm runtime and refuses to serve a Wasm bundle. The revision is a hash of the
+staged content, so it changes exactly when the policy or its data change.
+
+Consumers (the engines, the dev control plane's OPA, the Pulumi program) never build, sign or create
+anything: they read the bundle folder ($SOVEREIGN_POLICY_BUNDLE_DIR) and verify it with the trust anchor
+($SOVEREIGN_POLICY_TRUST_ANCHOR), a public key configured apart from the bundle, so that whoever can
+replace the bundle cannot also replace the key it is checked against. Under the state dir:
+
+    signing/policy-bundle.key   the signing key (0600), read only by the builder
+    policy-bundle/              the two signed targets and the build stamp
+    trust/policy-bundle.pem     the local trust anchor, written by the first build
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +36,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sovereign import toolchain
-from sovereign.devenv.state import state_root
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle_signature import SIGNING_ALG
+from sovereign.policy.bundle_signature import SIGNING_ALG, BundleUnverified, VerifiedBundle, verify_bundle
+from sovereign.state_dir import state_root
 
 DECISION_ENTRYPOINT = "sovereign/decision/result"
 BATCH_ENTRYPOINT = "sovereign/batch/results"
+BUNDLE_DIR_ENV = "SOVEREIGN_POLICY_BUNDLE_DIR"
+TRUST_ANCHOR_ENV = "SOVEREIGN_POLICY_TRUST_ANCHOR"
+BUILD_COMMAND = "sovereign bundle build"
 Progress = Callable[[str], None]
 
 
@@ -63,7 +75,7 @@ class PolicySources:
         )
 
     def fingerprint(self) -> str:
-        """Hash of every file that can change the bundle: cheap, so checked on every use."""
+        """Hash of every file that can change the bundle: cheap, so checked on every build."""
         digest = hashlib.sha256()
         watched = [*sorted(self.root.rglob("*")), *self.also_watch]
         for path in (path for path in watched if path.is_file()):
@@ -79,25 +91,78 @@ def repo_sources() -> PolicySources:
     )
 
 
+def bundle_dir() -> Path:
+    """Where the built bundle is: written by the builder, read by every consumer."""
+    if explicit := os.environ.get(BUNDLE_DIR_ENV):
+        return Path(explicit)
+    return state_root() / "policy-bundle"
+
+
+def trust_anchor_path() -> Path:
+    """The PEM public key every consumer verifies the bundle with, configured apart from the bundle."""
+    if explicit := os.environ.get(TRUST_ANCHOR_ENV):
+        return Path(explicit)
+    return state_root() / "trust" / "policy-bundle.pem"
+
+
+def signing_key_path() -> Path:
+    return state_root() / "signing" / "policy-bundle.key"
+
+
+class BundleMissing(BundleUnverified):
+    """No built bundle, or no trust anchor, where this consumer is configured to look."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class SignedBundle:
     wasm: Path  # evaluated in-process
     rego: Path  # served by `opa run --server`
-    verification_key: Path
+    verification_key: Path  # the trust anchor that verifies both: never a file of the bundle's folder
     revision: str
 
     @classmethod
-    def at(cls, out_dir: Path, revision: str) -> SignedBundle:
+    def at(cls, out_dir: Path, revision: str, verification_key: Path) -> SignedBundle:
         return cls(
             wasm=out_dir / "bundle.wasm.tar.gz",
             rego=out_dir / "bundle.tar.gz",
-            verification_key=out_dir / "verification-key.pem",
+            verification_key=verification_key,
             revision=revision,
         )
 
 
-def bundle_dir() -> Path:
-    return state_root() / "policy-bundle"
+def verify_built(bundle: Path, trust_anchor: Path) -> VerifiedBundle:
+    """`bundle` once verified with the key in `trust_anchor`; BundleMissing, naming the command that
+    builds one, when either file is missing; BundleUnverified when the signature does not check out."""
+    if trust_anchor.resolve().parent == bundle.resolve().parent:
+        raise BundleUnverified(
+            f"the trust anchor {trust_anchor} lies beside the bundle it would verify: whoever replaces the "
+            f"bundle could replace it too; keep it elsewhere ({TRUST_ANCHOR_ENV})"
+        )
+    if not bundle.is_file():
+        raise BundleMissing(
+            f"no signed policy bundle at {bundle}: build and sign one with `{BUILD_COMMAND}` "
+            f"(make bundle), or point {BUNDLE_DIR_ENV} at a built one"
+        )
+    try:
+        key = trust_anchor.read_bytes()
+    except OSError:
+        raise BundleMissing(
+            f"no trust anchor (the bundle signer's public key) at {trust_anchor}: `{BUILD_COMMAND}` sets up "
+            f"local signing and writes it there, or point {TRUST_ANCHOR_ENV} at the PEM public key your "
+            "bundles are signed with"
+        ) from None
+    return verify_bundle(bundle, key)
+
+
+def configured_bundle() -> SignedBundle:
+    """The built bundle this process is configured with, its Rego target verified with the trust anchor.
+
+    Never builds: BundleMissing (exit 2) when there is none, BundleUnverified when it does not verify.
+    """
+    bundle = SignedBundle.at(bundle_dir(), "", trust_anchor_path())
+    return replace(bundle, revision=verify_built(bundle.rego, bundle.verification_key).revision)
 
 
 def opa_server_args(bundle: SignedBundle) -> list[str]:
@@ -110,25 +175,58 @@ def opa_server_args(bundle: SignedBundle) -> list[str]:
     ]
 
 
-def _ensure_signing_key(out_dir: Path) -> Path:
-    private = out_dir / "signing-key.pem"
-    public = out_dir / "verification-key.pem"
-    if private.is_file() and public.is_file():
-        return private
+def _public_pem(key: rsa.RSAPublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _signing_key(progress: Progress) -> tuple[Path, bytes]:
+    """The signing key's path and its public half as PEM; the key is created on the first build."""
+    path = signing_key_path()
+    if path.is_file():
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise SovereignError(f"the bundle signing key {path} is not an RSA key ({SIGNING_ALG} needs one)")
+        return path, _public_pem(private.public_key())
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    progress(f"created the bundle signing key {path} (private: it stays with whoever builds bundles)")
+    return path, _public_pem(key.public_key())
+
+
+def _set_up_trust(public: bytes, key_path: Path, out_dir: Path, progress: Progress) -> Path:
+    """The trust anchor, written from the signing key when there is none yet; refused when it belongs to
+    another key, since every consumer configured with it would refuse what this build signs."""
+    anchor = trust_anchor_path()
+    if anchor.resolve().parent == out_dir.resolve():
+        raise SovereignError(
+            f"the trust anchor {anchor} must not be kept beside the bundle in {out_dir} ({TRUST_ANCHOR_ENV})"
         )
-    )
-    return private
+    if not anchor.exists():
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        anchor.write_bytes(public)
+        progress(
+            f"trust anchor (the public key consumers verify bundles with) written to {anchor}; "
+            f"consumers elsewhere read it from {TRUST_ANCHOR_ENV}"
+        )
+        return anchor
+    try:
+        trusted = serialization.load_pem_public_key(anchor.read_bytes())
+    except ValueError:
+        raise SovereignError(f"the trust anchor {anchor} is not a PEM public key") from None
+    if not isinstance(trusted, rsa.RSAPublicKey) or _public_pem(trusted) != public:
+        raise SovereignError(
+            f"the trust anchor {anchor} is not the public half of the signing key {key_path}: every "
+            "consumer configured with it would refuse this bundle; point "
+            f"{TRUST_ANCHOR_ENV} elsewhere, or remove {anchor} to trust this key"
+        )
+    return anchor
 
 
 def _stage(sources: PolicySources, staging: Path) -> str:
@@ -162,11 +260,11 @@ def _opa_build(staging: Path, key: Path, revision: str, output: Path, wasm: bool
         raise SovereignError(f"opa build ({target} target) failed:\n{done.stderr.strip()}")
 
 
-def build_bundle(sources: PolicySources, out_dir: Path) -> SignedBundle:
+def _build(
+    sources: PolicySources, out_dir: Path, key: Path, anchor: Path, stamp: dict[str, str]
+) -> SignedBundle:
     """Stage, build both targets and sign them; files are replaced atomically, the stamp written last."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    key = _ensure_signing_key(out_dir)
-    stamp = _stamp(sources, SignedBundle.at(out_dir, ""))  # taken first: an edit during the build means stale
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         staging = Path(tmp) / "src"
         staging.mkdir()
@@ -174,37 +272,38 @@ def build_bundle(sources: PolicySources, out_dir: Path) -> SignedBundle:
         built_wasm, built_rego = Path(tmp) / "wasm.tar.gz", Path(tmp) / "rego.tar.gz"
         _opa_build(staging, key, revision, built_wasm, wasm=True)
         _opa_build(staging, key, revision, built_rego, wasm=False)
-        bundle = SignedBundle.at(out_dir, revision)
+        bundle = SignedBundle.at(out_dir, revision, anchor)
         os.replace(built_wasm, bundle.wasm)
         os.replace(built_rego, bundle.rego)
     (out_dir / "stamp.json").write_text(json.dumps({**stamp, "revision": revision}))
     return bundle
 
 
-def _stamp(sources: PolicySources, bundle: SignedBundle) -> dict[str, str]:
+def _stamp(sources: PolicySources, public: bytes) -> dict[str, str]:
     """What a bundle was built from: its sources, the OPA that compiled it and the key that signed it."""
     return {
         "fingerprint": sources.fingerprint(),
         "opa": toolchain.versions()["OPA_VERSION"],
-        "key": hashlib.sha256(bundle.verification_key.read_bytes()).hexdigest(),
+        "key": hashlib.sha256(public).hexdigest(),
     }
 
 
-def _current(sources: PolicySources, out_dir: Path) -> SignedBundle | None:
+def _current(stamp: dict[str, str], out_dir: Path, anchor: Path) -> SignedBundle | None:
     try:
-        stamp = json.loads((out_dir / "stamp.json").read_text())
-        bundle = SignedBundle.at(out_dir, str(stamp.pop("revision")))
-        fresh = stamp == _stamp(sources, bundle) and bundle.wasm.is_file() and bundle.rego.is_file()
+        built = json.loads((out_dir / "stamp.json").read_text())
+        bundle = SignedBundle.at(out_dir, str(built.pop("revision")), anchor)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    fresh = built == stamp and bundle.wasm.is_file() and bundle.rego.is_file()
     return bundle if fresh else None
 
 
 @contextmanager
-def _locked(out_dir: Path) -> Iterator[None]:
-    # The CLI, the operator and the serving guard may all ask for the bundle at once: build it only once.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / ".lock", "w") as lock:
+def _one_builder() -> Iterator[None]:
+    # Two builds at once (the demo and a user, say) would race to create the key and replace the files.
+    folder = signing_key_path().parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -212,19 +311,23 @@ def _locked(out_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_bundle(
+def build_bundle(
     sources: PolicySources | None = None,
     out_dir: Path | None = None,
     progress: Progress = to_stderr,
     force: bool = False,
 ) -> SignedBundle:
-    """The current signed bundle, (re)built and signed first when missing, stale or `force`d."""
+    """Build and sign the bundle when missing, stale or `force`d: what `sovereign bundle build` runs,
+    and the only code that signs. The first build creates the signing key and the local trust anchor."""
     sources = sources or repo_sources()
     out_dir = out_dir or bundle_dir()
-    with _locked(out_dir):
-        if not force and (current := _current(sources, out_dir)):
+    with _one_builder():
+        key, public = _signing_key(progress)
+        anchor = _set_up_trust(public, key, out_dir, progress)
+        stamp = _stamp(sources, public)  # taken first: an edit during the build means stale
+        if not force and (current := _current(stamp, out_dir, anchor)):
             return current
         progress(f"building and signing the policy bundle from {sources.root} into {out_dir}")
-        built = build_bundle(sources, out_dir)
+        built = _build(sources, out_dir, key, anchor, stamp)
         progress(f"policy bundle revision {built.revision} signed")
         return built

@@ -2,7 +2,8 @@
 
 Every caller (the CLI, the Pulumi policy pack, the operator, the serving guard) asks a `PolicyEngine`.
 An engine never raises from `decide`: anything short of a well-formed policy result from a verified
-bundle becomes a deny with ENGINE_UNAVAILABLE or BUNDLE_UNVERIFIED.
+bundle becomes a deny with ENGINE_UNAVAILABLE or BUNDLE_UNVERIFIED. No engine builds or signs a bundle:
+with none built, or no trust anchor configured, every decision is BUNDLE_UNVERIFIED.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from sovereign.policy.bundle import Progress, ensure_bundle, to_stderr
+from sovereign.policy.bundle import SignedBundle, bundle_dir, trust_anchor_path
 
 FAIL_CLOSED_CITATION = "sovereign fail-closed rule: an unreachable or unverified policy engine means deny"
 ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"
@@ -83,8 +84,9 @@ def finish_batch(results: object, count: int, engine: str, revision: str) -> lis
     return [finish(result, engine, revision) for result in results]
 
 
-def engine_from_env(progress: Progress = to_stderr) -> PolicyEngine:
-    """The OPA server at $SOVEREIGN_OPA_URL when set, else in-process Wasm on the signed bundle."""
+def engine_from_env() -> PolicyEngine:
+    """The OPA server at $SOVEREIGN_OPA_URL when set, else in-process Wasm on the bundle in
+    $SOVEREIGN_POLICY_BUNDLE_DIR, verified with $SOVEREIGN_POLICY_TRUST_ANCHOR (see bundle.py)."""
     # Imported here: each engine module imports this one, and the REST path need not load wasmtime.
     if url := os.environ.get("SOVEREIGN_OPA_URL"):
         from sovereign.policy.rest_engine import RestEngine
@@ -92,7 +94,7 @@ def engine_from_env(progress: Progress = to_stderr) -> PolicyEngine:
         return RestEngine(url)
     from sovereign.policy.wasm_engine import WasmEngine
 
-    bundle = ensure_bundle(progress=progress)
+    bundle = SignedBundle.at(bundle_dir(), "", trust_anchor_path())
     return WasmEngine(bundle.wasm, bundle.verification_key)
 
 

@@ -12,8 +12,14 @@ from typing import Any
 
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 
-from sovereign.policy.bundle import BATCH_ENTRYPOINT, DECISION_ENTRYPOINT
-from sovereign.policy.bundle_signature import BundleUnverified, verify_bundle
+from sovereign.policy.bundle import (
+    BATCH_ENTRYPOINT,
+    BUILD_COMMAND,
+    DECISION_ENTRYPOINT,
+    BundleMissing,
+    verify_built,
+)
+from sovereign.policy.bundle_signature import BundleUnverified
 from sovereign.policy.engine import (
     BUNDLE_UNVERIFIED,
     ENGINE_UNAVAILABLE,
@@ -48,7 +54,7 @@ class WasmEngine:
         self._policy: OpaWasmPolicy | None = None
         self._refusal: Failure | None = None
         try:
-            verified = verify_bundle(bundle, verification_key.read_bytes())
+            verified = verify_built(bundle, verification_key)
             policy = OpaWasmPolicy.from_wasm_bytes(
                 verified.files["policy.wasm"],
                 PolicyConfig(
@@ -59,8 +65,10 @@ class WasmEngine:
                 policy.close()
                 raise RuntimeError(f"it needs built-ins the Wasm host lacks: {', '.join(missing)}")
             policy.set_data(verified.files.get("data.json", b"{}"))
+        except BundleMissing as exc:
+            self._refusal = (BUNDLE_UNVERIFIED, str(exc))
         except BundleUnverified as exc:
-            fix = "rebuild it from policies/ with: sovereign bundle build --force"
+            fix = f"rebuild it from policies/ with: {BUILD_COMMAND} --force"
             self._refusal = (BUNDLE_UNVERIFIED, f"refusing the policy bundle: {exc} ({fix})")
         except Exception as exc:  # fail closed: whatever stops loading means no decision can be trusted
             self._refusal = (ENGINE_UNAVAILABLE, f"cannot load the policy bundle {bundle}: {exc}")
