@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import threading
@@ -297,3 +298,14 @@ def test_engine_from_env_picks_rest_when_a_url_is_set(
     engine = engine_from_env()  # the built bundle, found in the state dir
     assert engine.name == "wasm"
     assert engine.decide(EXAMPLES[0])["policy_revision"] == signed_bundle.revision
+
+
+def test_a_batch_past_one_evaluations_limits_is_decided_in_chunks(wasm: WasmEngine) -> None:
+    """A fleet-sized batch (over the 1 MB input limit of one evaluation) is decided in-process, each
+    decision equal to its single call: none fails closed."""
+    batch = [EXAMPLES[i % len(EXAMPLES)] for i in range(3000)]
+    assert len(json.dumps({"items": batch})) > 1_000_000
+    decisions = wasm.decide_many(batch)
+    assert not [d for d in decisions if d["engine"] != "wasm" or d["policy_revision"] is None]
+    singles = [wasm.decide(inp) for inp in EXAMPLES]
+    assert decisions[: len(EXAMPLES)] == singles and decisions[len(EXAMPLES) :][: len(EXAMPLES)] == singles
