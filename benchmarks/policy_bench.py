@@ -38,13 +38,16 @@ from sovereign.matrix.grid import compute_matrix, load_clusters, matrix_inputs
 from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
 from sovereign.policy.bundle import SignedBundle, configured_bundle, opa_server_args
+from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
+from sovereign.policy.judgement import Judge
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
 IN_PROCESS_P50_TARGET_MS = 0.2
 BATCH_SPEEDUP_TARGET = 10.0
+LAYER_OVERHEAD_TARGET = 0.05
 AS_OF = date(2026, 6, 1)  # fixed, so every run decides the same cells
 WARMUP_CALLS = 200
 
@@ -98,6 +101,36 @@ def singles(mode: str, engine: PolicyEngine, inputs: list[dict[str, Any]]) -> Re
     return Result(mode, len(inputs), seconds, per_decision=True)
 
 
+def layer_overhead(wasm: WasmEngine, inputs: list[DecisionInput]) -> tuple[Result, Result]:
+    """The judgement API against the engine call it wraps, interleaved call by call on the same inputs so
+    that load drifts hit both alike. The baseline is what callers did before the layer: form the policy
+    document from the input and call the engine; the layer adds screening facts, `as_of`, the typed
+    `Judgement` and its verdict."""
+    judge = Judge(wasm, today=lambda: AS_OF)
+    screening = {"performed": False, "hits": []}
+    for inp in inputs[:WARMUP_CALLS]:
+        judge.judge(inp)
+    raw: list[float] = []
+    judged: list[float] = []
+    for index, inp in enumerate(inputs):
+        calls = [
+            (raw, lambda inp=inp: wasm.decide(inp.policy_input(screening))),
+            (judged, lambda inp=inp: judge.judge(inp)),
+        ]
+        for timings, call in calls if index % 2 else reversed(calls):
+            started = time.perf_counter()
+            call()
+            timings.append(time.perf_counter() - started)
+    return (
+        Result(
+            "in-process Wasm, engine call (before the judgement API)", len(inputs), raw, per_decision=True
+        ),
+        Result(
+            "in-process Wasm, through the judgement API (Judge.judge)", len(inputs), judged, per_decision=True
+        ),
+    )
+
+
 def runs(mode: str, count: int, repeats: int, once: Callable[[], object]) -> Result:
     once()  # warm-up
     seconds = []
@@ -147,7 +180,9 @@ def bench(argv: list[str] | None) -> int:
     bundle = configured_bundle()
     data = load_policy_data()
     clusters = load_clusters(args.clusters)
-    _, inputs = matrix_inputs(clusters, data, AS_OF)
+    _, cells = matrix_inputs(clusters, data, AS_OF)
+    screening = {"performed": False, "hits": []}
+    inputs = [cell.policy_input(screening) for cell in cells]
     n = len(inputs)
     load_before = load()
     wasm = WasmEngine(bundle.wasm, bundle.verification_key)
@@ -161,7 +196,9 @@ def bench(argv: list[str] | None) -> int:
 
         def end_to_end(engine: PolicyEngine) -> Callable[[], object]:
             def run() -> tuple[str, str]:
-                matrix = compute_matrix(load_clusters(args.clusters), engine, load_policy_data(), AS_OF)
+                matrix = compute_matrix(
+                    load_clusters(args.clusters), Judge(engine), load_policy_data(), AS_OF
+                )
                 return render_markdown(matrix), render_html(matrix)
 
             return run
@@ -175,6 +212,8 @@ def bench(argv: list[str] | None) -> int:
             runs("`sovereign matrix` end to end, Wasm", n, args.repeats, end_to_end(wasm)),
             runs("`sovereign matrix` end to end, OPA REST", n, args.repeats, end_to_end(rest)),
         ]
+        engine_call, judged_call = layer_overhead(wasm, cells)
+        results += [engine_call, judged_call]
         rest.close()
     wasm.close()
     load_after = load()
@@ -203,7 +242,12 @@ def bench(argv: list[str] | None) -> int:
     ]
     wasm_p50 = results[1].quantile_ms(0.5)
     speedups = {r.mode: baseline / r.total_s for r in results[2:4]}
+    layer = judged_call.total_s / engine_call.total_s - 1
+    layer_p50 = judged_call.quantile_ms(0.5) / engine_call.quantile_ms(0.5) - 1
     targets = [
+        f"the judgement API adds <= {LAYER_OVERHEAD_TARGET:.0%} to an in-process decision: "
+        f"{layer:+.1%} in total, {layer_p50:+.1%} at p50 (same run, interleaved), "
+        + ("met" if max(layer, layer_p50) <= LAYER_OVERHEAD_TARGET else "missed"),
         f"in-process p50 <= {IN_PROCESS_P50_TARGET_MS} ms per decision: {wasm_p50:.3f} ms, "
         + ("met" if wasm_p50 <= IN_PROCESS_P50_TARGET_MS else "missed"),
         *(
