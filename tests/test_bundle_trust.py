@@ -17,6 +17,7 @@ from operators.sovereign_operator.engines import engines_from_env
 from serving.guard import RequestGuard
 from sovereign import toolchain
 from sovereign.errors import SovereignError
+from sovereign.policy import subjects
 from sovereign.policy.bundle import (
     BUNDLE_DIR_ENV,
     TRUST_ANCHOR_ENV,
@@ -35,7 +36,12 @@ from sovereign.policy.wasm_engine import WasmEngine
 CLUSTERS = toolchain.REPO_ROOT / "clusters"
 MODEL, END_USE = "llama-3.3-70b-instruct", "defense"
 DECIDE = ["decide", "--cluster", str(CLUSTERS / "usdef-east-1.yaml"), "--model", MODEL, "--end-use", END_USE]
-INPUT = load_cluster(CLUSTERS / "usdef-east-1.yaml").decision_input(MODEL, END_USE).policy_input([])
+INPUT = subjects.model_input(
+    subjects.sovereign_cluster(load_cluster(CLUSTERS / "usdef-east-1.yaml")),
+    MODEL,
+    END_USE,
+    as_of="2026-06-01",
+).policy_input({"performed": False, "hits": []})
 ALLOW_ALL = 'package sovereign.decision\n\nresult := {"allow": true, "violations": [], "obligations": []}\n'
 
 
@@ -163,7 +169,9 @@ def test_a_bundle_signed_by_another_key_means_503_at_the_serving_guard(
     monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
     monkeypatch.setenv(BUNDLE_DIR_ENV, str(foreign_bundle.wasm.parent))
     model = "llama-3.1-8b-instruct"
-    guard = RequestGuard(load_cluster(CLUSTERS / "eu-frankfurt-1.yaml").facts(), "commercial", [model])
+    guard = RequestGuard(
+        subjects.facts_of(load_cluster(CLUSTERS / "eu-frankfurt-1.yaml")), "commercial", [model]
+    )
     verdict = guard.check({"model": model, "messages": [{"role": "user", "content": "hello"}]}, model, "acme")
     assert not verdict.allowed and verdict.status == 503 and verdict.codes == ["BUNDLE_UNVERIFIED"]
 

@@ -17,12 +17,12 @@ from sovereign.exporter.cardinality import OTHER, UNKNOWN, BoundedLabel
 from sovereign.exporter.dcgm import FIELDS, DcgmCollector
 from sovereign.exporter.decisions import DecisionCounter, record_decision
 from sovereign.exporter.engine_health import record_bundle_refused, set_engine_up
-from sovereign.exporter.gpu_trace import TraceReplayReader
+from sovereign.exporter.gpu_trace import H100_TRACE, TraceReplayReader
 from sovereign.exporter.gpus import GpuSourceDown, NvmlReader
 from sovereign.exporter.health import SourceHealth
 from sovereign.exporter.placement import NodePlacement, Workload
 
-TRACE = Path(__file__).parent / "fixtures" / "nvml" / "nvml-h100-trace.json"
+TRACE = H100_TRACE
 REPO = Path(__file__).resolve().parent.parent
 DCGM_LABELS = {"gpu", "UUID", "device", "modelName", "Hostname", "region", "cluster", "model", "namespace"}
 

@@ -48,12 +48,13 @@ from sovereign.devenv.controlplane import ControlPlane
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.exporter.decisions import record_decision
 from sovereign.exporter.engine_health import record_bundle_refused, set_engine_up
+from sovereign.exporter.gpu_trace import H100_TRACE
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 MONITORING = REPO / "infra" / "monitoring"
-TRACE = REPO / "tests" / "fixtures" / "nvml" / "nvml-h100-trace.json"
+TRACE = H100_TRACE
 NAMESPACE = "monitoring-e2e"
 NODE = "gpu-node-e2e"
 # Cluster names of this module only: other tests may leave RayServices in the shared control plane.

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from sovereign.devenv.state import state_root
-from sovereign.errors import SovereignError
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV
 
 app = typer.Typer(help="Bring up three sovereign regions end to end on real parts (see README).")
@@ -40,36 +36,9 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     _isolate()
-    from sovereign.demo.runner import Demo
+    from sovereign.demo.runner import run
 
-    show = Demo(console=_out)
-
-    def interrupt(*_: object) -> None:  # `demo down` or a service manager: stop wherever it is
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    failure: str | None = None
-    try:
-        show.run()
-    except SovereignError as exc:
-        failure = str(exc)
-    except KeyboardInterrupt:
-        failure = "interrupted"
-    try:
-        if failure is None and not check:
-            show.endpoints()
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
-        _out.rule("stopping")
-        show.stop()
-    if failure:
-        show.expect("demo ran to the end", False, failure)
-    passed = sum(o.ok for o in show.outcomes)
-    failed = len(show.outcomes) - passed
-    _out.print(f"demo: {passed} passed, {failed} failed", highlight=False)
-    if failed:
+    if not run(_out, stay_up=not check):
         raise typer.Exit(1)
 
 
@@ -77,7 +46,7 @@ def demo(
 def down() -> None:
     """Stop a running demo and everything it started; no process is left behind."""
     _isolate()
-    from sovereign.demo.runner import down as stop_all
+    from sovereign.demo.shutdown import down as stop_all
 
     killed = stop_all(progress=_out.print)
     _out.print("demo stopped" + (f"; killed leftover PIDs {killed}" if killed else ""))

@@ -1,5 +1,6 @@
-"""What the demo deploys: one control plane per sovereign region, each with one cluster from clusters/,
-re-declared to serve the tiny local checkpoints, and the one non-compliant declaration preview refuses.
+"""What the demo deploys and asks, as data: one control plane per sovereign region, each with one cluster
+from clusters/ re-declared to serve the tiny local checkpoints, the one non-compliant declaration preview
+refuses, the requests sent to what is served, the contractors' ClusterRequests and the policy change.
 
 The clusters are the repo's examples; only their deployments change, so that every served model is one
 a tiny checkpoint stands in for (serving verifies the weights against the declared variant).
@@ -7,15 +8,9 @@ a tiny checkpoint stands in for (serving verifies the weights against the declar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
-import yaml
-
-from sovereign import toolchain
-
-CLUSTERS_DIR = toolchain.REPO_ROOT / "clusters"
 TEXT_MODEL = "llama-3.1-8b-instruct"  # what the tiny text checkpoint stands in for
 VISION_MODEL = "llama-3.2-11b-vision-instruct"  # what the tiny Mllama checkpoint stands in for
 
@@ -38,15 +33,55 @@ class RegionPlan:
     cluster_file: str  # from clusters/
     deployments: tuple[DemoDeployment, ...]
     refused_file: str | None = None  # a declaration preview must refuse
-    expected_refusal: tuple[str, ...] = field(default_factory=tuple)
+    expected_refusal: tuple[str, ...] = ()
 
     @property
     def cluster(self) -> str:
         return self.cluster_file.removesuffix(".yaml")
 
+    def deployment(self, name: str) -> DemoDeployment:
+        return next(d for d in self.deployments if d.name == name)
+
     def service(self, deployment: DemoDeployment) -> tuple[str, str]:
         """(namespace, name) of the RayService the operator makes for a deployment."""
         return self.cluster, f"{self.cluster}-{deployment.name}"
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A chat completion sent through the official openai client to one region's deployment."""
+
+    label: str  # how the transcript names it: "<label> request answered"
+    region: str
+    deployment: str
+    prompt: str
+    max_tokens: int
+    with_image: bool = False
+    tenant: str | None = None  # sent as x-tenant-id: the serving metrics and the policy input carry it
+    refused_with: str | None = None  # the reason code of the HTTP 403 expected instead of an answer
+
+
+@dataclass(frozen=True)
+class ClusterRequestCase:
+    """A contractor's ClusterRequest from operators/examples/clusterrequests/ and the decision it must get."""
+
+    region: str
+    file: str
+    phase: Literal["Approved", "Denied"]
+    screening_hit: bool = False  # denied because the organisation is on the screening list
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """A textual edit to one file under policies/, and the deployment it must take out of compliance."""
+
+    description: str
+    file: str  # under policies/
+    old: str
+    new: str
+    region: str
+    deployment: str  # whose RayService the operator must suspend
+    code: str  # the violation it must then carry
 
 
 REGIONS: tuple[RegionPlan, ...] = (
@@ -68,53 +103,44 @@ REGIONS: tuple[RegionPlan, ...] = (
     ),
 )
 
-# The policy change the demo makes: the UK's OFFICIAL tier no longer accredits a Five Eyes cluster, so
-# fvey-london-1 (accredited uk-official) falls out of compliance and its RayService is suspended.
-POLICY_CHANGE = {
-    "file": "data/regions/five-eyes.yaml",
-    "description": "five-eyes: GB clusters now need uk-secret (uk-official no longer accepted)",
-    "old": "GB: [uk-official, uk-secret]",
-    "new": "GB: [uk-secret]",
-    "suspended": ("five-eyes", "chat"),
-    "code": "ACCREDITATION_MISSING",
-}
+SAMPLE_REQUESTS: tuple[SampleRequest, ...] = (
+    SampleRequest(
+        "EU text", "eu-text-only", "chat", "Say hello to Frankfurt.", max_tokens=12, tenant="demo-eu"
+    ),
+    # The text-only region's guard refuses an image before it reaches the model.
+    SampleRequest(
+        "EU image",
+        "eu-text-only",
+        "chat",
+        "What is in this picture?",
+        max_tokens=8,
+        with_image=True,
+        refused_with="REGION_MODALITY",
+    ),
+    SampleRequest(
+        "us-defense image",
+        "us-defense",
+        "vision",
+        "What is in this picture?",
+        max_tokens=8,
+        with_image=True,
+        tenant="demo-us",
+    ),
+)
 
+CLUSTER_REQUESTS: tuple[ClusterRequestCase, ...] = (
+    ClusterRequestCase("us-defense", "clusterrequest-approved.yaml", "Approved"),
+    ClusterRequestCase("five-eyes", "clusterrequest-denied.yaml", "Denied", screening_hit=True),
+)
 
-def write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> Path:
-    """The region's cluster file with the demo's deployments, served from the tiny checkpoints."""
-    doc: dict[str, Any] = yaml.safe_load((CLUSTERS_DIR / plan.cluster_file).read_text())
-    doc["deployments"] = [
-        {
-            "name": d.name,
-            "model": d.model,
-            "end_use": d.end_use,
-            "replicas": 1,
-            "gpus_per_replica": d.gpus_per_replica,
-            "weights": str(weights[d.model]),
-        }
-        for d in plan.deployments
-    ]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / plan.cluster_file
-    path.write_text(
-        f"# Written by `sovereign demo` from clusters/{plan.cluster_file}.\n" + yaml.safe_dump(doc)
-    )
-    return path
-
-
-def write_stack(plan: RegionPlan, project: Path, kubeconfig: Path, clusters: list[str]) -> Path:
-    """The region's stack file: local workloads, the region's control plane, the given cluster files."""
-    stacks = project / "infra" / "stacks"
-    stacks.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "config": {
-            "sovereign:kubeconfig": str(kubeconfig),
-            "sovereign:region": plan.region,
-            "sovereign:clusters": clusters,
-            "sovereign:workloads": "local",
-            "sovereign:egressCidrs": ["127.0.0.0/8"],
-        }
-    }
-    path = stacks / f"Pulumi.{plan.region}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+# The UK's OFFICIAL tier no longer accredits a Five Eyes cluster, so fvey-london-1 (accredited
+# uk-official) falls out of compliance and its RayService is suspended.
+POLICY_CHANGE = PolicyChange(
+    description="five-eyes: GB clusters now need uk-secret (uk-official no longer accepted)",
+    file="data/regions/five-eyes.yaml",
+    old="GB: [uk-official, uk-secret]",
+    new="GB: [uk-secret]",
+    region="five-eyes",
+    deployment="chat",
+    code="ACCREDITATION_MISSING",
+)

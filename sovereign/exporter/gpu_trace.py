@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sovereign.errors import BadInput
 from sovereign.exporter.gpus import GpuReading
 
+# A real H100 80GB HBM3 NVML trace (idle, bf16 matmuls, after), read every 200 ms: what the demo and the
+# tests replay where there is no GPU.
+H100_TRACE = Path(__file__).resolve().parent / "traces" / "nvml-h100-trace.json"
+
 _MIB = 1024 * 1024
 
 

@@ -1,0 +1,76 @@
+"""What the steps share: the regions with what has been brought up for each, the processes started, the
+Prometheus server, the built weights and the report of outcomes. Each step reads what earlier steps set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from sovereign.demo.report import Report
+from sovereign.demo.scenario import REGIONS, RegionPlan
+from sovereign.devenv.process import ManagedProcess
+from sovereign.devenv.prometheus import PrometheusServer
+from sovereign.devenv.state import state_root
+from sovereign.vocabulary import DEPLOYMENTS, GROUP, VERSION
+
+# Set in the environment of everything the demo starts, and so of what those fork: Ray renames its
+# processes (ray::DashboardAgent), so a marker in the environment is what finds them for `demo down`.
+MEMBER_ENV = "SOVEREIGN_DEMO_MEMBER"
+
+
+def demo_root() -> Path:
+    return state_root() / "demo"
+
+
+@dataclass
+class Region:
+    """One region's plan and, as the steps bring them up, its control plane, exporter, operator and Ray."""
+
+    plan: RegionPlan
+    kubeconfig: Path = Path()
+    opa_url: str = ""
+    pki: Path = Path()
+    serve_port: int = 0
+    exporter_port: int = 0
+    operator_metrics_port: int = 0
+    api: client.ApiClient | None = None
+
+    def endpoint(self, deployment_name: str) -> str:
+        namespace = self.plan.cluster
+        return f"http://127.0.0.1:{self.serve_port}/{namespace}/{namespace}-{deployment_name}/v1"
+
+    def objects(self) -> client.CustomObjectsApi:
+        assert self.api is not None, "the region's control plane is not up"
+        return client.CustomObjectsApi(self.api)
+
+    def llama_deployments(self) -> list[dict[str, Any]]:
+        """The LlamaDeployments in the region's cluster namespace, as the API server has them."""
+        listed = self.objects().list_namespaced_custom_object(GROUP, VERSION, self.plan.cluster, DEPLOYMENTS)
+        return list(listed["items"])
+
+
+@dataclass
+class DemoContext:
+    report: Report
+    regions: list[Region] = field(default_factory=lambda: [Region(plan) for plan in REGIONS])
+    processes: list[ManagedProcess] = field(default_factory=list)
+    prometheus: PrometheusServer | None = None
+    weights: dict[str, Path] = field(default_factory=dict)  # by the model a tiny checkpoint stands in for
+    matrix_html: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return demo_root()
+
+    def region(self, name: str) -> Region:
+        return next(r for r in self.regions if r.plan.region == name)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start a background process that dies with the demo and that `demo down` can find."""
+        env = {**(env or {}), MEMBER_ENV: str(self.root)}
+        proc = ManagedProcess(name, argv, self.root / "logs" / f"{name}.log", env=env)
+        proc.start()
+        self.processes.append(proc)

@@ -1,0 +1,12 @@
+"""The `sovereign` CLI as the demo runs it: what a user would type, in a child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SOVEREIGN = [sys.executable, "-m", "sovereign"]
+
+
+def run_sovereign(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SOVEREIGN, *args], capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,62 @@
+"""Step: the sovereign operator per region, on its own ServiceAccount credentials and admission webhook,
+its admission-decision metrics scraped by Prometheus."""
+
+from __future__ import annotations
+
+import requests
+
+from sovereign.demo.context import DemoContext, Region
+from sovereign.demo.polling import wait_for
+from sovereign.demo.sovereign_cli import SOVEREIGN, run_sovereign
+from sovereign.devenv.process import free_port
+from sovereign.devenv.prometheus import ScrapeJob
+from sovereign.errors import SovereignError
+from sovereign.policy.screening import ALLOW_SAMPLE_ENV, SAMPLE_LIST
+
+
+def start_operators(demo: DemoContext) -> None:
+    for region in demo.regions:
+        _start_operator(demo, region)
+    assert demo.prometheus is not None
+    demo.prometheus.add_jobs(
+        *(
+            ScrapeJob(f"operator-{r.plan.region}", [f"127.0.0.1:{r.operator_metrics_port}"])
+            for r in demo.regions
+        )
+    )
+
+
+def _start_operator(demo: DemoContext, region: Region) -> None:
+    name = region.plan.region
+    credentials = demo.root / "operators" / name
+    done = run_sovereign(
+        "operator",
+        "setup",
+        f"--out={credentials}",
+        f"--ca-dir={region.pki}",
+        f"--webhook-port={free_port()}",
+        f"--kubeconfig={region.kubeconfig}",
+    )
+    if done.returncode != 0:
+        raise SovereignError(f"operator setup for {name} failed: {done.stderr.strip()}")
+    region.operator_metrics_port = free_port()
+    health = free_port()
+    demo.spawn(
+        f"operator-{name}",
+        [
+            *SOVEREIGN,
+            "operator",
+            "run",
+            f"--credentials={credentials}",
+            "--drift-interval=2",
+            f"--metrics-port={region.operator_metrics_port}",
+            f"--screening-list={SAMPLE_LIST}",
+            f"--liveness=http://127.0.0.1:{health}/healthz",
+        ],
+        # The demo screens against the shipped sample list, accepted for local runs only.
+        env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1", ALLOW_SAMPLE_ENV: "1"},
+    )
+    wait_for(
+        f"the {name} operator", lambda: requests.get(f"http://127.0.0.1:{health}/healthz", timeout=1).ok, 120
+    )
+    demo.report.say(f"[{name}] operator live; admission decisions on :{region.operator_metrics_port}/metrics")

@@ -1,0 +1,26 @@
+"""Step: GPU allocation, GPU-hours, admission decisions and serving requests, read back from Prometheus."""
+
+from __future__ import annotations
+
+from sovereign.demo.context import DemoContext
+from sovereign.demo.polling import wait_for
+
+QUERIES = {
+    "GPUs allocated by region": "sum by (region) (sovereign_gpu_allocated)",
+    "GPU-hours by region": "sum by (region) (sovereign_gpu_hours_total)",
+    "admission decisions": "sum by (point, decision) (sovereign_policy_decisions_total)",
+    "serving requests": "sum by (region, decision) (sovereign_requests_total)",
+}
+
+
+def read_prometheus(demo: DemoContext) -> None:
+    prometheus = demo.prometheus
+    assert prometheus is not None
+    for title, expr in QUERIES.items():
+        rows = wait_for(f"Prometheus: {expr}", lambda e=expr: prometheus.query(e), 60)
+        shown = ", ".join(
+            f"{'/'.join(str(v) for v in row['metric'].values()) or 'total'}={float(row['value'][1]):.3g}"
+            for row in rows
+        )
+        demo.report.say(f"{title}: {shown}")
+        demo.report.expect(f"Prometheus has {title}", bool(rows))

@@ -1,0 +1,79 @@
+"""Step: the scenario's sample requests through the official openai client, each answered or refused as
+the region's policy says."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from sovereign.demo.context import DemoContext
+from sovereign.demo.scenario import SAMPLE_REQUESTS, SampleRequest
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+# A 1x1 PNG: the smallest real image an OpenAI client can send.
+PIXEL = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def send_sample_requests(demo: DemoContext) -> None:
+    for request in SAMPLE_REQUESTS:
+        _send(demo, request)
+
+
+def _send(demo: DemoContext, request: SampleRequest) -> None:
+    import openai  # the serving extra: needed to run the step, not to import the runner
+
+    region = demo.region(request.region)
+    deployment = region.plan.deployment(request.deployment)
+    llm = openai.OpenAI(
+        base_url=region.endpoint(deployment.name),
+        api_key="demo",
+        max_retries=0,
+        timeout=300 if deployment.is_vision else 120,  # the vision model is the slow one on CPU
+    )
+
+    def create() -> ChatCompletion:
+        return llm.chat.completions.create(
+            model=deployment.model,
+            messages=_messages(request),
+            max_tokens=request.max_tokens,
+            extra_headers={"x-tenant-id": request.tenant} if request.tenant else None,
+        )
+
+    if request.refused_with is None:
+        answer = create()
+        tokens = answer.usage.completion_tokens if answer.usage else "?"
+        demo.report.say(f"{request.label} -> {answer.choices[0].message.content!r} ({tokens} tokens)")
+        demo.report.expect(
+            f"{request.label} request answered",
+            answer.usage is not None and answer.usage.completion_tokens > 0,
+        )
+        return
+    expectation = f"{request.label} request refused with {request.refused_with}"
+    try:
+        create()
+    except openai.APIStatusError as exc:
+        demo.report.say(f"{request.label} -> HTTP {exc.status_code}: {str(exc.body)[:200]}")
+        demo.report.expect(
+            expectation, exc.status_code == 403 and request.refused_with in json.dumps(exc.body)
+        )
+        return
+    demo.report.expect(expectation, False, "it was answered")
+
+
+def _messages(request: SampleRequest) -> list[ChatCompletionMessageParam]:
+    if not request.with_image:
+        return [{"role": "user", "content": request.prompt}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": request.prompt},
+                {"type": "image_url", "image_url": {"url": PIXEL}},
+            ],
+        }
+    ]
