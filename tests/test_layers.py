@@ -5,6 +5,7 @@ on the tree, it covers every package, and it fails when a lower layer imports a 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,16 @@ def test_a_lower_layer_importing_a_higher_one_fails(tmp_path: Path, module: str,
     result = _lint(tmp_path)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout and higher.split(".")[0] in result.stdout
+
+
+def test_no_production_module_reads_the_tests_folder() -> None:
+    """Production code runs where tests/ is not shipped: data it needs lives in its own package."""
+    reads = re.compile(r"""["']tests["']|["']tests/""")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if reads.search(line.split("#", 1)[0])
+    ]
+    assert offenders == []
