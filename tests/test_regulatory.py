@@ -19,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_citations import problems
+from test_decide_cli import ALLOWED as US_CONTRACTOR
 
 from sovereign import cli
 from sovereign import vocabulary as k8s
@@ -31,23 +32,6 @@ from sovereign.policydata import load_policy_data
 
 DATA = load_policy_data()
 
-US_CONTRACTOR: dict[str, Any] = {
-    "cluster": {
-        "name": "usdef-east-1",
-        "region": "us-defense",
-        "country": "US",
-        "operator": {
-            "name": "Lattice Federal Systems Inc.",
-            "country": "US",
-            "kind": "government_contractor",
-            "sponsor_country": "US",
-        },
-        "accreditations": [{"scheme": "dod-il5", "expires": "2027-06-30"}],
-    },
-    "model": "llama-3.3-70b-instruct",
-    "end_use": "defense",
-    "as_of": "2026-06-01",
-}
 EU_COMPANY: dict[str, Any] = {
     "cluster": {
         "name": "eu-frankfurt-1",
