@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from operators.sovereign_operator.fleet import Claim, Judge, Verdict, claim_of, decide_batched
 
 from operators.localrun import LocalOpa, LocalOperator, wait_until
+from operators.sovereign_operator.facts import Claim, claim_of, deployment_facts, judge_deployments
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.policy import subjects
@@ -42,7 +42,9 @@ from sovereign.policy.bundle import (
     build_bundle,
 )
 from sovereign.policy.clusters import ClusterSpec, Deployment
+from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
+from sovereign.policy.judgement import Judge, Judgement, Verdict
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
@@ -178,20 +180,21 @@ def changed_policy(workdir: Path) -> SignedBundle:
 
 def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
     deployments, clusters, claims = fleet(size)
-    judge = Judge(engine, lambda: datetime.now(UTC).date(), lambda name: [])
+    judge = Judge(engine)
 
-    def batched() -> list[Verdict]:
-        return decide_batched(judge.inputs(deployments, clusters, claims), engine)
+    def batched() -> list[Judgement]:
+        return judge_deployments(judge, deployments, clusters, claims)
 
-    def one_by_one() -> list[dict[str, Any]]:
-        return [engine.decide(i) for i in judge.inputs(deployments, clusters, claims) if isinstance(i, dict)]
+    def one_by_one() -> list[Judgement]:
+        formed = [deployment_facts(d, clusters, claims) for d in deployments]
+        return [judge.judge(inp) for inp in formed if isinstance(inp, DecisionInput)]
 
-    formed = judge.inputs(deployments, clusters, claims)
-    distinct = len({repr(sorted(i.items())) for i in formed if isinstance(i, dict)})
-    verdicts, batched_s = _timed(batched)
+    formed = [deployment_facts(d, clusters, claims) for d in deployments]
+    distinct = len({inp.model_dump_json() for inp in formed if isinstance(inp, DecisionInput)})
+    judged, batched_s = _timed(batched)
     singles, single_s = _timed(one_by_one)
-    failed = sum(1 for v in verdicts if v.decision and _engine_failed(v.decision))
-    agree = [v.decision["allow"] for v in verdicts if v.decision] == [d["allow"] for d in singles]
+    failed = sum(1 for j in judged if j.verdict is Verdict.UNDECIDED)
+    agree = [j.allowed for j in judged] == [j.allowed for j in singles]
     return {
         "engine": engine.name,
         "deployments": size,
@@ -199,13 +202,9 @@ def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
         "batched_s": batched_s,
         "per_object_s": single_s,
         "batched_failed_closed": failed,
-        "denied": sum(1 for d in singles if not d["allow"]),
+        "denied": sum(1 for j in singles if not j.allowed),
         "same_decisions": agree,
     }
-
-
-def _engine_failed(decision: dict[str, Any]) -> bool:
-    return any(v["code"] in ("ENGINE_UNAVAILABLE", "BUNDLE_UNVERIFIED") for v in decision["violations"])
 
 
 def main(argv: list[str] | None = None) -> int:

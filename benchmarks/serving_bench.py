@@ -132,13 +132,12 @@ def _guard_alone(n: int) -> dict[str, float]:
 
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     guard = RequestGuard(cluster, "commercial", [MODEL])
-    assert guard.engine is not None
     bodies = [_request_body(i, 1) for i in range(n)]
     inputs = [guard.decision_input(MODEL, request_modalities(b), "bench") for b in bodies]
     parts = {
         "guard_check": lambda i: guard.check(bodies[i], MODEL, "bench"),
         "modalities": lambda i: request_modalities(bodies[i]),
-        "engine_decide_unmemoised": lambda i: guard.engine.decide(inputs[i]),
+        "engine_decide_unmemoised": lambda i: guard.judge.engine.decide(inputs[i]),
     }
     results = {}
     for label, call in parts.items():

@@ -12,6 +12,7 @@ the dashboard that KubeRay PUTs configs to is not started here (it costs a core 
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import socket
@@ -78,6 +79,11 @@ class LocalRay:
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
+        # ray.init enables Python's faulthandler over the signal handlers already installed. In a process
+        # that evaluated policy in-process before, one is wasmtime's trap handler, and opa-py-wasm sizes a
+        # new instance's memory by letting instantiation trap: with faulthandler on top that trap is a fatal
+        # SIGILL. Hand the signals back to whoever had them.
+        faulthandler.disable()
         self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
 
     def apply(self, services: list[DesiredService]) -> None:
