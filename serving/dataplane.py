@@ -12,7 +12,6 @@ the dashboard that KubeRay PUTs configs to is not started here (it costs a core 
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ from typing import Any
 
 import requests
 
+from serving import fatal_signals
 from serving.rayservice import (
     DesiredService,
     InvalidServeConfig,
@@ -59,6 +59,7 @@ class LocalRay:
     host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = field(default_factory=free_port)
+    _fatal_handlers: fatal_signals.Handlers = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -68,6 +69,7 @@ class LocalRay:
         import ray
         from ray.serve._private.api import serve_start
 
+        self._fatal_handlers = fatal_signals.current()  # Ray replaces them: see serving/fatal_signals.py
         # Sovereign deployments send nothing out: Ray's usage statistics stay off.
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
         ray.init(
@@ -79,12 +81,8 @@ class LocalRay:
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
-        # ray.init enables Python's faulthandler over the signal handlers already installed. In a process
-        # that evaluated policy in-process before, one is wasmtime's trap handler, and opa-py-wasm sizes a
-        # new instance's memory by letting instantiation trap: with faulthandler on top that trap is a fatal
-        # SIGILL. Hand the signals back to whoever had them.
-        faulthandler.disable()
         self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
+        fatal_signals.restore(self._fatal_handlers)
 
     def apply(self, services: list[DesiredService]) -> None:
         """Hand Serve the whole desired config (an empty one removes every app); Serve converges to it."""
@@ -112,6 +110,7 @@ class LocalRay:
 
         serve.shutdown()
         ray.shutdown()
+        fatal_signals.restore(self._fatal_handlers)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """In-process policy evaluation keeps working in a process that started Ray after evaluating policy: the
-local data plane's driver, the tests, the benchmarks (ray.init installs Python's faulthandler over
-wasmtime's trap handler; without the data plane handing the signals back, the next Wasm instantiation
-kills the process)."""
+local data plane's driver, the tests, the benchmarks. Ray replaces the fatal-signal handlers wasmtime's
+traps need, at start and at shutdown; without the data plane putting them back, the next Wasm
+instantiation kills the process with SIGILL."""
 
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ SCRIPT = textwrap.dedent(
     ray = LocalRay(num_cpus=1, http_port=free_port())
     ray.start()
     try:
-        after = WasmEngine(wasm, key)  # a fresh instantiation, after ray.init
-        assert after.revision == before.revision
-        print("decided", after.decide({})["policy_revision"])
+        during = WasmEngine(wasm, key)  # a fresh instantiation, after ray.init
+        assert during.revision == before.revision
     finally:
         ray.stop()
+    after = WasmEngine(wasm, key)  # and after ray.shutdown
+    print("decided", after.decide({})["policy_revision"])
     """
 )
 
