@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_citations import problems
 from test_decide_cli import ALLOWED as US_CONTRACTOR
+from test_decide_cli import EU_ALLOWED as EU_COMPANY
 
 from sovereign import cli
 from sovereign import vocabulary as k8s
@@ -32,18 +33,6 @@ from sovereign.policydata import load_policy_data
 
 DATA = load_policy_data()
 
-EU_COMPANY: dict[str, Any] = {
-    "cluster": {
-        "name": "eu-frankfurt-1",
-        "region": "eu-text-only",
-        "country": "DE",
-        "operator": {"name": "Rheinwerk Cloud GmbH", "country": "DE", "kind": "company"},
-        "accreditations": [],
-    },
-    "model": "llama-3.1-8b-instruct",
-    "end_use": "commercial",
-    "as_of": "2026-06-01",
-}
 VISION = "llama-3.2-11b-vision-instruct"
 
 
