@@ -22,6 +22,7 @@ from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policydata import load_policy_data
 from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
+from sovereign.vocabulary import REASON_ENGINE_UNAVAILABLE
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 # Upper bounds, met in seconds alone: a restarted operator first re-judges the whole shared control plane's
@@ -51,10 +52,21 @@ def deploy(op: LocalOperator, cluster: ClusterSpec, ns: str, name: str, end_use:
     return str(created["metadata"]["name"])
 
 
-def compliance(op: LocalOperator, ns: str, name: str) -> tuple[str | None, list[str]]:
+def compliant(op: LocalOperator, ns: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deployment's status and its PolicyCompliant condition."""
     status = (op.get("llamadeployments", name, ns) or {}).get("status") or {}
-    condition = find(status.get("conditions"), POLICY_COMPLIANT) or {}
+    return status, find(status.get("conditions"), POLICY_COMPLIANT) or {}
+
+
+def compliance(op: LocalOperator, ns: str, name: str) -> tuple[str | None, list[str]]:
+    status, condition = compliant(op, ns, name)
     return condition.get("status"), [v["code"] for v in status.get("violations") or []]
+
+
+def held(op: LocalOperator, ns: str, name: str) -> bool:
+    """PolicyCompliant says the engine could not judge: Unknown, ENGINE_UNAVAILABLE."""
+    _, condition = compliant(op, ns, name)
+    return (condition.get("status"), condition.get("reason")) == ("Unknown", REASON_ENGINE_UNAVAILABLE)
 
 
 def decision_of(op: LocalOperator, ns: str, name: str) -> dict[str, Any]:
@@ -157,13 +169,16 @@ def test_with_opa_down_new_deployments_are_refused_and_nothing_running_is_touche
         refused = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
         assert refused.returncode != 0 and "ENGINE_UNAVAILABLE" in refused.stderr, refused.stderr
         assert op.get("llamadeployments", f"{cluster.name}-new", ns) is None
+        # A change of the cluster's facts asks for a new judgement the engine cannot give: held.
+        op.patch("sovereignclusters", cluster.name, {"spec": {"gpu": {"capacity": 64}}})
+        wait_until(lambda: held(op, ns, name), WAIT_S, "the running deployment held (Unknown)")
         time.sleep(3)  # three drift ticks against a dead engine
         after = op.get("rayservices", name, ns)
         assert after is not None and not rayservice.is_suspended(after)
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # type: ignore[index]
-        assert compliance(op, ns, name)[0] == "True"
     finally:
         op.start_opa()
+    wait_until(lambda: compliance(op, ns, name)[0] == "True", WAIT_S, "the held deployment judged again")
     admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
     assert admitted.returncode == 0, admitted.stderr
     wait_until(lambda: running(op, ns, f"{cluster.name}-new"), WAIT_S, "the new deployment once OPA is back")

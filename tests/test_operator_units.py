@@ -212,12 +212,14 @@ class Revisions:
 class Passes:
     def __init__(self) -> None:
         self.count = 0
+        self.holds: list[tuple[str, str]] = []  # what the next pass cannot judge
 
     def converge(self) -> Any:
         from operators.sovereign_operator.reconcile import Converged
 
         self.count += 1
-        return Converged()
+        held, self.holds = self.holds, []
+        return Converged(held=held)
 
 
 def test_drift_passes_run_on_revision_date_and_recheck_never_without_an_engine() -> None:
@@ -235,6 +237,15 @@ def test_drift_passes_run_on_revision_date_and_recheck_never_without_an_engine()
     assert watcher.tick() is None and fleet.count == 3
     probe.revision = "r2"
     assert "recheck" in (watcher.tick() or "") and fleet.count == 4
+
+
+def test_a_drift_pass_the_engine_failed_mid_way_runs_again_on_the_next_tick() -> None:
+    probe, fleet = Revisions(), Passes()
+    watcher = DriftWatcher(fleet, Judge(probe), recheck_s=600, clock=lambda: 0.0)  # type: ignore[arg-type]
+    fleet.holds = [("ns", "a"), ("ns", "b")]  # the revision answered, then OPA went away mid-pass
+    assert watcher.tick() is not None and fleet.count == 1
+    assert watcher.tick() == "2 deployments held while the engine could not judge" and fleet.count == 2
+    assert watcher.tick() is None and fleet.count == 2  # judged: nothing due until something changes
 
 
 def test_webhook_configuration_is_scoped_and_fails_closed() -> None:
@@ -262,3 +273,64 @@ def test_examples_cover_every_region_with_both_outcomes() -> None:
         assert cluster["spec"]["region"] == region
     requests = sorted(p.name for p in (manifests.EXAMPLES_DIR / "clusterrequests").glob("*.yaml"))
     assert requests == ["clusterrequest-approved.yaml", "clusterrequest-denied.yaml"]
+
+
+class CreatedBetweenLists:
+    """An API server on which a LlamaDeployment and its RayService, and a ClusterRequest and its
+    SovereignCluster, are created (owner first) while the fleet lists: right after list number `after`."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.lists: list[str] = []
+        self.deleted: list[str] = []
+        self.objects: dict[str, list[dict[str, Any]]] = {
+            k8s.DEPLOYMENTS: [],
+            k8s.RAYSERVICES: [_owned_rayservice("orphan", "gone-uid")],  # its deployment is really gone
+            k8s.CLUSTERS: [],
+            k8s.REQUESTS: [],
+        }
+
+    def list_all(self, plural: str, *_: str) -> list[dict[str, Any]]:
+        if len(self.lists) == self.after:
+            self.objects[k8s.DEPLOYMENTS].append(_meta("new", "new-uid"))
+            self.objects[k8s.RAYSERVICES].append(_owned_rayservice("new", "new-uid"))
+            self.objects[k8s.REQUESTS].append(_meta("req", "req-uid"))
+            cluster = _meta("made", "made-uid")
+            cluster["metadata"]["labels"] = {k8s.LABEL_REQUEST_UID: "req-uid"}
+            self.objects[k8s.CLUSTERS].append(cluster)
+        self.lists.append(plural)
+        return [dict(o) for o in self.objects[plural]]
+
+    def delete_rayservice(self, namespace: str, name: str, uid: str) -> None:
+        self.deleted.append(f"RayService {name}")
+
+    def delete_cluster(self, name: str, uid: str) -> None:
+        self.deleted.append(f"SovereignCluster {name}")
+
+
+def _meta(name: str, uid: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": uid}, "spec": {}}
+
+
+def _owned_rayservice(name: str, owner: str) -> dict[str, Any]:
+    rs = _meta(name, f"rs-{name}")
+    ref = {"kind": k8s.LLAMA_DEPLOYMENT, "apiVersion": k8s.API_VERSION, "controller": True, "uid": owner}
+    rs["metadata"]["ownerReferences"] = [ref]
+    return rs
+
+
+class NoChanges:
+    def converge(self, *_: Any, **__: Any) -> Any:
+        from operators.sovereign_operator.reconcile import Converged
+
+        return Converged()
+
+
+@pytest.mark.parametrize("after", range(6))  # a pass lists five times: before, between and after them all
+def test_the_sweep_deletes_only_true_orphans_never_what_was_created_while_it_listed(after: int) -> None:
+    from operators.sovereign_operator.drift import Fleet
+
+    kube = CreatedBetweenLists(after)
+    Fleet(kube, NoChanges(), Judge(Revisions())).converge()  # type: ignore[arg-type]
+    assert len(kube.lists) == 5
+    assert kube.deleted == ["RayService orphan"]

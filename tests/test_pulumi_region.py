@@ -180,8 +180,12 @@ def test_sibling_deployments_count_towards_the_quota_context(
         }
     )
     registered, outputs = deploy(region_args(signed_bundle, clusters=[spec]))
-    contexts = [r.inputs["policy_context"]["gpusInUse"] for r in by_kind(registered, "LlamaDeployment")]
-    assert contexts == [0, 4]  # the second sees the first one's 1 x 4 GPUs: declaration order
+    # Pulumi registers resources in whatever order their inputs resolve; declaration order is what counts.
+    contexts = {
+        r.manifest["metadata"]["name"]: r.inputs["policy_context"]["gpusInUse"]
+        for r in by_kind(registered, "LlamaDeployment")
+    }
+    assert contexts == {"usdef-east-1-chat-70b": 0, "usdef-east-1-chat-2": 4}  # the second sees 1 x 4 GPUs
     assert set(outputs["compliance"]) == {
         "usdef-east-1/usdef-east-1-chat-70b",
         "usdef-east-1/usdef-east-1-chat-2",

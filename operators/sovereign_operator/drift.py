@@ -54,9 +54,11 @@ class Fleet:
         total = Converged()
         keys: set[tuple[str, str]] | None = None
         for _ in range(1 + _RETRIES):
+            # Dependents before owners: a RayService listed here whose LlamaDeployment is missing from the
+            # later list is really orphaned, never one created between the two lists.
+            rayservices = {_key(rs): rs for rs in self.kube.list_all(RAYSERVICES, RAY_GROUP, RAY_VERSION)}
             deployments = self.kube.list_all(DEPLOYMENTS)
             clusters = {c["metadata"]["name"]: c for c in self.kube.list_all(CLUSTERS)}
-            rayservices = {_key(rs): rs for rs in self.kube.list_all(RAYSERVICES, RAY_GROUP, RAY_VERSION)}
             if keys is None:
                 self._sweep(deployments, rayservices)
             chosen = [
@@ -69,6 +71,7 @@ class Fleet:
                 self.judge, chosen, clusters, claims_by_cluster(deployments), rayservices, guard_version=True
             )
             total.changed += result.changed
+            total.held += result.held
             total.failed += result.failed
             if not result.moved_on:
                 break
@@ -88,8 +91,9 @@ class Fleet:
             owner = rayservice.owner_uid(rs)
             if owner is not None and owner not in live:
                 self._delete_rayservice(rs)
+        made = self.kube.list_all(CLUSTERS)  # before their requests, as above
         requests = {r["metadata"]["uid"] for r in self.kube.list_all(REQUESTS)}
-        for cluster in self.kube.list_all(CLUSTERS):
+        for cluster in made:
             made_for = ((cluster.get("metadata") or {}).get("labels") or {}).get(LABEL_REQUEST_UID)
             if made_for and made_for not in requests:
                 log.info(
@@ -127,8 +131,11 @@ class DriftWatcher:
         self.revision: str | None = None
         self.as_of: date | None = None
         self.last_pass = float("-inf")
+        self.held = 0  # deployments the last pass could not judge (the engine failed mid-pass)
 
     def _due(self, revision: str, as_of: date) -> str | None:
+        if self.held:
+            return f"{self.held} deployments held while the engine could not judge"
         if revision != self.revision:
             return f"policy revision {self.revision or '(none)'} -> {revision}"
         if as_of != self.as_of:
@@ -147,13 +154,15 @@ class DriftWatcher:
         started = self.clock()
         result = self.fleet.converge()
         log.info(
-            "drift pass (%s): %d statuses changed, %d failed, in %.1f s",
+            "drift pass (%s): %d statuses changed, %d held, %d failed, in %.1f s",
             reason,
             result.changed,
+            len(result.held),
             len(result.failed),
             self.clock() - started,
         )
         self.revision, self.as_of, self.last_pass = revision, as_of, started
+        self.held = len(result.held)
         return reason
 
     def run(self, stop: threading.Event, interval_s: float) -> None:

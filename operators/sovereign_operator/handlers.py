@@ -17,6 +17,7 @@ import kopf
 from operators.sovereign_operator.admission import LLAMA_WEBHOOK, RAYSERVICE_WEBHOOK
 from operators.sovereign_operator.cluster_requests import NotYet
 from operators.sovereign_operator.facts import Claim, claim_of
+from operators.sovereign_operator.reconcile import Converged
 from operators.sovereign_operator.runtime import Runtime
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -107,9 +108,15 @@ def reconcile_llama_deployment(
     clusters, claims = _facts(
         runtime, [str(deployment["spec"].get("clusterRef"))], cluster_index, claim_index
     )
-    result = runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
+    _settled(runtime.reconciler.converge(runtime.single, [deployment], clusters, claims))
+
+
+def _settled(result: Converged) -> None:
+    """Hand kopf back, to retry, what is not settled: refused writes and what the engine could not judge."""
     if result.failed:
         raise kopf.TemporaryError("the API server refused a change; retrying", delay=RETRY_S)
+    if result.held:
+        raise kopf.TemporaryError("the policy engine cannot judge now; held, judging again", delay=RETRY_S)
 
 
 @kopf.on.event(GROUP, VERSION, DEPLOYMENTS)
@@ -122,7 +129,7 @@ def remove_rayservice_of_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any
 @kopf.on.create(GROUP, VERSION, CLUSTERS)
 @kopf.on.update(GROUP, VERSION, CLUSTERS, field="spec")
 def rejudge_cluster_deployments(name: str, memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).fleet.converge(cluster=name)
+    _settled(_runtime(memo).fleet.converge(cluster=name))
 
 
 @kopf.on.event(GROUP, VERSION, CLUSTERS)

@@ -126,6 +126,7 @@ Written = Literal["written", "unchanged", "moved-on"]
 @dataclass
 class Converged:
     changed: int = 0
+    held: list[tuple[str, str]] = field(default_factory=list)  # undecided: judge again when the engine is up
     moved_on: list[tuple[str, str]] = field(default_factory=list)  # changed since read: not acted on
     failed: list[tuple[str, str]] = field(default_factory=list)
 
@@ -160,6 +161,8 @@ class Reconciler:
             cluster = clusters.get(str(deployment["spec"].get("clusterRef"))) or {}
             resolution = resolve(judgement, enforcement_mode(cluster))
             key = _key(deployment)
+            if resolution.course is Course.HOLD:
+                result.held.append(key)
             try:
                 actual = rayservices.get(key) if rayservices is not None else self.kube.get_rayservice(*key)
                 done = self._converge_one(deployment, cluster, resolution, actual, guard_version)
