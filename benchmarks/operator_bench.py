@@ -46,6 +46,7 @@ from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.judgement import Judge, Judgement, Verdict
 from sovereign.policy.rest_engine import RestEngine
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
@@ -219,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         # The control plane's OPA and the engines find this bundle and its trust anchor by default.
         os.environ["SOVEREIGN_STATE_DIR"] = str(workdir / "state")
-        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV):
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV):
             os.environ.pop(name, None)
+        install_dev_sample()  # the operator screens against it, as after `sovereign dev up`
         bundle = build_bundle(progress=lambda _: None)
         changed = changed_policy(workdir)
         rows = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -165,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     from serving.dataplane import DataPlane, LocalRay, free_port
     from serving.manifest import rayservice
     from sovereign.models.tiny import build_all, models_dir
+    from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 
+    if not os.environ.get(SCREENING_LIST_ENV):
+        install_dev_sample()  # the guard screens every request: against the dev sample, as after `dev up`
     source = next(folder for model, folder, _ in build_all(models_dir()) if model.name == "tiny-llama-text")
     args = _args(source, max(options.max_tokens, 1))
     guarded = rayservice("bench", "guarded", args)

@@ -8,17 +8,13 @@ LlamaDeployment itself travel with it as its `policy_context`.
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge, Judgement
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import Screening
 from sovereign.policy.subjects import declared_gpus_in_use, deployment_input
-
-SCREENING_LIST_ENV = "SOVEREIGN_SCREENING_LIST"
 
 
 def policy_context(cluster: dict[str, Any], deployments: list[dict[str, Any]], index: int) -> dict[str, Any]:
@@ -28,8 +24,7 @@ def policy_context(cluster: dict[str, Any], deployments: list[dict[str, Any]], i
 
 @cache
 def judge() -> Judge:
-    path = os.environ.get(SCREENING_LIST_ENV)
-    return Judge(engine_from_env(), screen_of(Path(path) if path else None))
+    return Judge(engine_from_env(), Screening.enforcing())
 
 
 def policy_input(deployment: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:

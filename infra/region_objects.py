@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from operators.sovereign_operator.admission import webhook_configuration
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.bundle_signature import SIGNING_ALG
+from sovereign.policy.screening_source import SCREENING_LIST_ENV
 from sovereign.vocabulary import LABEL_MANAGED_BY, OPERATOR_NAMESPACE
 
 SYSTEM_NAMESPACE = OPERATOR_NAMESPACE
@@ -33,6 +34,10 @@ WEBHOOK_PORT = 9443
 # What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
 # made into a Secret by the platform engineer: the operator runs with nothing more.
 CREDENTIALS_SECRET = "sovereign-operator-credentials"
+# The denied-party list the operator screens with: a PersistentVolumeClaim the organisation fills with the
+# current Consolidated Screening List (and refreshes; the operator re-reads the file when it changes).
+SCREENING_CLAIM = "sovereign-screening-list"
+SCREENING_MOUNT, SCREENING_FILE = "/screening", "consolidated.json"
 # The usual label the Grafana dashboard sidecar (kiwigrid/k8s-sidecar in the Grafana chart) watches,
 # and the same convention for a rules sidecar.
 GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
@@ -168,14 +173,25 @@ def operator_workload(image: str, service_account: str) -> list[Manifest]:
         "name": "operator",
         "image": image,
         "args": ["operator", "run", "--credentials", "/credentials"],
-        "env": [{"name": "SOVEREIGN_OPA_URL", "value": opa_url()}],
+        "env": [
+            {"name": "SOVEREIGN_OPA_URL", "value": opa_url()},
+            {"name": SCREENING_LIST_ENV, "value": f"{SCREENING_MOUNT}/{SCREENING_FILE}"},
+        ],
         "ports": [{"containerPort": WEBHOOK_PORT, "name": "webhook"}],
-        "volumeMounts": [{"name": "credentials", "mountPath": "/credentials", "readOnly": True}],
+        "volumeMounts": [
+            {"name": "credentials", "mountPath": "/credentials", "readOnly": True},
+            {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
+        ],
     }
     pod = {
         "serviceAccountName": service_account,
         "containers": [container],
-        "volumes": [{"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}}],
+        "volumes": [
+            {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}},
+            # The Consolidated Screening List (tens of MB, past a ConfigMap's 1 MiB) on a volume the
+            # organisation keeps current; without it the operator refuses to start, naming the setting.
+            {"name": "screening", "persistentVolumeClaim": {"claimName": SCREENING_CLAIM, "readOnly": True}},
+        ],
     }
     return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]
 

@@ -57,7 +57,9 @@ done
 import json, logging, sys, tarfile
 from pathlib import Path
 
-from opapywasm import OpaWasmPolicy, PolicyConfig
+from opapywasm import PolicyConfig
+
+from sovereign.policy.wasm_engine import policy_from_wasm
 
 # Growing the initial memory to fit the policy's static data is opa-py-wasm's normal path, not a problem.
 logging.getLogger("opapywasm.runtime").setLevel(logging.ERROR)
@@ -65,7 +67,7 @@ logging.getLogger("opapywasm.runtime").setLevel(logging.ERROR)
 build, examples = Path(sys.argv[1]), sorted(Path(sys.argv[2]).glob("*.json"))
 with tarfile.open(build / "bundle.tar.gz") as bundle:
     wasm = bundle.extractfile("/policy.wasm").read()
-policy = OpaWasmPolicy.from_wasm_bytes(wasm, PolicyConfig(default_entrypoint="sovereign/decision/result"))
+policy = policy_from_wasm(wasm, PolicyConfig(default_entrypoint="sovereign/decision/result"))
 if policy.builtins:
     sys.exit(f"the Wasm policy needs built-ins the Wasm runtime lacks: {sorted(policy.builtins)}")
 policy.set_data(json.loads((build / "data" / "data.json").read_text()))

@@ -72,7 +72,9 @@ class PolicyContext(_Strict):
     end_use: EndUse
     gpus: Count | None = None
     screening_list: Path | None = Field(
-        default=None, description="Consolidated Screening List JSON; the operator is screened at start"
+        default=None,
+        description="Consolidated Screening List JSON (default: $SOVEREIGN_SCREENING_LIST, else the dev "
+        "sample); without a current one every request is undecided",
     )
 
 

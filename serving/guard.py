@@ -19,7 +19,7 @@ from serving.modalities import request_modalities
 from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse
 from sovereign.policy.engine import PolicyEngine, UnavailableEngine
 from sovereign.policy.judgement import Judge, Judgement, Verdict
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import Screening
 
 _MEMO_SIZE = 4096
 
@@ -73,7 +73,8 @@ class RequestGuard:
     ) -> None:
         if engine is None:
             engine = _load_engine()
-        self.judge = Judge(engine, screen_of(screening_list))
+        # No list, or one that stops being current: every request is undecided (503), never unscreened.
+        self.judge = Judge(engine, Screening.enforcing(screening_list, refuse_to_start=False))
         # The in-process engine holds one verified bundle for its whole life, so its decision is a pure
         # function of the input (as_of included): identical inputs are answered from a bounded memo, which
         # keeps the Wasm call (~1 ms) off the hot path. Never for the OPA server, whose bundle can change

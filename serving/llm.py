@@ -25,7 +25,7 @@ from serving.weights import VerifiedWeights, verify_weights
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import Screening
 
 logger = logging.getLogger("ray.serve")
 
@@ -184,7 +184,7 @@ class LlamaServer:
         judged = DecisionInput(
             cluster=context.cluster, model=model_id, end_use=context.end_use, gpus=context.gpus
         )
-        judge = Judge(engine_from_env(), screen_of(context.screening_list))
+        judge = Judge(engine_from_env(), Screening.enforcing(context.screening_list, refuse_to_start=False))
         self.verified = verify_weights(Path(model_source), judge, judged)
         logger.info("sovereign weights verified: %s", json.dumps(self.verified.record(), sort_keys=True))
         self._model = _Model(self.verified, EngineKwargs.model_validate(engine_kwargs))

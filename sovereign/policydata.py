@@ -502,7 +502,7 @@ class AiActFile(_Strict):
 
 class Code(_Strict):
     code: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
-    kind: Literal["violation", "obligation"]
+    kind: Literal["violation", "undecided", "obligation"]  # undecided: a violation that decides nothing
     meaning: str
     citation: Citation
 

@@ -72,6 +72,7 @@ REASON_DENIED = "Denied"
 REASON_DENIED_WARN_ONLY = "DeniedWarnOnly"
 REASON_DENIED_DRY_RUN = "DeniedDryRun"
 REASON_ENGINE_UNAVAILABLE = "PolicyEngineUnavailable"
+REASON_SCREENING_UNAVAILABLE = "ScreeningListUnavailable"
 REASON_CLUSTER_NOT_FOUND = "ClusterNotFound"
 REASON_INVALID_SPEC = "InvalidSpec"
 # Deployed: what happened to the RayService.

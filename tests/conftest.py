@@ -24,17 +24,20 @@ from sovereign.policy.bundle import (
     opa_server_args,
 )
 from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 
 
 @pytest.fixture(scope="session", autouse=True)
 def session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The state dir (SOVEREIGN_STATE_DIR) of every test and its children, never the user's own: the
-    bundle, its signing key and trust anchor are found there unless a test says otherwise."""
+    bundle, its signing key and trust anchor, and the dev screening sample are found there unless a test
+    says otherwise."""
     state = tmp_path_factory.mktemp("state")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SOVEREIGN_STATE_DIR", str(state))
-        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV):
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV, ALLOW_SAMPLE_ENV):
             patch.delenv(name, raising=False)
+        install_dev_sample()  # as `sovereign dev up` does: enforcement points screen against it by default
         yield state
 
 
@@ -74,7 +77,7 @@ def kubeconfig(controlplane: ControlPlane) -> Path:
 def cli_state(monkeypatch: pytest.MonkeyPatch, session_state: Path, signed_bundle: SignedBundle) -> Path:
     """The CLI (in this process or a child) finds the session's bundle, and no OPA server or screening
     list."""
-    for name in ("SOVEREIGN_OPA_URL", "SOVEREIGN_SCREENING_LIST", ALLOW_SAMPLE_ENV, MAX_AGE_ENV):
+    for name in ("SOVEREIGN_OPA_URL", SCREENING_LIST_ENV, ALLOW_SAMPLE_ENV, MAX_AGE_ENV):
         monkeypatch.delenv(name, raising=False)
     return session_state
 

@@ -66,6 +66,10 @@ def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
     assert up.returncode == 0, up.stderr
     assert "control plane 'cli' is up" in up.stdout
     assert "starting kube-apiserver" in up.stdout  # progress is shown
+    # The dated screening sample every local enforcement point picks up by default.
+    sample = state_dir / "screening" / "dev-sample.json"
+    assert f"screening list: {sample}, a dated SAMPLE" in up.stdout
+    assert json.loads(sample.read_text())["sample"] is True
 
     status = _run(state_dir, "status", "--name", "cli", "--json")
     assert status.returncode == 0, status.stdout + status.stderr

@@ -3,6 +3,7 @@ unreachable OPA, and a SIGKILL in the middle of a rollout."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +23,7 @@ from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policydata import load_policy_data
 from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
-from sovereign.vocabulary import REASON_ENGINE_UNAVAILABLE
+from sovereign.vocabulary import REASON_ENGINE_UNAVAILABLE, REASON_SCREENING_UNAVAILABLE
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 # Upper bounds, met in seconds alone: a restarted operator first re-judges the whole shared control plane's
@@ -63,10 +64,10 @@ def compliance(op: LocalOperator, ns: str, name: str) -> tuple[str | None, list[
     return condition.get("status"), [v["code"] for v in status.get("violations") or []]
 
 
-def held(op: LocalOperator, ns: str, name: str) -> bool:
-    """PolicyCompliant says the engine could not judge: Unknown, ENGINE_UNAVAILABLE."""
+def held(op: LocalOperator, ns: str, name: str, reason: str = REASON_ENGINE_UNAVAILABLE) -> bool:
+    """PolicyCompliant says nothing could be decided, and why: Unknown, `reason`."""
     _, condition = compliant(op, ns, name)
-    return (condition.get("status"), condition.get("reason")) == ("Unknown", REASON_ENGINE_UNAVAILABLE)
+    return (condition.get("status"), condition.get("reason")) == ("Unknown", reason)
 
 
 def decision_of(op: LocalOperator, ns: str, name: str) -> dict[str, Any]:
@@ -182,6 +183,50 @@ def test_with_opa_down_new_deployments_are_refused_and_nothing_running_is_touche
     admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
     assert admitted.returncode == 0, admitted.stderr
     wait_until(lambda: running(op, ns, f"{cluster.name}-new"), WAIT_S, "the new deployment once OPA is back")
+
+
+def test_a_stale_screening_list_holds_everything_until_a_current_one_replaces_it(
+    sovereign_operator: LocalOperator,
+    controlplane: ControlPlane,
+    tmp_path: Path,
+    current_screening_list: Path,
+) -> None:
+    op, ns = sovereign_operator, "drift-screening"
+    op.onboard(ns)
+    cluster = usdef_cluster("drift-screening-1", datetime.now(UTC).date() + timedelta(days=365))
+    op.create(subjects.sovereign_cluster(cluster))
+    name = deploy(op, cluster, ns, "running")
+    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
+    before = op.get("rayservices", name, ns)
+    screening_list = tmp_path / "csl.json"
+    doc = json.loads(current_screening_list.read_text())
+    for source in doc["sources_used"]:
+        source["source_last_updated"] = (datetime.now(UTC) - timedelta(days=10)).isoformat()
+    screening_list.write_text(json.dumps(doc))
+    declared = Deployment.model_validate(
+        {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
+    )
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(subjects.llama_deployment(cluster, declared, ns)))
+    try:
+        op.start(f"--screening-list={screening_list}")  # ten days old: past its 7-day limit
+        wait_until(
+            lambda: held(op, ns, name, REASON_SCREENING_UNAVAILABLE),
+            WAIT_S,
+            "the deployment held (stale list)",
+        )
+        after = op.get("rayservices", name, ns)
+        assert after is not None and not rayservice.is_suspended(after)  # held, never suspended
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # type: ignore[index]
+        refused = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
+        assert refused.returncode != 0 and "SCREENING_UNAVAILABLE" in refused.stderr, refused.stderr
+        assert "10 days" in refused.stderr
+
+        screening_list.write_text(current_screening_list.read_text())  # the refresh lands: no restart
+        wait_until(lambda: compliance(op, ns, name)[0] == "True", WAIT_S, "the deployment judged again")
+        admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "new.yaml"))
+        assert admitted.returncode == 0, admitted.stderr
+    finally:
+        op.start()
 
 
 def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservices(

@@ -174,7 +174,9 @@ class CountingEngine:
 
 def test_a_fleet_is_judged_in_one_batch_of_distinct_inputs(signed_bundle: SignedBundle) -> None:
     engine = CountingEngine(WasmEngine(signed_bundle.wasm, signed_bundle.verification_key))
-    judge = Judge(engine, lambda name: [], lambda: date.fromisoformat(AS_OF))
+    judge = Judge(
+        engine, lambda name, as_of: {"performed": True, "hits": []}, lambda: date.fromisoformat(AS_OF)
+    )
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
     cluster = subjects.sovereign_cluster(spec)
     deployments = [

@@ -21,9 +21,9 @@ from sovereign.policy.screening import (
     ScreeningList,
     ScreeningListRefused,
     StaleScreeningList,
-    screen_of,
     source_code,
 )
+from sovereign.policy.screening_source import Screening
 
 HUAWEI = "Huawei Technologies Co., Ltd."
 NORTHWIND = "Northwind Aerospace Industries Co., Ltd."
@@ -452,17 +452,17 @@ def test_the_sample_is_refused_unless_samples_are_allowed(monkeypatch: pytest.Mo
     message = str(caught.value)
     assert "SAMPLE list" in message and f"{ALLOW_SAMPLE_ENV}=1" in message and "trade.gov" in message
     with pytest.raises(ScreeningListRefused, match="SAMPLE list"):
-        screen_of(SAMPLE_LIST, allow_sample=False)
+        Screening(SAMPLE_LIST, required=False, allow_sample=False).check(AS_OF)
 
     # Allowed, its fixed date is not held against it, however late the decision.
     far = date(2099, 1, 1)
     assert ScreeningList.load(SAMPLE_LIST, allow_sample=True, as_of=far).screen("N.A.I.")
     monkeypatch.setenv(ALLOW_SAMPLE_ENV, "1")
-    screen = screen_of(SAMPLE_LIST, as_of=far)
-    assert screen is not None and screen("Northwind Aerospace")[0]["source"] == "EL"
+    facts = Screening(SAMPLE_LIST, required=False)("Northwind Aerospace", far)
+    assert facts["performed"] is True and facts["hits"][0]["source"] == "EL"
     monkeypatch.setenv(ALLOW_SAMPLE_ENV, "maybe")
     with pytest.raises(BadInput, match=f"{ALLOW_SAMPLE_ENV}='maybe'"):
-        screen_of(SAMPLE_LIST)
+        Screening(SAMPLE_LIST, required=False)
 
 
 def test_allowing_samples_does_not_excuse_a_stale_real_list(tmp_path: Path) -> None:
@@ -470,7 +470,7 @@ def test_allowing_samples_does_not_excuse_a_stale_real_list(tmp_path: Path) -> N
         ScreeningList.load(_dated(tmp_path, "2026-11-01"), as_of=AS_OF, allow_sample=True)
 
 
-def test_screen_of_is_none_without_a_list_and_the_list_screen_with_one(csl: Path) -> None:
-    assert screen_of(None) is None
-    screen = screen_of(csl, as_of=AS_OF)
-    assert screen is not None and screen("\u0397uawei")[0]["name"] == HUAWEI
+def test_screening_says_not_performed_without_a_list_and_screens_with_one(csl: Path) -> None:
+    assert Screening(None, required=False)("Huawei", AS_OF) == {"performed": False, "hits": []}
+    facts = Screening(csl, required=False)("\u0397uawei", AS_OF)
+    assert facts["performed"] is True and facts["hits"][0]["name"] == HUAWEI

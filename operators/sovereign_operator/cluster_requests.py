@@ -30,7 +30,6 @@ from sovereign.vocabulary import (
     PHASE_DENIED,
     PHASE_PENDING,
     REASON_CREATED,
-    REASON_ENGINE_UNAVAILABLE,
     REASON_INVALID_SPEC,
     REASON_NAME_TAKEN,
     REQUESTS,
@@ -109,9 +108,9 @@ class RequestDesk:
         except BadInput as exc:
             self._pending(request, status, REASON_INVALID_SPEC, str(exc))
         judgements = self.judge.judge_documents(docs)
-        failures = {j.message for j in judgements if j.verdict is Verdict.UNDECIDED}
-        if failures:
-            self._pending(request, status, REASON_ENGINE_UNAVAILABLE, "; ".join(sorted(failures)))
+        if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
+            message = "; ".join(sorted({j.message for j in undecided}))
+            self._pending(request, status, conditions.undecided_reason(undecided), message)
         approved = all(j.allowed for j in judgements)
         phase = PHASE_APPROVED if approved else PHASE_DENIED
         reasons = [

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sovereign import vocabulary as k8s
+from sovereign.policy.judgement import SCREENING_UNAVAILABLE, Judgement
+
 Status = Literal["True", "False", "Unknown"]
 
 # Condition types and reasons: sovereign.vocabulary.
@@ -13,6 +16,15 @@ Status = Literal["True", "False", "Unknown"]
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def undecided_reason(judgements: Iterable[Judgement]) -> str:
+    """The reason an undecided status gives: what the decision lacked, a current screening list or an
+    engine that could answer."""
+    codes = {code for judgement in judgements for code in judgement.codes}
+    if SCREENING_UNAVAILABLE in codes:
+        return k8s.REASON_SCREENING_UNAVAILABLE
+    return k8s.REASON_ENGINE_UNAVAILABLE
 
 
 def condition(kind: str, status: Status, reason: str, message: str, generation: int) -> dict[str, Any]:

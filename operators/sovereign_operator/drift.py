@@ -1,9 +1,9 @@
 """Policy drift: re-judge every LlamaDeployment, in one batched query, whenever the answer may have changed.
 
 A full pass runs at start, then when the policy bundle revision changes, when the decision date changes
-(an accreditation valid through yesterday is expired today), and every recheck interval whatever
-happened. Each tick only asks the engine for its revision; while the engine cannot answer, nothing is
-re-judged and nothing is changed (see reconcile.py on holding).
+(an accreditation valid through yesterday is expired today), when the screening list file changes, and
+every recheck interval whatever happened. Each tick only asks the engine for its revision; while the
+engine cannot answer, nothing is re-judged and nothing is changed (see reconcile.py on holding).
 """
 
 from __future__ import annotations
@@ -123,23 +123,28 @@ class DriftWatcher:
         judge: Judge,
         recheck_s: float,
         clock: Callable[[], float] = time.monotonic,
+        screening_version: Callable[[], object] = lambda: None,
     ) -> None:
         self.fleet = fleet
         self.judge = judge
         self.recheck_s = recheck_s
         self.clock = clock
+        self.screening_version = screening_version
         self.revision: str | None = None
         self.as_of: date | None = None
+        self.screened_with: object = None
         self.last_pass = float("-inf")
         self.held = 0  # deployments the last pass could not judge (the engine failed mid-pass)
 
-    def _due(self, revision: str, as_of: date) -> str | None:
+    def _due(self, revision: str, as_of: date, screened_with: object) -> str | None:
         if self.held:
             return f"{self.held} deployments held while the engine could not judge"
         if revision != self.revision:
             return f"policy revision {self.revision or '(none)'} -> {revision}"
         if as_of != self.as_of:
             return f"decision date {self.as_of} -> {as_of}"
+        if screened_with != self.screened_with:
+            return "the screening list changed"
         if self.clock() - self.last_pass >= self.recheck_s:
             return f"recheck every {self.recheck_s:.0f} s"
         return None
@@ -147,8 +152,12 @@ class DriftWatcher:
     def tick(self) -> str | None:
         """One check; runs a full pass when one is due and returns why it ran (None: not due, or the
         engine cannot judge now)."""
-        revision, as_of = policy_revision(self.judge), self.judge.today()
-        reason = self._due(revision, as_of) if revision is not None else None
+        revision, as_of, screened_with = (
+            policy_revision(self.judge),
+            self.judge.today(),
+            self.screening_version(),
+        )
+        reason = self._due(revision, as_of, screened_with) if revision is not None else None
         if reason is None:
             return None
         started = self.clock()
@@ -161,7 +170,12 @@ class DriftWatcher:
             len(result.failed),
             self.clock() - started,
         )
-        self.revision, self.as_of, self.last_pass = revision, as_of, started
+        self.revision, self.as_of, self.screened_with, self.last_pass = (
+            revision,
+            as_of,
+            screened_with,
+            started,
+        )
         self.held = len(result.held)
         return reason
 

@@ -8,7 +8,7 @@ mode; this module says what each action means for a RayService:
 | allowed: ADMIT                               | True            | run (create, update, resume)            |
 | denied, enforce: REFUSE                      | False           | suspend if it exists; never create      |
 | denied, warn / dryrun: WARN / RECORD         | False           | run (violations shown / only recorded)  |
-| undecided (engine failed): HOLD              | Unknown         | hold: create nothing, change nothing    |
+| undecided (engine, screening list): HOLD     | Unknown         | hold: create nothing, change nothing    |
 | unjudgeable (cluster gone, bad spec): REFUSE | Unknown         | suspend if it exists; never create      |
 
 An unreachable engine holds rather than suspends: it is an outage of the judge, not a finding, and
@@ -98,7 +98,8 @@ def resolve(judgement: Judgement, mode: Mode) -> Resolution:
         message = "the policy allows this deployment"
         return Resolution(course, "True", k8s.REASON_ALLOWED, message, True, **common)
     if judgement.verdict is Verdict.UNDECIDED:
-        return Resolution(course, "Unknown", k8s.REASON_ENGINE_UNAVAILABLE, judgement.message, None, **common)
+        reason = conditions.undecided_reason([judgement])
+        return Resolution(course, "Unknown", reason, judgement.message, None, **common)
     summary = f"denied by the policy: {', '.join(judgement.codes)}"
     reasons = {
         Mode.WARN: (k8s.REASON_DENIED_WARN_ONLY, f"{summary} (warn mode: running)"),

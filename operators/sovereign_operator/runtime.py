@@ -16,7 +16,7 @@ from operators.sovereign_operator.kube import Kube, api_client
 from operators.sovereign_operator.reconcile import Reconciler
 from serving.manifest import RAY_IMAGE
 from sovereign.policy.judgement import Judge
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import Screening
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class OperatorConfig:
     recheck_interval_s: float = 600.0
     batch_timeout_s: float = 120.0
     as_of: date | None = None  # judge as of this date instead of today (rehearsals, audits)
-    screening_list: Path | None = None
+    screening_list: Path | None = None  # None: $SOVEREIGN_SCREENING_LIST, else the dev sample
     ray_image: str = RAY_IMAGE
 
     def today(self) -> date:
@@ -53,9 +53,9 @@ class Runtime:
     def build(cls, config: OperatorConfig) -> Runtime:
         kube = Kube(api_client(config.kubeconfig))
         engines = engines_from_env(config.batch_timeout_s)
-        screen = screen_of(config.screening_list)
-        single = Judge(engines.single, screen, config.today)
-        batch = Judge(engines.batch, screen, config.today)
+        screening = Screening.enforcing(config.screening_list)
+        single = Judge(engines.single, screening, config.today)
+        batch = Judge(engines.batch, screening, config.today)
         reconciler = Reconciler(kube, config.ray_image)
         fleet = Fleet(kube, reconciler, batch)
         return cls(
@@ -66,7 +66,7 @@ class Runtime:
             fleet=fleet,
             admission=Admission(single),
             desk=RequestDesk(kube, single),
-            drift=DriftWatcher(fleet, batch, config.recheck_interval_s),
+            drift=DriftWatcher(fleet, batch, config.recheck_interval_s, screening_version=screening.version),
         )
 
     def start(self) -> None:

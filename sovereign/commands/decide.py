@@ -15,7 +15,7 @@ from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput, parse_decision_inputs
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge, Verdict, utc_today
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 from sovereign.policy.subjects import declared_inputs, model_input, sovereign_cluster
 
 _USAGE = (
@@ -82,7 +82,7 @@ def decide(
     screening_list: Annotated[
         Path | None,
         typer.Option(
-            envvar="SOVEREIGN_SCREENING_LIST",
+            envvar=SCREENING_LIST_ENV,
             help="Denied-party list (trade.gov CSL JSON) to screen operators.",
         ),
     ] = None,
@@ -115,7 +115,7 @@ def decide(
     # The list must be current at the latest decision date among the inputs (an input without one is
     # decided today, as the Judge decides it).
     decided_on = max(inp.as_of or utc_today() for inp in inputs)
-    judge = Judge(engine_from_env(), screen_of(screening_list, as_of=decided_on))
+    judge = Judge(engine_from_env(), Screening.advisory(screening_list, decided_on))
     judgements = judge.judge_many(inputs) if was_array else [judge.judge(inputs[0])]
     decisions = [j.decision() for j in judgements]
     print(json.dumps(decisions if was_array else decisions[0], indent=2))

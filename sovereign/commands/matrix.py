@@ -19,7 +19,7 @@ from sovereign.matrix.markdown import render_markdown
 from sovereign.policy.decision_input import IsoDate
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge
-from sovereign.policy.screening import screen_of
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 from sovereign.policydata import load_policy_data
 
 
@@ -73,7 +73,7 @@ def matrix(
     screening_list: Annotated[
         Path | None,
         typer.Option(
-            envvar="SOVEREIGN_SCREENING_LIST",
+            envvar=SCREENING_LIST_ENV,
             help="Denied-party list (trade.gov CSL JSON) to screen operators, as `sovereign decide` does.",
         ),
     ] = None,
@@ -90,7 +90,7 @@ def matrix(
     declared = load_clusters(clusters)
     data = load_policy_data()
     result = compute_matrix(
-        declared, Judge(engine_from_env(), screen_of(screening_list, as_of=when)), data, when
+        declared, Judge(engine_from_env(), Screening.advisory(screening_list, when)), data, when
     )
 
     pages: dict[str, str] = {}

@@ -11,6 +11,7 @@ import typer
 
 from sovereign.devenv.state import controlplane_dir, state_root
 from sovereign.errors import BadInput
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -95,7 +96,11 @@ def run(
     ] = None,
     screening_list: Annotated[
         Path | None,
-        typer.Option(envvar="SOVEREIGN_SCREENING_LIST", help="Denied-party list (trade.gov CSL JSON)."),
+        typer.Option(
+            envvar=SCREENING_LIST_ENV,
+            help="Denied-party list (trade.gov CSL JSON); default: the sample `sovereign dev up` installs. "
+            "Required: the operator does not start without one.",
+        ),
     ] = None,
     ray_image: Annotated[str | None, typer.Option(help="Container image of the Ray pods.")] = None,
     metrics_port: Annotated[
@@ -114,8 +119,7 @@ def run(
     from operators.sovereign_operator.runtime import OperatorConfig
     from serving.manifest import RAY_IMAGE
 
-    if screening_list is not None and not screening_list.is_file():
-        raise BadInput(f"--screening-list {screening_list}: no such file")
+    Screening.enforcing(screening_list)  # none configured: refuse here, naming the setting (exit 2)
     found = Credentials.load(credentials or _default_credentials())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from sovereign.errors import BadInput, ToolMissing
+from sovereign.policy.screening_source import configured_list
 
 _out = Console(soft_wrap=True)  # a status line is one line, however long
 
@@ -89,8 +90,11 @@ def serve(
             f"the serving stack is not installed ({exc.name}): run .venv/bin/pip install -e '.[serving]'"
         ) from None
     # Checked before Ray starts: bad input costs nothing and applies nothing.
+    # Every request is screened: a data plane without a list is refused here, naming the setting.
+    screening = configured_list(enforcing=True)
     obj = load_rayservice_file(local) if local is not None else None
     config_path = _kubeconfig(kubeconfig, controlplane) if watch else None
+    _say(f"screening list: {screening.path} ({screening.origin})")
     ray = LocalRay(num_cpus=num_cpus, num_gpus=num_gpus, http_port=port)
     _say(f"starting a local Ray ({num_cpus} CPUs, {num_gpus} GPUs advertised): Serve on {ray.url}")
     _say(f"Ray metrics on :{ray.metrics_port}")

@@ -18,6 +18,7 @@ from infra.region_plan import connect_stack, plan
 from sovereign import toolchain
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import configured_bundle
+from sovereign.policy.screening_source import Screening
 
 StackArg = Annotated[str, typer.Argument(help="Stack: local, us-defense, five-eyes or eu-text-only.")]
 ProjectDir = Annotated[
@@ -43,6 +44,7 @@ def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
     else:
         plan(config, project_dir)
         configured_bundle()  # the program ships the built bundle: a missing one is reported before Pulumi
+        Screening.enforcing()  # and the policy pack screens: no list is reported here, naming the setting
     report = workspace.PolicyReport()
     steps: list[workspace.Action] = ["preview", "up"] if action == "up" else [action]
     for step in steps:  # up previews first, as `pulumi up` does: a refused stack creates nothing

@@ -18,6 +18,7 @@ from sovereign.devenv.controlplane import COMPONENT_BINARIES, Ports
 from sovereign.devenv.state import controlplane_dir, pid_alive, read_state
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import configured_bundle
+from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 
 UP_TIMEOUT_S = 180.0
 
@@ -27,6 +28,11 @@ def running_state(name: str) -> dict[str, Any] | None:
     if state and pid_alive(state.get("supervisor_pid")):
         return state
     return None
+
+
+def _install_screening_sample(progress: Callable[[str], None]) -> None:
+    sample = install_dev_sample()  # re-dated at each `up`
+    progress(f"screening list: {sample}, a dated SAMPLE (set ${SCREENING_LIST_ENV} to use a real one)")
 
 
 def up(
@@ -40,6 +46,7 @@ def up(
 ) -> dict[str, Any]:
     """Start the control plane `name` unless it runs already; return its state. Streams progress."""
     if state := running_state(name):
+        _install_screening_sample(progress)
         progress(f"control plane '{name}' is already up")
         return state
     # Fail fast, in this process, on missing binaries: the supervisor would only say the same later.
@@ -48,6 +55,7 @@ def up(
     toolchain.kuberay_crds()
     configured_bundle()  # no bundle or trust anchor: one line naming `sovereign bundle build`, exit 2
     Ports(apiserver=apiserver_port, opa=opa_port).resolve()  # a taken port is bad input: say so here
+    _install_screening_sample(progress)
 
     folder = controlplane_dir(name)
     folder.mkdir(parents=True, exist_ok=True)

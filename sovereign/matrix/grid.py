@@ -12,8 +12,7 @@ from typing import Any
 from sovereign.errors import BadInput
 from sovereign.policy.clusters import ClusterSpec, Deployment, load_cluster
 from sovereign.policy.decision_input import DecisionInput, EndUse
-from sovereign.policy.engine import ENGINE_FAILURES
-from sovereign.policy.judgement import Judge
+from sovereign.policy.judgement import UNDECIDED_CODES, Judge
 from sovereign.policy.subjects import declared_inputs, model_input, sovereign_cluster
 from sovereign.policydata import PolicyData
 
@@ -160,7 +159,7 @@ class ComplianceMatrix:
 
     def engine_failures(self) -> list[Cell]:
         """Cells the engine could not decide (denied fail-closed): the matrix then cannot be trusted."""
-        return [cell for cell in self.cells.values() if ENGINE_FAILURES & set(cell.violation_codes)]
+        return [cell for cell in self.cells.values() if UNDECIDED_CODES & set(cell.violation_codes)]
 
     def deployment_cell(self, declared: DeclaredDeployment) -> Cell:
         """The declared deployment's own decision, as a cell."""

@@ -15,13 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import ENGINE_FAILURES, PolicyEngine
 
-Screen = Callable[[str], list[dict[str, Any]]]  # an organisation's name -> denied-party hits
+# organisation name, decision date -> input.screening (sovereign.policy.screening_source.Screening)
+ScreeningFacts = Callable[[str, date], dict[str, Any]]
+# The policy's code for a decision it cannot make: a fact it needs (a current screening list) is missing.
+SCREENING_UNAVAILABLE = "SCREENING_UNAVAILABLE"
+# Codes that mean nothing was decided: callers treat them alike (deny, hold), whoever produced them.
+UNDECIDED_CODES = ENGINE_FAILURES | {SCREENING_UNAVAILABLE}
 
 
 class Verdict(StrEnum):
@@ -63,7 +67,7 @@ class Judgement:
         """A judgement from the engine's decision document (which always has allow and violations)."""
         violations = tuple(decision.get("violations") or ())
         codes = {str(v.get("code")) for v in violations}
-        if codes & ENGINE_FAILURES:
+        if codes & UNDECIDED_CODES:
             verdict = Verdict.UNDECIDED
         elif decision.get("allow") is True and not violations:
             verdict = Verdict.ALLOWED
@@ -125,27 +129,30 @@ def utc_today() -> date:
 class Judge:
     """Adds screening and the decision date to each input, asks one engine, returns judgements.
 
-    `screen` is None when no denied-party list is configured: the input then says screening was not
-    performed, and the policy decides what that means.
+    `screening` gives each input its `screening` facts (see screening_source.Screening); without it the
+    input says screening was not performed, and the policy decides what that means.
     """
 
     def __init__(
-        self, engine: PolicyEngine, screen: Screen | None = None, today: Callable[[], date] = utc_today
+        self,
+        engine: PolicyEngine,
+        screening: ScreeningFacts | None = None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
         self.engine = engine
         self.today = today
-        # Screening is fuzzy matching over the whole list: once per organisation name is enough.
-        self._screen = cache(screen) if screen is not None else None
-
-    @property
-    def screens(self) -> bool:
-        return self._screen is not None
+        self.screening = screening
 
     def policy_input(self, inp: DecisionInput, **facts: Any) -> dict[str, Any]:
         """The document the policy evaluates for `inp`, with `facts` (request, weights, approval) added."""
-        hits = self._screen(inp.cluster.operator.name) if self._screen else []
-        doc = inp.policy_input({"performed": self._screen is not None, "hits": hits})
-        doc.setdefault("as_of", self.today().isoformat())
+        as_of = inp.as_of or self.today()
+        screened = (
+            self.screening(inp.cluster.operator.name, as_of)
+            if self.screening is not None
+            else {"performed": False, "hits": []}
+        )
+        doc = inp.policy_input(screened)
+        doc.setdefault("as_of", as_of.isoformat())
         doc.update({key: value for key, value in facts.items() if value is not None})
         return doc
 

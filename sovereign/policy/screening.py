@@ -21,7 +21,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, cached_property
@@ -42,7 +42,7 @@ from sovereign.policy.decision_input import describe_errors
 # that shares a word (tests/test_screening.py measures both sides of this line).
 MATCH_THRESHOLD = 90.0
 
-# The settings, as parameters of `ScreeningList.load`/`screen_of` or, when those are left out, from the
+# The settings, as parameters of `ScreeningList.load`/`Screening` or, when those are left out, from the
 # environment (the operator, the data plane and the CLI all read the same names).
 MAX_AGE_ENV = "SOVEREIGN_SCREENING_MAX_AGE_DAYS"
 ALLOW_SAMPLE_ENV = "SOVEREIGN_SCREENING_ALLOW_SAMPLE"
@@ -248,7 +248,7 @@ def _updated_on(value: str) -> date:
     return parsed.date()
 
 
-def _max_age_from_env() -> timedelta:
+def max_age_from_env() -> timedelta:
     raw = os.environ.get(MAX_AGE_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_AGE
@@ -261,7 +261,7 @@ def _max_age_from_env() -> timedelta:
     return timedelta(days=days)
 
 
-def _allow_sample_from_env() -> bool:
+def allow_sample_from_env() -> bool:
     raw = os.environ.get(ALLOW_SAMPLE_ENV, "").strip().lower()
     if raw in {"", "0", "false", "no", "off"}:
         return False
@@ -359,8 +359,8 @@ class ScreeningList:
         """Raise ScreeningListRefused unless this list may screen decisions made on `as_of` (default today,
         UTC). A long-running process calls this again as its decision date moves on."""
         as_of = as_of or datetime.now(UTC).date()
-        max_age = _max_age_from_env() if max_age is None else max_age
-        allow_sample = _allow_sample_from_env() if allow_sample is None else allow_sample
+        max_age = max_age_from_env() if max_age is None else max_age
+        allow_sample = allow_sample_from_env() if allow_sample is None else allow_sample
         where = f"--screening-list {self.path}" if self.path else "the screening list"
         if self.sample:
             if allow_sample:
@@ -430,18 +430,3 @@ class ScreeningList:
 
 def _distinct(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
-
-
-def screen_of(
-    path: Path | None,
-    *,
-    as_of: date | None = None,
-    max_age: timedelta | None = None,
-    allow_sample: bool | None = None,
-) -> Callable[[str], list[dict[str, Any]]] | None:
-    """The screening function a `Judge` takes: the list at `path`, or None when none is configured (the
-    policy input then says screening was not performed). The list must be current at `as_of` (see
-    `ScreeningList.load`, which raises ScreeningListRefused otherwise)."""
-    if path is None:
-        return None
-    return ScreeningList.load(path, as_of=as_of, max_age=max_age, allow_sample=allow_sample).screen

@@ -10,7 +10,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import wasmtime
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
+from opapywasm import runtime as opa_runtime
 
 from sovereign.policy.bundle import (
     BATCH_ENTRYPOINT,
@@ -47,6 +49,23 @@ class _QuietGrowth(logging.Filter):
 logging.getLogger("opapywasm.runtime").addFilter(_QuietGrowth())
 
 
+def policy_from_wasm(wasm: bytes, config: PolicyConfig) -> OpaWasmPolicy:
+    """An opa-py-wasm policy for `wasm`, starting its memory at the size the module asks for.
+
+    opa-py-wasm 1.2.1 gives every instance 2 pages and grows them only when copying the module's data
+    traps; a module whose memory import itself asks for more (its static strings outgrew 128 KiB) fails to
+    link instead. No option sets the start size, so it is raised here to the module's declared minimum.
+    """
+    module = wasmtime.Module(wasmtime.Engine(), wasm)
+    declared = [
+        item.type.limits.min
+        for item in module.imports
+        if item.module == "env" and item.name == "memory" and isinstance(item.type, wasmtime.MemoryType)
+    ]
+    opa_runtime._DEFAULT_MEMORY_PAGES = max([opa_runtime._DEFAULT_MEMORY_PAGES, *declared])
+    return OpaWasmPolicy.from_wasm_bytes(wasm, config)
+
+
 class WasmEngine:
     name = NAME
 
@@ -58,7 +77,7 @@ class WasmEngine:
         self._refusal: Failure | None = None
         try:
             verified = verify_built(bundle, verification_key)
-            policy = OpaWasmPolicy.from_wasm_bytes(
+            policy = policy_from_wasm(
                 verified.files["policy.wasm"],
                 PolicyConfig(
                     pool_size=pool_size, eval_timeout_seconds=timeout_s, borrow_timeout_seconds=timeout_s

@@ -11,7 +11,6 @@ from sovereign.demo.sovereign_cli import SOVEREIGN, run_sovereign
 from sovereign.devenv.process import free_port
 from sovereign.devenv.prometheus import ScrapeJob
 from sovereign.errors import SovereignError
-from sovereign.policy.screening import ALLOW_SAMPLE_ENV, SAMPLE_LIST
 
 
 def start_operators(demo: DemoContext) -> None:
@@ -50,11 +49,10 @@ def _start_operator(demo: DemoContext, region: Region) -> None:
             f"--credentials={credentials}",
             "--drift-interval=2",
             f"--metrics-port={region.operator_metrics_port}",
-            f"--screening-list={SAMPLE_LIST}",
             f"--liveness=http://127.0.0.1:{health}/healthz",
         ],
-        # The demo screens against the shipped sample list, accepted for local runs only.
-        env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1", ALLOW_SAMPLE_ENV: "1"},
+        # The operator screens against the dated sample `sovereign dev up` installed (its default).
+        env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1"},
     )
     wait_for(
         f"the {name} operator", lambda: requests.get(f"http://127.0.0.1:{health}/healthz", timeout=1).ok, 120

@@ -48,6 +48,14 @@ violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALI
 	message := concat("", ["input field screening.performed must be true or false (got ", lib.text(performed), ")"])
 }
 
+# screening.required (an enforcement point) may be absent, but not unreadable: it must not pass as "not
+# required".
+violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {
+	required := lib.object_at(lib.request, "screening").required
+	not is_boolean(required)
+	message := concat("", ["input field screening.required must be true or false (got ", lib.text(required), ")"])
+}
+
 # approval (the decision approves a new organisation) may be absent, but not unreadable: it must not pass
 # as "not an approval".
 violations contains lib.item("INVALID_INPUT", message, lib.code_citation("INVALID_INPUT")) if {

@@ -61,6 +61,11 @@ test_fail_screening_performed_not_a_boolean if {
 	_messages(fixtures.patched(fixtures.us_defense, {"screening": {"performed": null, "hits": []}})) == {"input field screening.performed must be true or false (got null)"}
 }
 
+test_fail_screening_required_not_a_boolean if {
+	request := fixtures.patched(fixtures.us_defense, {"screening": {"performed": true, "hits": [], "required": "yes"}})
+	_messages(request) == {"input field screening.required must be true or false (got yes)"}
+}
+
 test_fail_approval_not_a_boolean if {
 	_messages(fixtures.patched(fixtures.us_defense, {"approval": "yes"})) == {"input field approval must be true or false (got yes)"}
 	_messages(fixtures.patched(fixtures.us_defense, {"approval": 1})) == {"input field approval must be true or false (got 1)"}

@@ -65,3 +65,35 @@ test_fail_unscreened_without_policy_data_still_denies if {
 	violations := screening_performed.violations with input as request with data.codes as {}
 	{v.code | some v in violations} == {"SCREENING_NOT_PERFORMED"}
 }
+
+_unavailable := fixtures.patched(_unscreened, {"screening": {
+	"performed": false,
+	"hits": [],
+	"required": true,
+	"problem": "the list is 9 days old",
+}})
+
+test_fail_required_screening_without_a_list_is_unavailable_for_every_decision if {
+	every request in [_unavailable, fixtures.patched(_unavailable, {"approval": true})] {
+		screening_performed.violations == {{
+			"code": "SCREENING_UNAVAILABLE",
+			"message": concat("", [
+				"operator <Albion Analytics Ltd> cannot be screened: no current denied-party list (the list is ",
+				"9 days old); screening is required here, so nothing is decided until a current list is configured",
+			]),
+			"citation": data.codes.SCREENING_UNAVAILABLE.citation,
+		}} with input as request
+		screening_performed.obligations == set() with input as request
+	}
+}
+
+test_success_required_screening_performed if {
+	request := fixtures.patched(_screened, {"screening": {"performed": true, "hits": [], "required": true}})
+	screening_performed.violations == set() with input as request
+	screening_performed.obligations == set() with input as request
+}
+
+test_success_unreadable_required_is_left_to_invalid_input if {
+	request := fixtures.patched(_unscreened, {"screening": {"performed": false, "hits": [], "required": "yes"}})
+	{v.code | some v in screening_performed.violations} == set() with input as request
+}
