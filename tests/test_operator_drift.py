@@ -150,20 +150,28 @@ def test_an_expired_accreditation_suspends_and_the_present_restores(
     wait_until(lambda: running(op, ns, name), WAIT_S, "restoration as of today")
 
 
+def one_running_and_one_to_apply(
+    op: LocalOperator, ns: str, manifest: Path
+) -> tuple[ClusterSpec, str, dict[str, Any] | None]:
+    """A cluster `<ns>-1` with one running deployment, and a second written to `manifest`, not applied:
+    the cluster, the running one's name and its RayService as it runs."""
+    op.onboard(ns)
+    cluster = usdef_cluster(f"{ns}-1", datetime.now(UTC).date() + timedelta(days=365))
+    op.create(subjects.sovereign_cluster(cluster))
+    name = deploy(op, cluster, ns, "running")
+    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
+    declared = Deployment.model_validate(
+        {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
+    )
+    manifest.write_text(yaml.safe_dump(subjects.llama_deployment(cluster, declared, ns)))
+    return cluster, name, op.get("rayservices", name, ns)
+
+
 def test_with_opa_down_new_deployments_are_refused_and_nothing_running_is_touched(
     sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
 ) -> None:
     op, ns = sovereign_operator, "drift-opa-down"
-    op.onboard(ns)
-    cluster = usdef_cluster("drift-opa-down-1", datetime.now(UTC).date() + timedelta(days=365))
-    op.create(subjects.sovereign_cluster(cluster))
-    name = deploy(op, cluster, ns, "running")
-    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
-    before = op.get("rayservices", name, ns)
-    declared = Deployment.model_validate(
-        {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
-    )
-    (tmp_path / "new.yaml").write_text(yaml.safe_dump(subjects.llama_deployment(cluster, declared, ns)))
+    cluster, name, before = one_running_and_one_to_apply(op, ns, tmp_path / "new.yaml")
 
     op.stop_opa()
     try:
@@ -192,21 +200,12 @@ def test_a_stale_screening_list_holds_everything_until_a_current_one_replaces_it
     current_screening_list: Path,
 ) -> None:
     op, ns = sovereign_operator, "drift-screening"
-    op.onboard(ns)
-    cluster = usdef_cluster("drift-screening-1", datetime.now(UTC).date() + timedelta(days=365))
-    op.create(subjects.sovereign_cluster(cluster))
-    name = deploy(op, cluster, ns, "running")
-    wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
-    before = op.get("rayservices", name, ns)
+    _, name, before = one_running_and_one_to_apply(op, ns, tmp_path / "new.yaml")
     screening_list = tmp_path / "csl.json"
     doc = json.loads(current_screening_list.read_text())
     for source in doc["sources_used"]:
         source["source_last_updated"] = (datetime.now(UTC) - timedelta(days=10)).isoformat()
     screening_list.write_text(json.dumps(doc))
-    declared = Deployment.model_validate(
-        {"name": "new", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
-    )
-    (tmp_path / "new.yaml").write_text(yaml.safe_dump(subjects.llama_deployment(cluster, declared, ns)))
     try:
         op.start(f"--screening-list={screening_list}")  # ten days old: past its 7-day limit
         wait_until(
