@@ -67,6 +67,10 @@ MODELS = [
 ]
 
 
+# The namespaces deployments are made in: part 1's, and part 2's fifty teams, each a tenant of every cluster.
+TENANTS = ["bench", *(f"tenant-{team}" for team in range(50))]
+
+
 def _cluster(index: int, region: str, quota: int | None) -> ClusterSpec:
     country, kind, scheme, _ = REGIONS[region]
     expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
@@ -78,6 +82,7 @@ def _cluster(index: int, region: str, quota: int | None) -> ClusterSpec:
             "gpu_quota": quota,
             "operator": {"name": f"Bench Operator {index}", "country": country, "kind": kind},
             "accreditations": [{"scheme": scheme, "expires": expires}],
+            "tenants": TENANTS,
         }
     )
 

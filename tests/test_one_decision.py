@@ -98,7 +98,7 @@ def _objects(spec: ClusterSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     cluster = subjects.sovereign_cluster(spec)
     deployments = []
     for index, declared in enumerate(spec.deployments):
-        obj = subjects.llama_deployment(spec, declared, "tenant")
+        obj = subjects.llama_deployment(spec, declared, spec.name)
         obj["metadata"].update(uid=f"uid-{index}", creationTimestamp=f"2026-01-01T00:00:{index:02d}Z")
         obj["status"] = {"phase": "Running"}
         deployments.append(obj)

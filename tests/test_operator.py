@@ -26,11 +26,13 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 WAIT_S = 30.0
 
 
-def usdef_cluster(name: str, enforcement: str = "enforce", quota: int = 64) -> ClusterSpec:
+def usdef_cluster(ns: str, enforcement: str = "enforce", quota: int = 64) -> ClusterSpec:
+    """The cluster `<ns>-1`, on which namespace `ns` may deploy."""
     expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
     return ClusterSpec.model_validate(
         {
-            "name": name,
+            "name": f"{ns}-1",
+            "tenants": [ns],
             "region": "us-defense",
             "country": "US",
             "weights_country": "US",
@@ -64,7 +66,7 @@ def test_compliant_deployment_becomes_a_sized_labelled_owned_rayservice_and_goes
 ) -> None:
     op, ns = sovereign_operator, "op-flows"
     op.onboard(ns)
-    cluster = usdef_cluster("op-flows-1")
+    cluster = usdef_cluster(ns)
     op.create(subjects.sovereign_cluster(cluster, capacity=96))
     created = op.create(deployment(cluster, "chat", ns, replicas=2, gpus_per_replica=4))
     name = created["metadata"]["name"]
@@ -117,7 +119,7 @@ def test_without_admission_a_denied_deployment_gets_no_rayservice_but_reasons(
     op, ns = sovereign_operator, "op-no-admission"
     op.onboard(ns)
     assert controlplane.kubectl("label", "namespace", ns, f"{k8s.LABEL_MANAGED}-").returncode == 0
-    cluster = usdef_cluster("op-no-admission-1", quota=8)
+    cluster = usdef_cluster(ns, quota=8)
     op.create(subjects.sovereign_cluster(cluster))
     name = op.create(deployment(cluster, "big", ns, replicas=4, gpus_per_replica=8))["metadata"]["name"]
 
@@ -138,7 +140,7 @@ def test_warn_admits_with_warnings_enforce_suspends_dryrun_records(
 ) -> None:
     op, ns = sovereign_operator, "op-modes"
     op.onboard(ns)
-    cluster = usdef_cluster("op-modes-1", enforcement="warn")
+    cluster = usdef_cluster(ns, enforcement="warn")
     op.create(subjects.sovereign_cluster(cluster))
     noncompliant = deployment(cluster, "unknown", ns, model="llama-9-1t", gpus_per_replica=2)
     name = noncompliant["metadata"]["name"]

@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 WAIT_S = 90.0
 
 
-def usdef_cluster(name: str, expires: date) -> ClusterSpec:
+def usdef_cluster(ns: str, expires: date) -> ClusterSpec:
+    """The cluster `<ns>-1`, on which namespace `ns` may deploy."""
     return ClusterSpec.model_validate(
         {
-            "name": name,
+            "name": f"{ns}-1",
+            "tenants": [ns],
             "region": "us-defense",
             "country": "US",
             "operator": {
@@ -104,7 +106,7 @@ def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_revert
 ) -> None:
     op, ns = sovereign_operator, "drift-policy"
     op.onboard(ns)
-    cluster = usdef_cluster("drift-policy-1", datetime.now(UTC).date() + timedelta(days=365))
+    cluster = usdef_cluster("drift-policy", datetime.now(UTC).date() + timedelta(days=365))
     op.create(subjects.sovereign_cluster(cluster))
     defense, research = deploy(op, cluster, ns, "defense"), deploy(op, cluster, ns, "research", "research")
     for name in (defense, research):
@@ -136,7 +138,7 @@ def test_an_expired_accreditation_suspends_and_the_present_restores(
     op, ns = sovereign_operator, "drift-expiry"
     op.onboard(ns)
     expires = datetime.now(UTC).date() + timedelta(days=30)
-    cluster = usdef_cluster("drift-expiry-1", expires)
+    cluster = usdef_cluster("drift-expiry", expires)
     op.create(subjects.sovereign_cluster(cluster))
     name = deploy(op, cluster, ns, "chat")
     wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
@@ -156,7 +158,7 @@ def one_running_and_one_to_apply(
     """A cluster `<ns>-1` with one running deployment, and a second written to `manifest`, not applied:
     the cluster, the running one's name and its RayService as it runs."""
     op.onboard(ns)
-    cluster = usdef_cluster(f"{ns}-1", datetime.now(UTC).date() + timedelta(days=365))
+    cluster = usdef_cluster(ns, datetime.now(UTC).date() + timedelta(days=365))
     op.create(subjects.sovereign_cluster(cluster))
     name = deploy(op, cluster, ns, "running")
     wait_until(lambda: running(op, ns, name), WAIT_S, "the deployment to run")
@@ -233,7 +235,7 @@ def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservi
 ) -> None:
     op, ns, count = sovereign_operator, "drift-rollout", 50
     op.onboard(ns)
-    cluster = usdef_cluster("drift-rollout-1", datetime.now(UTC).date() + timedelta(days=365))
+    cluster = usdef_cluster("drift-rollout", datetime.now(UTC).date() + timedelta(days=365))
     op.create(subjects.sovereign_cluster(cluster))
     uids: dict[str, str] = {}
     for index in range(count):

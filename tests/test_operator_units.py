@@ -58,7 +58,7 @@ def test_objects_map_to_the_same_input_as_the_cluster_file(path: Path) -> None:
     """Pulumi builds objects from clusters/*.yaml; as objects they must map to the cluster file's input."""
     spec = load_cluster(path)
     cluster = subjects.sovereign_cluster(spec, capacity=128)
-    objects = [subjects.llama_deployment(spec, d, "tenant") for d in spec.deployments]
+    objects = [subjects.llama_deployment(spec, d, spec.name) for d in spec.deployments]
     from_file = subjects.declared_inputs(spec, AS_OF)
     for index, deployment in enumerate(spec.deployments):
         in_use = subjects.declared_gpus_in_use(objects, index)
@@ -82,7 +82,7 @@ def test_a_request_is_judged_as_the_cluster_and_deployments_it_asks_for() -> Non
 
 def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
-    deployment = subjects.llama_deployment(spec, spec.deployments[0], "tenant")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
     deployment["metadata"]["uid"] = "uid-1"
     deployment["spec"]["replicas"] = 3
     cluster = subjects.sovereign_cluster(spec)
@@ -179,9 +179,7 @@ def test_a_fleet_is_judged_in_one_batch_of_distinct_inputs(signed_bundle: Signed
     )
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
     cluster = subjects.sovereign_cluster(spec)
-    deployments = [
-        subjects.llama_deployment(spec, d, f"team-{i}") for i in range(5) for d in spec.deployments
-    ]
+    deployments = [subjects.llama_deployment(spec, d, spec.name) for _ in range(5) for d in spec.deployments]
     deployments.append({**deployments[0], "spec": {**deployments[0]["spec"], "clusterRef": "nowhere"}})
     judgements = judge_deployments(judge, deployments, {spec.name: cluster}, {})
     assert (engine.batches, engine.items) == (1, 2)  # 10 deployments, 2 distinct inputs, one query

@@ -68,7 +68,7 @@ def judge_with(signed_bundle: SignedBundle) -> Any:
 
 def usdef_input(as_of: date = TODAY) -> DecisionInput:
     return subjects.deployment_input(
-        subjects.sovereign_cluster(USDEF), subjects.llama_deployment(USDEF, USDEF.deployments[0], "ns")
+        subjects.sovereign_cluster(USDEF), subjects.llama_deployment(USDEF, USDEF.deployments[0], USDEF.name)
     ).model_copy(update={"as_of": as_of})
 
 
@@ -146,11 +146,14 @@ def test_a_replaced_list_is_read_again_without_a_restart(tmp_path: Path, judge_w
     assert judgement.codes == [SCREENING_UNAVAILABLE] and "malformed JSON" in judgement.message
 
 
-def test_a_list_current_today_is_stale_for_a_decision_next_month(tmp_path: Path, judge_with: Any) -> None:
-    judge = judge_with(Screening(listed(tmp_path / "csl.json", TODAY), required=True))
+def test_a_list_ages_with_the_decision_date_but_not_past_today(tmp_path: Path, judge_with: Any) -> None:
+    judge = judge_with(Screening(listed(tmp_path / "csl.json", TODAY - timedelta(days=5)), required=True))
     assert judge.judge(usdef_input()).verdict is Verdict.ALLOWED
-    later = judge.judge(usdef_input(TODAY + timedelta(days=30)))
-    assert later.codes == [SCREENING_UNAVAILABLE]
+    # Rehearsing next month's decision: no newer list can exist yet, so today's currency stands.
+    assert judge.judge(usdef_input(TODAY + timedelta(days=30))).verdict is Verdict.ALLOWED
+    stale = judge_with(Screening(listed(tmp_path / "old.json", TODAY - timedelta(days=8)), required=True))
+    assert stale.judge(usdef_input(TODAY + timedelta(days=30))).codes == [SCREENING_UNAVAILABLE]
+    assert stale.judge(usdef_input(TODAY - timedelta(days=2))).verdict is Verdict.ALLOWED  # 6 days then
 
 
 def test_where_screening_is_not_required_no_list_decides_with_the_notice(judge_with: Any) -> None:

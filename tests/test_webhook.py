@@ -101,6 +101,28 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_created(
     assert sovereign_operator.get("rayservices", "bad-input", "usdef-team") is None
 
 
+def test_a_team_cannot_deploy_on_a_cluster_that_is_not_its_own(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """The EU team names the US defence cluster: refused, citing that cluster's own tenant list."""
+    refused = controlplane.kubectl(
+        "apply", "-f", str(_ld(tmp_path, "eu-team", model="llama-3.1-8b-instruct"))
+    )
+    assert refused.returncode != 0
+    assert "TENANT_NOT_ALLOWED (metadata.namespace / spec.clusterRef)" in refused.stderr, refused.stderr
+    assert "namespace <eu-team> may not deploy on cluster <usdef-east-1>: its tenants are <usdef-team>" in (
+        refused.stderr
+    )
+    assert "SovereignCluster <usdef-east-1> spec.tenants.namespaces" in refused.stderr
+    assert sovereign_operator.get("llamadeployments", "bad-input", "eu-team") is None
+    # Its own team may (the same deployment from usdef-team is admitted).
+    admitted = controlplane.kubectl(
+        "apply", "-f", str(_ld(tmp_path, "usdef-team", model="llama-3.1-8b-instruct"))
+    )
+    assert admitted.returncode == 0, admitted.stderr
+    sovereign_operator.delete("llamadeployments", "bad-input", "usdef-team")
+
+
 def test_a_rayservice_made_by_hand_is_refused(
     examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
 ) -> None:

@@ -58,6 +58,7 @@ _FIELDS = {
     "GPU_QUOTA_EXCEEDED": "spec.replicas x spec.gpusPerReplica",
     "DATA_RESIDENCY": "spec.weights.country / the SovereignCluster",
     "INVALID_INPUT": "spec",
+    "TENANT_NOT_ALLOWED": "metadata.namespace / spec.clusterRef",
 }
 
 

@@ -42,6 +42,9 @@ class ClusterSpec(Strict):
     weights_country: CountryCode | None = None
     gpu_quota: Count | None = None
     enforcement: Mode = Mode.ENFORCE
+    # The namespaces that may deploy on it (its SovereignCluster's spec.tenants.namespaces); default: the
+    # namespace the Pulumi program creates for it, named after it.
+    tenants: list[DnsLabel] | None = None
     operator: Operator
     accreditations: list[Accreditation] = Field(default_factory=list)
     deployments: list[Deployment] = Field(default_factory=list)

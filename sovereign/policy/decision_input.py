@@ -94,6 +94,7 @@ class ClusterFacts(Strict):
     gpus_in_use: Count | None = None
     operator: Operator
     accreditations: list[Accreditation] = Field(default_factory=list)
+    tenants: list[DnsLabel] | None = None  # the namespaces that may deploy on it
 
 
 class DecisionInput(Strict):
@@ -102,6 +103,7 @@ class DecisionInput(Strict):
     end_use: EndUse
     gpus: Count | None = None
     as_of: IsoDate | None = None
+    namespace: DnsLabel | None = None  # where the deployment is made (its tenant); None: no deployment
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> DecisionInput:

@@ -357,8 +357,10 @@ class ScreeningList:
         self, as_of: date | None = None, *, max_age: timedelta | None = None, allow_sample: bool | None = None
     ) -> None:
         """Raise ScreeningListRefused unless this list may screen decisions made on `as_of` (default today,
-        UTC). A long-running process calls this again as its decision date moves on."""
-        as_of = as_of or datetime.now(UTC).date()
+        UTC). A long-running process calls this again as its decision date moves on. A decision dated
+        after today (a rehearsal of an expiry) is measured from today: no later list can exist yet."""
+        today = datetime.now(UTC).date()
+        as_of = min(as_of or today, today)
         max_age = max_age_from_env() if max_age is None else max_age
         allow_sample = allow_sample_from_env() if allow_sample is None else allow_sample
         where = f"--screening-list {self.path}" if self.path else "the screening list"

@@ -73,6 +73,7 @@ def sovereign_cluster(spec: ClusterSpec, capacity: int | None = None) -> dict[st
                     for a in spec.accreditations
                 ],
                 "gpu": gpu or None,
+                "tenants": {"namespaces": spec.tenants if spec.tenants is not None else [spec.name]},
                 "enforcement": spec.enforcement.value,
             }
         ),
@@ -134,6 +135,7 @@ def request_proposal(request: Mapping[str, Any]) -> tuple[dict[str, Any], list[d
                 ),
                 "accreditations": list(spec.get("accreditations") or []),
                 "gpu": {"capacity": gpus, "quota": gpus},
+                "tenants": {"namespaces": [meta.get("namespace")]},  # the requester's
                 "enforcement": "enforce",
             }
         ),
@@ -204,6 +206,7 @@ def cluster_facts(
                 {"scheme": a.get("scheme"), "expires": a.get("expires")}
                 for a in spec.get("accreditations") or []
             ],
+            "tenants": (spec.get("tenants") or {}).get("namespaces"),
         }
     )
     try:
@@ -243,6 +246,7 @@ def deployment_input(
         "end_use": spec.get("endUse"),
         "gpus": deployment_gpus(deployment),
         "as_of": as_of,
+        "namespace": (deployment.get("metadata") or {}).get("namespace"),
     }
     return _input(raw, deployment)
 
@@ -263,9 +267,10 @@ def model_input(
 
 
 def declared_inputs(spec: ClusterSpec, as_of: str | None = None) -> dict[str, DecisionInput]:
-    """Each deployment a cluster file declares, by name, as the Pulumi preview and the operator see it."""
+    """Each deployment a cluster file declares, by name, as the Pulumi preview and the operator see it (in
+    the namespace the Pulumi program creates for the cluster, named after it)."""
     cluster = sovereign_cluster(spec)
-    deployments = [llama_deployment(spec, d, namespace="declared") for d in spec.deployments]
+    deployments = [llama_deployment(spec, d, namespace=spec.name) for d in spec.deployments]
     return {
         declared.name: deployment_input(
             cluster, deployments[index], gpus_in_use=declared_gpus_in_use(deployments, index), as_of=as_of

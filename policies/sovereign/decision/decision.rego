@@ -24,6 +24,7 @@ import data.sovereign.rules.operator_eligibility
 import data.sovereign.rules.region_modality
 import data.sovereign.rules.request_modality
 import data.sovereign.rules.screening_performed
+import data.sovereign.rules.tenant_binding
 import data.sovereign.rules.unknown_model
 import data.sovereign.rules.unknown_region
 import data.sovereign.rules.weights_match
@@ -43,6 +44,7 @@ violations := union({
 	data_residency.violations,
 	mau_licence.violations,
 	gpu_quota.violations,
+	tenant_binding.violations,
 	request_modality.violations,
 	weights_match.violations,
 })
