@@ -4,6 +4,7 @@ denial without admission, and the three enforcement modes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,6 +111,45 @@ def test_compliant_deployment_becomes_a_sized_labelled_owned_rayservice_and_goes
 
     op.delete("llamadeployments", name, ns)
     wait_until(lambda: op.get("rayservices", name, ns) is None, WAIT_S, "the RayService to go")
+
+
+def test_an_edited_owned_rayservice_is_restored_to_what_was_judged_annotation_or_not(
+    sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    op, ns = sovereign_operator, "op-edits"
+    op.onboard(ns)
+    cluster = usdef_cluster(ns)
+    op.create(subjects.sovereign_cluster(cluster, capacity=96))
+    name = op.create(deployment(cluster, "chat", ns))["metadata"]["name"]
+    judged = wait_until(lambda: op.get("rayservices", name, ns), WAIT_S, "the RayService")
+    # Another image and a field the operator never writes, the spec-hash annotation left as it was.
+    edited = {
+        "spec": {
+            "rayClusterConfig": {
+                "headServiceAnnotations": {"sneaky": "yes"},
+                "workerGroupSpecs": [
+                    {
+                        **judged["spec"]["rayClusterConfig"]["workerGroupSpecs"][0],
+                        "template": {"spec": {"containers": [{"name": "ray-worker", "image": "evil/ray:1"}]}},
+                    }
+                ],
+            }
+        }
+    }
+    (tmp_path / "edit.yaml").write_text(yaml.safe_dump(edited))
+    done = controlplane.kubectl(
+        "patch", "rayservice", name, "-n", ns, "--type=merge", "--patch-file", str(tmp_path / "edit.yaml")
+    )
+    assert done.returncode == 0, done.stderr
+    restored = wait_until(
+        lambda: (rs := op.get("rayservices", name, ns)) and rs["spec"] == judged["spec"] and rs,
+        WAIT_S,
+        "the judged spec restored",
+    )
+    assert (
+        restored["metadata"]["generation"] > judged["metadata"]["generation"]
+    )  # it was edited, then restored
+    assert "RayServiceUpdated" in op.event_reasons(ns, name)
 
 
 def test_without_admission_a_denied_deployment_gets_no_rayservice_but_reasons(

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.admission import LLAMA_WEBHOOK, RAYSERVICE_WEBHOOK
 from operators.sovereign_operator.cluster_requests import NotYet
 from operators.sovereign_operator.facts import Claim, claim_of
@@ -24,6 +25,8 @@ from sovereign.vocabulary import (
     DEPLOYMENTS,
     GROUP,
     LABEL_CLUSTER,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
     RAY_GROUP,
     RAY_VERSION,
     RAYSERVICES,
@@ -123,6 +126,32 @@ def _settled(result: Converged) -> None:
 def remove_rayservice_of_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if event["type"] == "DELETED":
         _runtime(memo).reconciler.remove(event["object"])
+
+
+# --- RayServices the operator owns: an edited one is restored at once ------------------------------------
+@kopf.on.event(RAY_GROUP, RAY_VERSION, RAYSERVICES, labels={LABEL_MANAGED_BY: MANAGED_BY})
+def restore_edited_rayservice(
+    event: kopf.RawEvent,
+    memo: kopf.Memo,
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+    **_: Any,
+) -> None:
+    """Someone changed the spec of a RayService a LlamaDeployment owns: converge that deployment now, which
+    writes back exactly what was judged (its generation moved; status writes do not move it)."""
+    obj = event["object"]
+    runtime = _runtime(memo)
+    changed = runtime.spec_changed(obj)  # every sighting is recorded: listing, creation, edits
+    if event["type"] != "MODIFIED" or not changed:
+        return
+    meta = obj.get("metadata") or {}
+    owner = rayservice.owner(obj)
+    deployment = runtime.kube.get_deployment(meta["namespace"], owner["name"]) if owner else None
+    if deployment is None or deployment["metadata"]["uid"] != owner["uid"]:  # type: ignore[index]
+        return  # its owner is gone: the drift sweep deletes it
+    ref = str(deployment["spec"].get("clusterRef"))
+    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+    runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
 
 
 # --- SovereignClusters: a change of facts or mode re-judges the cluster's deployments -------------------

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sovereign.vocabulary import (
     CLUSTERS,
+    DEPLOYMENTS,
     GROUP,
     OPERATOR_COMPONENT,
     RAY_GROUP,
@@ -72,6 +73,14 @@ class Kube:
                 return None
             raise
 
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, DEPLOYMENTS, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def get_cluster(self, name: str) -> dict[str, Any] | None:
         try:
             return self.custom.get_cluster_custom_object(GROUP, VERSION, CLUSTERS, name)
@@ -90,6 +99,17 @@ class Kube:
     def patch_rayservice(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return self.custom.patch_namespaced_custom_object(
             RAY_GROUP, RAY_VERSION, namespace, RAYSERVICES, name, patch
+        )
+
+    def restore_rayservice(self, namespace: str, name: str, operations: list[dict[str, Any]]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            RAY_GROUP,
+            RAY_VERSION,
+            namespace,
+            RAYSERVICES,
+            name,
+            operations,
+            _content_type="application/json-patch+json",
         )
 
     def delete_rayservice(self, namespace: str, name: str, uid: str) -> None:

@@ -155,23 +155,42 @@ def is_suspended(rayservice: Mapping[str, Any]) -> bool:
 
 
 def is_current(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Whether the live RayService already runs exactly the wanted spec."""
-    annotations = (actual.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(ANNOTATION_SPEC_HASH) == wanted["metadata"]["annotations"][
-        ANNOTATION_SPEC_HASH
-    ] and not is_suspended(actual)
+    """Whether the live RayService runs exactly the wanted spec and carries its labels, compared by
+    content: an edit that keeps the spec-hash annotation (a record, not a proof) is still an edit."""
+    labels = (actual.get("metadata") or {}).get("labels") or {}
+    return actual.get("spec") == wanted["spec"] and all(
+        labels.get(key) == value for key, value in wanted["metadata"]["labels"].items()
+    )
 
 
-def owner_uid(rayservice: Mapping[str, Any]) -> str | None:
-    """The uid of the LlamaDeployment controlling this RayService, if one does."""
+def restoration(wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch that makes a live RayService the wanted one: the whole spec replaced (a merge patch
+    would keep fields someone added), its labels and spec-hash annotation set."""
+    annotation = "/metadata/annotations/" + ANNOTATION_SPEC_HASH.replace("~", "~0").replace("/", "~1")
+    return [
+        {"op": "replace", "path": "/spec", "value": wanted["spec"]},
+        {"op": "add", "path": "/metadata/labels", "value": wanted["metadata"]["labels"]},
+        {"op": "add", "path": "/metadata/annotations", "value": {}},
+        {"op": "add", "path": annotation, "value": wanted["metadata"]["annotations"][ANNOTATION_SPEC_HASH]},
+    ]
+
+
+def owner(rayservice: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The owner reference of the LlamaDeployment controlling this RayService, if one does."""
     for ref in (rayservice.get("metadata") or {}).get("ownerReferences") or []:
         if (
             ref.get("kind") == LLAMA_DEPLOYMENT
             and ref.get("apiVersion") == API_VERSION
             and ref.get("controller")
         ):
-            return str(ref.get("uid"))
+            return ref  # type: ignore[no-any-return]
     return None
+
+
+def owner_uid(rayservice: Mapping[str, Any]) -> str | None:
+    """The uid of the LlamaDeployment controlling this RayService, if one does."""
+    ref = owner(rayservice)
+    return None if ref is None else str(ref.get("uid"))
 
 
 SUSPEND_PATCH: dict[str, Any] = {"spec": {"rayClusterConfig": {"suspend": True}}}

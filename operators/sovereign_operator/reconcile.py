@@ -280,9 +280,7 @@ class Reconciler:
                         raise
             elif rayservice.is_current(actual, wanted):
                 return
-            self.kube.patch_rayservice(
-                namespace, name, {"metadata": wanted["metadata"], "spec": wanted["spec"]}
-            )
+            self.kube.restore_rayservice(namespace, name, rayservice.restoration(wanted))
         elif out.course is Course.SUSPEND and actual is not None and not rayservice.is_suspended(actual):
             self.kube.patch_rayservice(namespace, name, rayservice.SUSPEND_PATCH)
 

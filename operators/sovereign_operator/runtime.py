@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.cluster_requests import RequestDesk
@@ -46,6 +48,8 @@ class Runtime:
     admission_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
     )
+    # The spec generation last seen of each RayService the operator owns: a move is someone's edit (or ours).
+    _generations: dict[tuple[str, str], int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -68,6 +72,17 @@ class Runtime:
             desk=RequestDesk(kube, single),
             drift=DriftWatcher(fleet, batch, config.recheck_interval_s, screening_version=screening.version),
         )
+
+    def spec_changed(self, rs: Mapping[str, Any]) -> bool:
+        """Whether this RayService's spec changed since last seen (the first sight is not a change)."""
+        meta = rs.get("metadata") or {}
+        key, generation = (
+            (str(meta.get("namespace")), str(meta.get("name"))),
+            int(meta.get("generation") or 0),
+        )
+        previous = self._generations.get(key)
+        self._generations[key] = generation
+        return previous is not None and generation != previous
 
     def start(self) -> None:
         """Start the drift watch (its first pass judges everything); kopf calls this at startup."""
