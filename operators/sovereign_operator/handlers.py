@@ -106,12 +106,19 @@ def reconcile_llama_deployment(
     claim_index: kopf.Index[str, Claim],
     **_: Any,
 ) -> None:
-    runtime = _runtime(memo)
-    deployment = _plain(body)
-    clusters, claims = _facts(
-        runtime, [str(deployment["spec"].get("clusterRef"))], cluster_index, claim_index
-    )
-    _settled(runtime.reconciler.converge(runtime.single, [deployment], clusters, claims))
+    _settled(_converge(_runtime(memo), _plain(body), cluster_index, claim_index))
+
+
+def _converge(
+    runtime: Runtime,
+    deployment: dict[str, Any],
+    cluster_index: kopf.Index[str, Any],
+    claim_index: kopf.Index[str, Claim],
+) -> Converged:
+    """Judge one LlamaDeployment on its cluster's facts and bring its RayService and status in line."""
+    ref = str(deployment["spec"].get("clusterRef"))
+    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+    return runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
 
 
 def _settled(result: Converged) -> None:
@@ -149,9 +156,7 @@ def restore_edited_rayservice(
     deployment = runtime.kube.get_deployment(meta["namespace"], owner["name"]) if owner else None
     if deployment is None or deployment["metadata"]["uid"] != owner["uid"]:  # type: ignore[index]
         return  # its owner is gone: the drift sweep deletes it
-    ref = str(deployment["spec"].get("clusterRef"))
-    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
-    runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
+    _converge(runtime, deployment, cluster_index, claim_index)
 
 
 # --- SovereignClusters: a change of facts or mode re-judges the cluster's deployments -------------------
