@@ -439,6 +439,15 @@ class EndUseAllowance(_Strict):
     citation: Citation
 
 
+class WorkloadAllowance(_Strict):
+    """What a RayService in the region may run besides its judged model: container images (repository
+    prefixes, e.g. "rayproject/ray:") and Ray runtime_env keys (none unless listed)."""
+
+    images: list[Annotated[str, StringConstraints(min_length=3)]] = Field(min_length=1)
+    runtime_env: list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")]] = []
+    citation: Citation
+
+
 class RegionProfile(_Strict):
     description: str
     operators: OperatorEligibility
@@ -446,6 +455,7 @@ class RegionProfile(_Strict):
     accreditations: AccreditationRequirement | None = None
     modalities: ModalityAllowance
     end_uses: EndUseAllowance
+    workloads: WorkloadAllowance
     sources: list[Url] = []
 
 

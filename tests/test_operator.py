@@ -122,17 +122,16 @@ def test_an_edited_owned_rayservice_is_restored_to_what_was_judged_annotation_or
     op.create(subjects.sovereign_cluster(cluster, capacity=96))
     name = op.create(deployment(cluster, "chat", ns))["metadata"]["name"]
     judged = wait_until(lambda: op.get("rayservices", name, ns), WAIT_S, "the RayService")
-    # Another image and a field the operator never writes, the spec-hash annotation left as it was.
+    # Another (allowed) image and another size, the spec-hash annotation left as it was: admitted, since
+    # admission judges what it would run, but it is not what was judged for this deployment.
+    group = judged["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    container = {**group["template"]["spec"]["containers"][0], "image": "rayproject/ray:nightly"}
     edited = {
         "spec": {
             "rayClusterConfig": {
-                "headServiceAnnotations": {"sneaky": "yes"},
                 "workerGroupSpecs": [
-                    {
-                        **judged["spec"]["rayClusterConfig"]["workerGroupSpecs"][0],
-                        "template": {"spec": {"containers": [{"name": "ray-worker", "image": "evil/ray:1"}]}},
-                    }
-                ],
+                    {**group, "template": {**group["template"], "spec": {"containers": [container]}}}
+                ]
             }
         }
     }

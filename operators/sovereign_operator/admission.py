@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.facts import Claim, judge_deployments
+from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
-from sovereign.exporter.allocation import requested_gpus
+from sovereign.exporter.allocation import most_gpus
 from sovereign.exporter.decisions import record_decision
 from sovereign.policy.decision_input import describe_errors
 from sovereign.policy.judgement import Action, Judge, Judgement, Verdict
@@ -135,7 +136,12 @@ class Admission:
             return []
         if rayservice.is_suspended(body):
             return []
-        return self._review(body, self._as_deployments(body, claims), clusters, claims)
+        deployments, declared = self._as_deployments(body, claims)
+        cluster = clusters.get(str(deployments[0]["spec"].get("clusterRef")))
+        # Judged with what it would run besides the deployments it declares (a missing cluster is refused
+        # by the review itself).
+        workload = workload_facts(body, cluster, deployments[0], declared) if cluster is not None else None
+        return self._review(body, deployments, clusters, claims, workload)
 
     # --- internals -----------------------------------------------------------------------------------
     def _review(
@@ -144,6 +150,7 @@ class Admission:
         deployments: list[dict[str, Any]] | list[Mapping[str, Any]],
         clusters: Mapping[str, Mapping[str, Any]],
         claims: Mapping[str, list[Claim]],
+        workload: Mapping[str, Any] | None = None,
     ) -> list[str]:
         what = _describe(body)
         ref = str(deployments[0]["spec"].get("clusterRef"))
@@ -154,7 +161,7 @@ class Admission:
                 "create it first or fix the name"
             )
         mode = enforcement_mode(cluster)
-        judgements = judge_deployments(self.judge, list(deployments), clusters, claims)
+        judgements = judge_deployments(self.judge, list(deployments), clusters, claims, workload)
         problems = [j.message for j in judgements if j.verdict is Verdict.UNJUDGEABLE]
         if problems:
             raise _refuse(f"{what} cannot be judged: " + "; ".join(problems))
@@ -182,9 +189,12 @@ class Admission:
         return []  # dryrun: recorded only (the decision counter here, status and events by the reconciler)
 
     @staticmethod
-    def _as_deployments(body: Mapping[str, Any], claims: Mapping[str, list[Claim]]) -> list[dict[str, Any]]:
+    def _as_deployments(
+        body: Mapping[str, Any], claims: Mapping[str, list[Claim]]
+    ) -> tuple[list[dict[str, Any]], list[ServingArgs]]:
         """The LlamaDeployment(s) a RayService amounts to, read from what it would actually run, so that
-        it is judged through the one decision-input mapping like any LlamaDeployment."""
+        it is judged through the one decision-input mapping like any LlamaDeployment; and the serving args
+        that declare them."""
         what = _describe(body)
         meta = body.get("metadata") or {}
         ref = (meta.get("labels") or {}).get(LABEL_CLUSTER)
@@ -205,12 +215,12 @@ class Admission:
                 f"{what}: spec.serveConfigV2.applications is empty: nothing to judge, nothing admitted"
             )
         try:
-            gpus = requested_gpus(body)
+            gpus = most_gpus(body)  # the quota is judged on what it may scale to, not what it starts with
         except ValueError as exc:
             raise _refuse(f"{what}: {exc}") from None
         key = (str(meta.get("namespace")), str(meta.get("name")))
         created = next((c.created for c in claims.get(ref, []) if c.key == key), None)
-        deployments = []
+        deployments, declared = [], []
         for index, app in enumerate(apps):
             where = f"spec.serveConfigV2.applications[{index}]"
             if app.get("import_path") != IMPORT_PATH:
@@ -225,6 +235,7 @@ class Admission:
                 raise _refuse(
                     f"{what}: {where}.args is invalid\n{describe_errors(exc, f'{where}.args')}"
                 ) from None
+            declared.append(args)
             for config in args.llm_configs:
                 deployments.append(
                     {
@@ -241,7 +252,7 @@ class Admission:
                         },
                     }
                 )
-        return deployments
+        return deployments, declared
 
 
 def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], judgement: Judgement) -> None:

@@ -83,6 +83,13 @@ def judge_deployments(
     deployments: list[Mapping[str, Any]],
     clusters: Mapping[str, Mapping[str, Any]],
     claims: Mapping[str, list[Claim]],
+    workload: Mapping[str, Any] | None = None,
 ) -> list[Judgement]:
-    """Judgements in order, from ONE batched evaluation."""
-    return judge.judge_many([deployment_facts(d, clusters, claims) for d in deployments])
+    """Judgements in order, from ONE batched evaluation; `workload`: what the RayService they stand for
+    would run (admission of a RayService as submitted)."""
+    facts = [deployment_facts(d, clusters, claims) for d in deployments]
+    if workload is None:
+        return judge.judge_many(facts)
+    return judge.judge_documents(
+        [f if isinstance(f, Judgement) else judge.policy_input(f, workload=dict(workload)) for f in facts]
+    )

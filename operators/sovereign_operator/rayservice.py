@@ -116,6 +116,8 @@ def desired(
                     "replicas": replicas,
                     "minReplicas": replicas,
                     "maxReplicas": replicas,
+                    # KubeRay's CRD defaults it: written as stored, the live object compares equal to this.
+                    "numOfHosts": 1,
                     "rayStartParams": {},
                     "template": {
                         "metadata": {"labels": pod_labels},

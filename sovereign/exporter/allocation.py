@@ -44,17 +44,31 @@ def _pod_gpus(pod_spec: Mapping[str, Any]) -> int:
     return total
 
 
-def requested_gpus(rayservice: Mapping[str, Any]) -> int:
+def _gpus(rayservice: Mapping[str, Any], scale: Callable[[Mapping[str, Any]], int]) -> int:
+    """The head's GPUs plus each worker group's, at `scale(group)` pods of it."""
     try:
         cluster = rayservice["spec"]["rayClusterConfig"]
         gpus = _pod_gpus(cluster["headGroupSpec"]["template"].get("spec") or {})
         for group in cluster.get("workerGroupSpecs") or []:
             per_pod = _pod_gpus(group["template"].get("spec") or {})
-            replicas = group.get("replicas", group.get("minReplicas", 0))
-            gpus += per_pod * int(replicas) * int(group.get("numOfHosts", 1))
+            gpus += per_pod * scale(group) * int(group.get("numOfHosts", 1))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{_name(rayservice)}: cannot read its GPU requests ({exc!r})") from exc
     return gpus
+
+
+def requested_gpus(rayservice: Mapping[str, Any]) -> int:
+    """GPUs a RayService holds at its declared size."""
+    return _gpus(rayservice, lambda group: int(group.get("replicas", group.get("minReplicas", 0))))
+
+
+def most_gpus(rayservice: Mapping[str, Any]) -> int:
+    """GPUs a RayService may hold at its largest: each worker group at the most of its replicas,
+    minReplicas and maxReplicas (an autoscaler may take it to maxReplicas)."""
+    return _gpus(
+        rayservice,
+        lambda group: max(int(group.get(key) or 0) for key in ("replicas", "minReplicas", "maxReplicas")),
+    )
 
 
 def is_running(rayservice: Mapping[str, Any]) -> bool:

@@ -28,6 +28,7 @@ import data.sovereign.rules.tenant_binding
 import data.sovereign.rules.unknown_model
 import data.sovereign.rules.unknown_region
 import data.sovereign.rules.weights_match
+import data.sovereign.rules.workload
 
 violations := union({
 	unknown_model.violations,
@@ -47,6 +48,7 @@ violations := union({
 	tenant_binding.violations,
 	request_modality.violations,
 	weights_match.violations,
+	workload.violations,
 })
 
 obligations := union({
