@@ -27,7 +27,10 @@ RAY_GROUP = "ray.io"
 RAY_VERSION = "v1"
 RAY_API_VERSION = f"{RAY_GROUP}/{RAY_VERSION}"
 RAY_SERVICE = "RayService"
+RAY_CLUSTER = "RayCluster"
 RAYSERVICES = "rayservices"
+RAYCLUSTERS = "rayclusters"
+RAYJOBS = "rayjobs"
 
 GPU_RESOURCE = "nvidia.com/gpu"
 

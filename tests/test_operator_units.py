@@ -334,3 +334,23 @@ def test_the_sweep_deletes_only_true_orphans_never_what_was_created_while_it_lis
     Fleet(kube, NoChanges(), Judge(Revisions())).converge()  # type: ignore[arg-type]
     assert len(kube.lists) == 5
     assert kube.deleted == ["RayService orphan"]
+
+
+def test_only_the_raycluster_kuberay_makes_for_an_existing_rayservice_is_admitted() -> None:
+    import kopf
+
+    from operators.sovereign_operator.admission import Admission
+
+    admission = Admission(Judge(Revisions()))
+    made = {
+        "kind": "RayCluster",
+        "metadata": {
+            "name": "chat-raycluster-x",
+            "namespace": "team",
+            "ownerReferences": [{"kind": "RayService", "name": "chat", "uid": "rs-1", "controller": True}],
+        },
+    }
+    admission.review_ray_workload(made, "rs-1")  # KubeRay's, for a RayService admission judged
+    for other, uid in ((made, None), (made, "rs-2"), ({**made, "kind": "RayJob"}, "rs-1")):
+        with pytest.raises(kopf.AdmissionError, match="cannot be judged"):
+            admission.review_ray_workload(other, uid)

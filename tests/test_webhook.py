@@ -4,14 +4,18 @@ over TLS, and refusals carry the reason codes, the field to fix and the citation
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from operators import manifests
 from operators.localrun import LocalOperator, wait_until
+from operators.sovereign_operator import rayservice
+from serving.manifest import RAY_IMAGE
 from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
+from sovereign.policy import subjects
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 EXAMPLES = manifests.EXAMPLES_DIR
@@ -166,3 +170,128 @@ def test_a_down_webhook_refuses_in_managed_namespaces_only(
         assert elsewhere.returncode == 0, elsewhere.stderr  # the rest of the cluster does not wait on it
     finally:
         sovereign_operator.start()
+
+
+# --- a RayService as submitted is judged on what it would run ---------------------------------------------
+def _judged_rayservice(op: LocalOperator, name: str) -> dict[str, Any]:
+    """What the operator generates for the us-defense example deployment (70B, defense), as an unowned
+    RayService named `name` in usdef-team: the starting point of each bypass."""
+    example = yaml.safe_load((EXAMPLES / "us-defense" / "llamadeployment-compliant.yaml").read_text())
+    example["metadata"].update(name=name, uid="by-hand")
+    cluster = op.get("sovereignclusters", example["spec"]["clusterRef"])
+    assert cluster is not None
+    judged = subjects.deployment_input(cluster, example)
+    body = rayservice.desired(example, cluster, judged, RAY_IMAGE)
+    del body["metadata"]["ownerReferences"]
+    return body
+
+
+def _serve_config(body: dict[str, Any]) -> dict[str, Any]:
+    return yaml.safe_load(body["spec"]["serveConfigV2"])  # type: ignore[no-any-return]
+
+
+def _with_app(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    config = _serve_config(body)
+    config["applications"][0].update(changes)
+    body["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    return body
+
+
+def _worker(body: dict[str, Any]) -> dict[str, Any]:
+    return body["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]  # type: ignore[no-any-return]
+
+
+def _another_image(body: dict[str, Any]) -> dict[str, Any]:
+    _worker(body)["template"]["spec"]["containers"][0]["image"] = "registry.example/evil/ray:1"
+    return body
+
+
+def _opa_url_in_env(body: dict[str, Any]) -> dict[str, Any]:
+    env = [{"name": "SOVEREIGN_OPA_URL", "value": "http://allow-all.example:8181"}]
+    _worker(body)["template"]["spec"]["containers"][0]["env"] = env
+    return body
+
+
+def _deployment_override(body: dict[str, Any]) -> dict[str, Any]:
+    return _with_app(body, deployments=[{"name": "LlamaServer", "ray_actor_options": {"num_gpus": 0}}])
+
+
+def _forged_facts(body: dict[str, Any]) -> dict[str, Any]:
+    args = _serve_config(body)["applications"][0]["args"]
+    args["policy"]["cluster"]["accreditations"] = [{"scheme": "dod-il5", "expires": "2099-12-31"}]
+    return _with_app(body, args=args)
+
+
+def _autoscaled_over_quota(body: dict[str, Any]) -> dict[str, Any]:
+    _worker(body)["maxReplicas"] = 100  # 100 x 4 GPUs, over the example cluster's quota of 64
+    return body
+
+
+def _runtime_env(key: str, value: Any) -> Any:
+    return lambda body: _with_app(body, runtime_env={key: value})
+
+
+BYPASSES = {
+    "image": (_another_image, "WORKLOAD_IMAGE_NOT_ALLOWED"),
+    "runtime_env.env_vars": (
+        _runtime_env("env_vars", {"PYTHONPATH": "/evil"}),
+        "WORKLOAD_RUNTIME_ENV_NOT_ALLOWED",
+    ),
+    "runtime_env.pip": (_runtime_env("pip", ["evil-package"]), "WORKLOAD_RUNTIME_ENV_NOT_ALLOWED"),
+    "runtime_env.working_dir": (
+        _runtime_env("working_dir", "s3://evil/code.zip"),
+        "WORKLOAD_RUNTIME_ENV_NOT_ALLOWED",
+    ),
+    "runtime_env.py_modules": (
+        _runtime_env("py_modules", ["s3://evil/m.zip"]),
+        "WORKLOAD_RUNTIME_ENV_NOT_ALLOWED",
+    ),
+    "container env": (_opa_url_in_env, "WORKLOAD_OVERRIDE"),
+    "deployments[] override": (_deployment_override, "WORKLOAD_OVERRIDE"),
+    "forged cluster facts": (_forged_facts, "WORKLOAD_FACTS_MISMATCH"),
+    "autoscaling over quota": (_autoscaled_over_quota, "GPU_QUOTA_EXCEEDED"),
+}
+
+
+@pytest.mark.parametrize("bypass", sorted(BYPASSES))
+def test_a_rayservice_that_would_run_more_than_was_judged_is_refused_with_its_code(
+    bypass: str, examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    change, code = BYPASSES[bypass]
+    body = change(_judged_rayservice(sovereign_operator, "bypass"))
+    (tmp_path / "rs.yaml").write_text(yaml.safe_dump(body))
+    refused = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
+    assert refused.returncode != 0
+    assert code in refused.stderr and "rayservices.admission.sovereign.dev" in refused.stderr, refused.stderr
+    assert sovereign_operator.get("rayservices", "bypass", "usdef-team") is None
+
+
+def test_a_rayservice_exactly_as_the_operator_would_generate_it_is_admitted(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    (tmp_path / "rs.yaml").write_text(yaml.safe_dump(_judged_rayservice(sovereign_operator, "as-judged")))
+    admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
+    assert admitted.returncode == 0, admitted.stderr
+    sovereign_operator.delete("rayservices", "as-judged", "usdef-team")
+
+
+@pytest.mark.parametrize("kind", ["RayCluster", "RayJob"])
+def test_a_raycluster_or_rayjob_made_by_hand_is_refused(
+    kind: str, examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    ray_cluster = _judged_rayservice(sovereign_operator, "unused")["spec"]["rayClusterConfig"]
+    spec = (
+        ray_cluster
+        if kind == "RayCluster"
+        else {"entrypoint": "python evil.py", "rayClusterSpec": ray_cluster}
+    )
+    body = {
+        "apiVersion": "ray.io/v1",
+        "kind": kind,
+        "metadata": {"name": "by-hand", "namespace": "usdef-team"},
+    }
+    (tmp_path / "ray.yaml").write_text(yaml.safe_dump({**body, "spec": spec}))
+    refused = controlplane.kubectl("apply", "-f", str(tmp_path / "ray.yaml"))
+    assert refused.returncode != 0
+    assert f"{kind} usdef-team/by-hand cannot be judged" in refused.stderr, refused.stderr
+    assert "declare a LlamaDeployment" in refused.stderr

@@ -40,8 +40,12 @@ from sovereign.vocabulary import (
     LABEL_CLUSTER,
     LABEL_MANAGED,
     LLAMA_DEPLOYMENT,
+    RAY_CLUSTER,
     RAY_GROUP,
+    RAY_SERVICE,
     RAY_VERSION,
+    RAYCLUSTERS,
+    RAYJOBS,
     RAYSERVICES,
     VERSION,
 )
@@ -49,6 +53,8 @@ from sovereign.vocabulary import (
 CONFIGURATION_NAME = "sovereign-operator"
 LLAMA_WEBHOOK = DEPLOYMENTS  # kopf handler id = URL path
 RAYSERVICE_WEBHOOK = RAYSERVICES
+RAYCLUSTER_WEBHOOK = RAYCLUSTERS
+RAYJOB_WEBHOOK = RAYJOBS
 # Where in a LlamaDeployment to look for each code's cause; the rest are facts of the SovereignCluster.
 _FIELDS = {
     "UNKNOWN_MODEL": "spec.model",
@@ -94,6 +100,8 @@ def webhook_configuration(url: str, ca_pem: bytes, timeout_s: int = 10) -> dict[
         "webhooks": [
             webhook(LLAMA_WEBHOOK, GROUP, VERSION, DEPLOYMENTS),
             webhook(RAYSERVICE_WEBHOOK, RAY_GROUP, RAY_VERSION, RAYSERVICES),
+            webhook(RAYCLUSTER_WEBHOOK, RAY_GROUP, RAY_VERSION, RAYCLUSTERS),
+            webhook(RAYJOB_WEBHOOK, RAY_GROUP, RAY_VERSION, RAYJOBS),
         ],
     }
 
@@ -142,6 +150,26 @@ class Admission:
         # by the review itself).
         workload = workload_facts(body, cluster, deployments[0], declared) if cluster is not None else None
         return self._review(body, deployments, clusters, claims, workload)
+
+    def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
+        """A RayCluster or RayJob: refused, as nothing judged it, unless it is the RayCluster KubeRay makes
+        for a RayService (controlled by it; `rayservice_uid` is that RayService's, if it exists), which
+        admission judged as a whole."""
+        owner = next(
+            (
+                ref
+                for ref in (body.get("metadata") or {}).get("ownerReferences") or []
+                if ref.get("controller") and ref.get("kind") == RAY_SERVICE
+            ),
+            None,
+        )
+        if body.get("kind") == RAY_CLUSTER and owner is not None and owner.get("uid") == rayservice_uid:
+            return
+        raise _refuse(
+            f"{_describe(body)} cannot be judged: in a sovereign-managed namespace Ray runs only as the "
+            "RayService the operator generates from a LlamaDeployment (and the RayCluster KubeRay makes "
+            "for it); declare a LlamaDeployment instead"
+        )
 
     # --- internals -----------------------------------------------------------------------------------
     def _review(

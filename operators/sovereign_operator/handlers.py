@@ -15,7 +15,12 @@ from typing import Any
 import kopf
 
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.admission import LLAMA_WEBHOOK, RAYSERVICE_WEBHOOK
+from operators.sovereign_operator.admission import (
+    LLAMA_WEBHOOK,
+    RAYCLUSTER_WEBHOOK,
+    RAYJOB_WEBHOOK,
+    RAYSERVICE_WEBHOOK,
+)
 from operators.sovereign_operator.cluster_requests import NotYet
 from operators.sovereign_operator.facts import Claim, claim_of
 from operators.sovereign_operator.reconcile import Converged
@@ -29,6 +34,8 @@ from sovereign.vocabulary import (
     MANAGED_BY,
     RAY_GROUP,
     RAY_VERSION,
+    RAYCLUSTERS,
+    RAYJOBS,
     RAYSERVICES,
     REQUESTS,
     VERSION,
@@ -230,3 +237,20 @@ async def validate_rayservice(
         return runtime.admission.review_rayservice(new, previous, clusters, claims)
 
     warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
+
+
+@kopf.on.validate(RAY_GROUP, RAY_VERSION, RAYCLUSTERS, id=RAYCLUSTER_WEBHOOK, operations=["CREATE", "UPDATE"])
+@kopf.on.validate(RAY_GROUP, RAY_VERSION, RAYJOBS, id=RAYJOB_WEBHOOK, operations=["CREATE", "UPDATE"])
+async def validate_ray_workload(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime = _runtime(memo)
+    obj = _plain(body)
+
+    def review() -> None:
+        meta = obj.get("metadata") or {}
+        owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
+        existing = (
+            runtime.kube.get_rayservice(meta.get("namespace"), owner["name"]) if owner.get("name") else None
+        )
+        runtime.admission.review_ray_workload(obj, (existing or {}).get("metadata", {}).get("uid"))
+
+    await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review)
