@@ -258,6 +258,8 @@ def test_webhook_configuration_is_scoped_and_fails_closed() -> None:
     assert [w["clientConfig"]["url"].rsplit("/", 1)[1] for w in config["webhooks"]] == [
         "llamadeployments",
         "rayservices",
+        "rayclusters",
+        "rayjobs",
     ]
 
 
