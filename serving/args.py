@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from sovereign.policy.decision_input import ClusterFacts, Count, EndUse
+from sovereign.policy.decision_input import ClusterFacts, Count, DnsLabel, EndUse
 
 MiB = 1024 * 1024
 # The builder these args are for (serving/app.py); defined here so config writers need not import Ray.
@@ -71,6 +71,9 @@ class PolicyContext(_Strict):
     cluster: ClusterFacts
     end_use: EndUse
     gpus: Count | None = None
+    weights_signer: DnsLabel | None = Field(
+        default=None, description="who must have signed the weights (spec.weights.signer)"
+    )
     screening_list: Path | None = Field(
         default=None,
         description="Consolidated Screening List JSON (default: $SOVEREIGN_SCREENING_LIST, else the dev "

@@ -182,7 +182,11 @@ class LlamaServer:
         # The checkpoint is judged with the facts the deployment was judged on (its serving args).
         context = PolicyContext.model_validate(policy)
         judged = DecisionInput(
-            cluster=context.cluster, model=model_id, end_use=context.end_use, gpus=context.gpus
+            cluster=context.cluster,
+            model=model_id,
+            end_use=context.end_use,
+            gpus=context.gpus,
+            weights_signer=context.weights_signer,
         )
         judge = Judge(engine_from_env(), Screening.enforcing(context.screening_list, refuse_to_start=False))
         self.verified = verify_weights(Path(model_source), judge, judged)

@@ -5,8 +5,10 @@ vision_config) gives the input modalities, the safetensors headers give every te
 parameter count, and a tiny test checkpoint names the variant it stands in for (`sovereign_stand_in_for`).
 They go into the decision input as `weights`; the Rego rule `weights_match` decides whether they are the
 declared catalogue variant (strict modality, size within the catalogue's tolerance, the stand-in waiver)
-and refuses with WEIGHTS_MISMATCH and the variant's own citation. A checkpoint that cannot even be read
-is refused here, before any judgement: there are no facts to judge.
+and refuses with WEIGHTS_MISMATCH and the variant's own citation. When the deployment names a signer, the
+OpenSSF model signature over every file (sovereign.models.signing) is a fact too (`weights.signature`),
+and the rule `weights_signature` refuses what that signer did not sign (WEIGHTS_SIGNATURE_INVALID). A
+checkpoint that cannot even be read is refused here, before any judgement: there are no facts to judge.
 
 Parameter counts are tensor element counts, so packed int4 checkpoints (several weights per stored
 element) would read small: such variants are not supported here yet.
@@ -24,6 +26,7 @@ from typing import Any
 from safetensors import safe_open
 
 from sovereign.errors import SovereignError
+from sovereign.models.signing import verify_checkpoint
 from sovereign.models.tiny import STAND_IN_KEY
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.judgement import Judge
@@ -152,13 +155,18 @@ def verify_weights(folder: Path, judge: Judge, judged: DecisionInput) -> Verifie
     """The verified record of `folder` as the deployment `judged` declares it, or WeightsRefused with the
     policy's every reason (code, message, citation).
 
-    Digests are taken only after the cheap header facts are judged: a mismatched 140 GB checkpoint is
-    refused in milliseconds.
+    The cheap header facts are judged first: a mismatched 140 GB checkpoint is refused in milliseconds.
+    Then, when the deployment names a signer, its signature over every file is verified (hashing them all)
+    and the whole is judged again with that fact; digests are taken last.
     """
     if not folder.is_dir():
         raise WeightsRefused(f"model_source {folder} is not a folder")
     facts = inspect_weights(folder)
-    judgement = judge.judge(judged, weights=weights_fact(facts))
+    # The header facts alone (the signature not gathered yet: no signer expected in this first judgement).
+    judgement = judge.judge(judged.model_copy(update={"weights_signer": None}), weights=weights_fact(facts))
+    if judgement.allowed and judged.weights_signer is not None:
+        signature = verify_checkpoint(folder, judged.weights_signer).fact()
+        judgement = judge.judge(judged, weights={**weights_fact(facts), "signature": signature})
     if not judgement.allowed:
         reasons = [
             f"  - {v.get('code')}: {v.get('message')} [{v.get('citation')}]" for v in judgement.violations

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import struct
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from serving.weights import WeightsRefused, inspect_weights, verify_weights, weights_fact
 from sovereign import toolchain
 from sovereign.cli import app
+from sovereign.models.signing import DEV_SIGNER, SIGNATURE_FILE, sign_checkpoint, verify_checkpoint
 from sovereign.models.tiny import STAND_IN_KEY, build_all
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
@@ -204,3 +208,74 @@ def test_cli_verify_exit_codes(tiny, judge, signed_bundle: SignedBundle) -> None
         app, ["models", "verify", str(tiny["tiny-mllama-vision"]), "-m", "llama-3.1-8b-instruct", *where]
     )
     assert bad.exit_code == 1 and isinstance(bad.exception, WeightsRefused)
+
+
+# --- who produced them: OpenSSF model signatures -----------------------------------------------------------
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def _signed_by_dev(model: str) -> DecisionInput:
+    return declared(model).model_copy(update={"weights_signer": DEV_SIGNER})
+
+
+def test_the_tiny_checkpoints_are_signed_and_verify_as_their_signer(tiny, judge) -> None:
+    for name, folder in tiny.items():
+        assert (folder / SIGNATURE_FILE).is_file(), name
+        assert verify_checkpoint(folder, DEV_SIGNER).verified
+    verified = verify_weights(tiny["tiny-llama-text"], judge, _signed_by_dev("llama-3.1-8b-instruct"))
+    assert verified.model_id == "llama-3.1-8b-instruct"
+
+
+def test_one_byte_changed_in_a_signed_checkpoint_is_refused_at_load(tiny, judge, tmp_path: Path) -> None:
+    folder = _copy(tiny["tiny-llama-text"], tmp_path)
+    weights = next(folder.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the last tensor: the header (and so the facts) stay the same
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsRefused) as refused:
+        verify_weights(folder, judge, _signed_by_dev("llama-3.1-8b-instruct"))
+    message = str(refused.value)
+    assert "WEIGHTS_SIGNATURE_INVALID" in message and "sovereign-dev" in message
+    assert "https://github.com/ossf/model-signing-spec" in message
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused_at_load(tiny, judge, tmp_path: Path) -> None:
+    folder = _copy(tiny["tiny-llama-text"], tmp_path)
+    other = ec.generate_private_key(ec.SECP256R1())
+    key = tmp_path / "other.pem"
+    key.write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    sign_checkpoint(folder, DEV_SIGNER, key)  # claims the dev identity, with someone else's key
+    with pytest.raises(WeightsRefused, match="WEIGHTS_SIGNATURE_INVALID"):
+        verify_weights(folder, judge, _signed_by_dev("llama-3.1-8b-instruct"))
+    (folder / SIGNATURE_FILE).unlink()
+    with pytest.raises(WeightsRefused, match="is not signed"):
+        verify_weights(folder, judge, _signed_by_dev("llama-3.1-8b-instruct"))
+
+
+def test_weights_without_a_named_signer_are_served_with_the_notice(tiny, judge) -> None:
+    facts = weights_fact(inspect_weights(tiny["tiny-llama-text"]))
+    judgement = judge.judge(declared("llama-3.1-8b-instruct"), weights=facts)
+    assert judgement.allowed and "WEIGHTS_UNSIGNED_NOTICE" in {o["code"] for o in judgement.obligations}
+
+
+def test_models_sign_and_verify_signer_from_the_cli(
+    tiny, tmp_path: Path, signed_bundle: SignedBundle
+) -> None:
+    folder = _copy(tiny["tiny-llama-text"], tmp_path)
+    (folder / SIGNATURE_FILE).unlink()
+    runner = CliRunner()
+    signed = runner.invoke(app, ["models", "sign", str(folder), "--identity", "acme-release"])
+    assert signed.exit_code == 0, signed.output
+    assert f"signed {folder} as acme-release" in signed.stdout and (folder / SIGNATURE_FILE).is_file()
+    verify = ["models", "verify", str(folder), "-m", "llama-3.1-8b-instruct", "--cluster", str(USDEF)]
+    ok = runner.invoke(app, [*verify, "--end-use", "defense", "--signer", "acme-release"])
+    assert ok.exit_code == 0, ok.output
+    wrong = runner.invoke(app, [*verify, "--end-use", "defense", "--signer", DEV_SIGNER])
+    assert wrong.exit_code == 1 and "WEIGHTS_SIGNATURE_INVALID" in str(wrong.exception)

@@ -63,6 +63,7 @@ def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
             cluster=judged.cluster,
             end_use=judged.end_use,
             gpus=judged.gpus,
+            weights_signer=judged.weights_signer,
         ),
     )
     return yaml.safe_dump(serve_config(args), sort_keys=True)

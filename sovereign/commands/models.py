@@ -1,4 +1,5 @@
-"""`sovereign models build | verify`: the tiny local checkpoints, and the weights check serving runs."""
+"""`sovereign models build | sign | verify`: the tiny local checkpoints, signing weights (OpenSSF model
+signing), and the weights check serving runs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Annotated
 import typer
 
 from sovereign.errors import ToolMissing
+from sovereign.models.signing import DEV_SIGNER, sign_checkpoint
 
 app = typer.Typer(
-    no_args_is_help=True, help="Build tiny local Llama checkpoints; verify weights against the catalogue."
+    no_args_is_help=True,
+    help="Build tiny local Llama checkpoints; sign weights; verify weights against the catalogue.",
 )
 
 
@@ -46,6 +49,28 @@ def build(
 
 
 @app.command()
+def sign(
+    folder: Annotated[Path, typer.Argument(help="A checkpoint folder: every file in it is signed.")],
+    identity: Annotated[
+        str, typer.Option(help="The signer identity deployments name in spec.weights.signer.")
+    ] = DEV_SIGNER,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            help="EC private key (PEM) to sign with (default: the identity's key in the state dir)."
+        ),
+    ] = None,
+) -> None:
+    """Sign every file of a checkpoint (OpenSSF model signing, a Sigstore bundle in FOLDER/model.sig).
+
+    With no --key, the identity's key is created under the state dir on first use and its public key is
+    published to the trust folder the serving replicas verify with ($SOVEREIGN_WEIGHTS_SIGNERS).
+    """
+    signature = sign_checkpoint(folder, identity, key)
+    print(f"signed {folder} as {identity}: {signature}")
+
+
+@app.command()
 def verify(
     folder: Annotated[
         Path, typer.Argument(help="A Hugging Face checkpoint folder (config.json + *.safetensors).")
@@ -57,9 +82,14 @@ def verify(
         Path, typer.Option(help="The cluster file (clusters/X.yaml) of the deployment that serves them.")
     ],
     end_use: Annotated[str, typer.Option(help="The deployment's end use: commercial, research, defense...")],
+    signer: Annotated[
+        str | None,
+        typer.Option(help="Who must have signed the weights (a deployment's spec.weights.signer)."),
+    ] = None,
 ) -> None:
     """Have the policy judge the weights as the declared variant on that cluster, as a serving replica
-    does before loading them (modality, size: WEIGHTS_MISMATCH); print their digests.
+    does before loading them (modality, size: WEIGHTS_MISMATCH; with --signer, the signature over every
+    file: WEIGHTS_SIGNATURE_INVALID); print their digests.
 
     Exit 0 when the policy allows them, 1 when it refuses (the server would refuse to start), 2 for bad
     input or no decision.
@@ -72,4 +102,5 @@ def verify(
     from sovereign.policy.subjects import model_input, sovereign_cluster
 
     judged = model_input(sovereign_cluster(load_cluster(cluster)), model, end_use)
+    judged = judged.model_copy(update={"weights_signer": signer})
     print(json.dumps(verify_weights(folder, Judge(engine_from_env()), judged).record(), indent=2))

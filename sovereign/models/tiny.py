@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sovereign.models.signing import DEV_SIGNER, sign_checkpoint, verify_checkpoint
 from sovereign.models.tokenizer import IMAGE, train_tokenizer
 
 STAND_IN_KEY = "sovereign_stand_in_for"
@@ -181,4 +182,9 @@ def build_all(root: Path | None = None) -> list[tuple[TinyModel, Path, bool]]:
 
     hf_logging.disable_progress_bar()  # a build is quick and its output is the folder list
     root = root or models_dir()
-    return [(model, *build_model(model, root)) for model in TINY_MODELS]
+    built = [(model, *build_model(model, root)) for model in TINY_MODELS]
+    for _, folder, _ in built:
+        # Signed as the dev signer of this state dir (a cache shared across state dirs is signed again).
+        if not verify_checkpoint(folder, DEV_SIGNER).verified:
+            sign_checkpoint(folder, DEV_SIGNER)
+    return built

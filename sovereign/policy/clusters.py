@@ -33,6 +33,8 @@ class Deployment(Strict):
     weights: str | None = None
     # Where the weights are stored, when not the cluster's weights_country.
     weights_country: CountryCode | None = None
+    # Who must have signed the weights (an identity whose public key the serving replicas trust).
+    weights_signer: DnsLabel | None = None
 
 
 class ClusterSpec(Strict):

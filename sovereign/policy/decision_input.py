@@ -104,6 +104,8 @@ class DecisionInput(Strict):
     gpus: Count | None = None
     as_of: IsoDate | None = None
     namespace: DnsLabel | None = None  # where the deployment is made (its tenant); None: no deployment
+    # Who must have signed the weights (an OpenSSF model signature), as the deployment names it.
+    weights_signer: DnsLabel | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> DecisionInput:

@@ -82,7 +82,13 @@ def sovereign_cluster(spec: ClusterSpec, capacity: int | None = None) -> dict[st
 
 def llama_deployment(cluster: ClusterSpec, deployment: Deployment, namespace: str) -> dict[str, Any]:
     """The LlamaDeployment for one deployment of a clusters/*.yaml entry, named <cluster>-<deployment>."""
-    weights = _drop_none({"path": deployment.weights, "country": deployment.weights_country})
+    weights = _drop_none(
+        {
+            "path": deployment.weights,
+            "country": deployment.weights_country,
+            "signer": deployment.weights_signer,
+        }
+    )
     return {
         "apiVersion": k8s.API_VERSION,
         "kind": k8s.LLAMA_DEPLOYMENT,
@@ -247,6 +253,7 @@ def deployment_input(
         "gpus": deployment_gpus(deployment),
         "as_of": as_of,
         "namespace": (deployment.get("metadata") or {}).get("namespace"),
+        "weights_signer": (spec.get("weights") or {}).get("signer"),
     }
     return _input(raw, deployment)
 

@@ -28,6 +28,7 @@ import data.sovereign.rules.tenant_binding
 import data.sovereign.rules.unknown_model
 import data.sovereign.rules.unknown_region
 import data.sovereign.rules.weights_match
+import data.sovereign.rules.weights_signature
 import data.sovereign.rules.workload
 
 violations := union({
@@ -48,6 +49,7 @@ violations := union({
 	tenant_binding.violations,
 	request_modality.violations,
 	weights_match.violations,
+	weights_signature.violations,
 	workload.violations,
 })
 
@@ -56,6 +58,7 @@ obligations := union({
 	built_with_llama.obligations,
 	carve_out_unconfirmed.obligations,
 	screening_performed.obligations,
+	weights_signature.obligations,
 })
 
 result := {

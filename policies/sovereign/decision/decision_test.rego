@@ -111,7 +111,12 @@ test_fail_every_code_is_a_registered_code if {
 test_success_serving_replica_with_the_declared_weights if {
 	request := fixtures.patched(fixtures.us_defense, {
 		"request": {"modalities": ["image", "text"], "tenant": "army"},
-		"weights": {"input_modalities": ["image", "text"], "parameters": 10670220835},
+		"weights": {
+			"input_modalities": ["image", "text"],
+			"parameters": 10670220835,
+			"signature": {"verified": true, "signer": "meta-release"},
+		},
+		"weights_signer": "meta-release",
 		"screening": {"performed": true, "hits": []},
 	})
 	decision.result == {

@@ -14,6 +14,7 @@ from sovereign import toolchain
 from sovereign.demo.context import DemoContext, Region
 from sovereign.demo.scenario import RegionPlan
 from sovereign.demo.sovereign_cli import run_sovereign
+from sovereign.models.signing import DEV_SIGNER
 
 CLUSTERS_DIR = toolchain.REPO_ROOT / "clusters"
 
@@ -84,6 +85,7 @@ def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> 
             "replicas": 1,
             "gpus_per_replica": d.gpus_per_replica,
             "weights": str(weights[d.model]),
+            "weights_signer": DEV_SIGNER,  # `sovereign models build` signed them as that identity
         }
         for d in plan.deployments
     ]
