@@ -3,6 +3,7 @@ over TLS, and refusals carry the reason codes, the field to fix and the citation
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,30 @@ def test_a_raycluster_or_rayjob_made_by_hand_is_refused(
     assert refused.returncode != 0
     assert f"{kind} usdef-team/by-hand cannot be judged" in refused.stderr, refused.stderr
     assert "declare a LlamaDeployment" in refused.stderr
+
+
+def test_a_direct_rayservice_counts_towards_the_quota_of_later_deployments(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    op = sovereign_operator
+    body = _judged_rayservice(op, "direct")
+    worker = _worker(body)
+    worker.update(replicas=15, minReplicas=15, maxReplicas=15)  # 15 x 4 GPUs: 60 of the cluster's 64
+    (tmp_path / "rs.yaml").write_text(yaml.safe_dump(body))
+    admitted = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
+    assert admitted.returncode == 0, admitted.stderr
+    try:
+        asking = _ld(tmp_path, "usdef-team", replicas=2, gpusPerReplica=4)  # 8 more: over the quota
+        # The operator learns of the RayService from its watch: dry runs (judged, never stored) until it has.
+        dry_run = ["apply", "--dry-run=server", "-f", str(asking)]
+        wait_until(
+            lambda: controlplane.kubectl(*dry_run).returncode != 0, 30, "the direct RayService's claim"
+        )
+        refused = controlplane.kubectl("apply", "-f", str(asking))
+        assert refused.returncode != 0
+        assert "GPU_QUOTA_EXCEEDED" in refused.stderr, refused.stderr
+        in_use = int(re.search(r"has (\d+) GPUs in use", refused.stderr).group(1))  # type: ignore[union-attr]
+        assert in_use >= 60  # the direct RayService's 60, and whatever the examples hold
+        assert op.get("llamadeployments", "bad-input", "usdef-team") is None
+    finally:
+        op.delete("rayservices", "direct", "usdef-team")

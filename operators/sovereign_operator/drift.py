@@ -68,7 +68,12 @@ class Fleet:
                 and (keys is None or _key(d) in keys)
             ]
             result = self.reconciler.converge(
-                self.judge, chosen, clusters, claims_by_cluster(deployments), rayservices, guard_version=True
+                self.judge,
+                chosen,
+                clusters,
+                claims_by_cluster(deployments, rayservices.values()),
+                rayservices,
+                guard_version=True,
             )
             total.changed += result.changed
             total.held += result.held

@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from operators.sovereign_operator.rayservice import owner_uid as rayservice_owner_uid
 from sovereign import vocabulary as k8s
 from sovereign.errors import BadInput
+from sovereign.exporter.allocation import is_running, most_gpus
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.judgement import Judge, Judgement
 from sovereign.policy.subjects import deployment_gpus, deployment_input
@@ -21,7 +23,7 @@ from sovereign.policy.subjects import deployment_gpus, deployment_input
 
 @dataclass(frozen=True)
 class Claim:
-    """GPUs one LlamaDeployment asks for, and whether its RayService holds them now."""
+    """GPUs one LlamaDeployment (or a RayService made directly) asks for, and whether it holds them now."""
 
     key: tuple[str, str]  # namespace, name
     created: str  # creationTimestamp (RFC 3339 UTC, so it sorts as text)
@@ -39,10 +41,37 @@ def claim_of(deployment: Mapping[str, Any]) -> Claim:
     )
 
 
-def claims_by_cluster(deployments: Iterable[Mapping[str, Any]]) -> dict[str, list[Claim]]:
+def rayservice_claim(rs: Mapping[str, Any]) -> tuple[str, Claim] | None:
+    """The claim of a RayService no LlamaDeployment owns (made directly, admitted on what it would run),
+    by its cluster: the most GPUs it may scale to, held while it is not suspended. None for the operator's
+    own RayServices (their LlamaDeployments claim them) and for one naming no cluster."""
+    meta = rs.get("metadata") or {}
+    ref = (meta.get("labels") or {}).get(k8s.LABEL_CLUSTER)
+    if not ref or rayservice_owner_uid(rs) is not None:
+        return None
+    try:
+        gpus = most_gpus(rs)
+    except ValueError:
+        gpus = 0  # unreadable: admission refused it; nothing it could hold is known
+    claim = Claim(
+        key=(str(meta.get("namespace")), str(meta.get("name"))),
+        created=str(meta.get("creationTimestamp") or ""),
+        gpus=gpus,
+        holds=is_running(rs),
+    )
+    return str(ref), claim
+
+
+def claims_by_cluster(
+    deployments: Iterable[Mapping[str, Any]], rayservices: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, list[Claim]]:
+    """Every claim on each cluster: the LlamaDeployments', and the RayServices' made directly."""
     claims: dict[str, list[Claim]] = {}
     for deployment in deployments:
         claims.setdefault(str(deployment["spec"].get("clusterRef")), []).append(claim_of(deployment))
+    for rs in rayservices:
+        if (direct := rayservice_claim(rs)) is not None:
+            claims.setdefault(direct[0], []).append(direct[1])
     return claims
 
 

@@ -22,7 +22,7 @@ from operators.sovereign_operator.admission import (
     RAYSERVICE_WEBHOOK,
 )
 from operators.sovereign_operator.cluster_requests import NotYet
-from operators.sovereign_operator.facts import Claim, claim_of
+from operators.sovereign_operator.facts import Claim, claim_of, rayservice_claim
 from operators.sovereign_operator.reconcile import Converged
 from operators.sovereign_operator.runtime import Runtime
 from sovereign.vocabulary import (
@@ -58,19 +58,20 @@ def _first(store: Iterable[Any] | None) -> Any:
 
 
 def _facts(
-    runtime: Runtime,
-    refs: Iterable[str],
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
+    runtime: Runtime, refs: Iterable[str], indexes: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, list[Claim]]]:
-    """The clusters and claims for `refs`, from kopf's indexes. A cluster the index has not seen yet (created
-    a moment ago, e.g. in the same `kubectl apply`) is read from the API server: absent means absent."""
+    """The clusters and claims for `refs`, from kopf's indexes (a handler's kwargs): the LlamaDeployments'
+    claims and the direct RayServices'. A cluster the index has not seen yet (created a moment ago, e.g. in
+    the same `kubectl apply`) is read from the API server: absent means absent."""
     clusters: dict[str, Any] = {}
     for ref in refs:
-        cluster = _first(cluster_index.get(ref)) or runtime.kube.get_cluster(ref)
+        cluster = _first(indexes["cluster_index"].get(ref)) or runtime.kube.get_cluster(ref)
         if cluster is not None:
             clusters[ref] = cluster
-    claims = {ref: list(claim_index.get(ref, [])) for ref in refs}
+    claims = {
+        ref: [*indexes["claim_index"].get(ref, []), *indexes["rayservice_claim_index"].get(ref, [])]
+        for ref in refs
+    }
     return clusters, claims
 
 
@@ -103,28 +104,27 @@ def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
     return {str(body.get("spec", {}).get("clusterRef")): claim_of(body)}
 
 
+@kopf.index(RAY_GROUP, RAY_VERSION, RAYSERVICES)
+def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None:
+    direct = rayservice_claim(body)
+    return None if direct is None else {direct[0]: direct[1]}
+
+
 # --- LlamaDeployments ------------------------------------------------------------------------------------
 @kopf.on.create(GROUP, VERSION, DEPLOYMENTS)
 @kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
 def reconcile_llama_deployment(
     body: kopf.Body,
     memo: kopf.Memo,
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
-    **_: Any,
+    **indexes: Any,
 ) -> None:
-    _settled(_converge(_runtime(memo), _plain(body), cluster_index, claim_index))
+    _settled(_converge(_runtime(memo), _plain(body), indexes))
 
 
-def _converge(
-    runtime: Runtime,
-    deployment: dict[str, Any],
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
-) -> Converged:
+def _converge(runtime: Runtime, deployment: dict[str, Any], indexes: Mapping[str, Any]) -> Converged:
     """Judge one LlamaDeployment on its cluster's facts and bring its RayService and status in line."""
     ref = str(deployment["spec"].get("clusterRef"))
-    clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+    clusters, claims = _facts(runtime, [ref], indexes)
     return runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
 
 
@@ -147,9 +147,7 @@ def remove_rayservice_of_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any
 def restore_edited_rayservice(
     event: kopf.RawEvent,
     memo: kopf.Memo,
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
-    **_: Any,
+    **indexes: Any,
 ) -> None:
     """Someone changed the spec of a RayService a LlamaDeployment owns: converge that deployment now, which
     writes back exactly what was judged (its generation moved; status writes do not move it)."""
@@ -163,7 +161,7 @@ def restore_edited_rayservice(
     deployment = runtime.kube.get_deployment(meta["namespace"], owner["name"]) if owner else None
     if deployment is None or deployment["metadata"]["uid"] != owner["uid"]:  # type: ignore[index]
         return  # its owner is gone: the drift sweep deletes it
-    _converge(runtime, deployment, cluster_index, claim_index)
+    _converge(runtime, deployment, indexes)
 
 
 # --- SovereignClusters: a change of facts or mode re-judges the cluster's deployments -------------------
@@ -204,15 +202,13 @@ async def validate_llama_deployment(
     old: kopf.Body | None,
     warnings: list[str],
     memo: kopf.Memo,
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
-    **_: Any,
+    **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
     new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
-        clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], cluster_index, claim_index)
+        clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes)
         return runtime.admission.review_deployment(new, previous, clusters, claims)
 
     warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
@@ -224,16 +220,14 @@ async def validate_rayservice(
     old: kopf.Body | None,
     warnings: list[str],
     memo: kopf.Memo,
-    cluster_index: kopf.Index[str, Any],
-    claim_index: kopf.Index[str, Claim],
-    **_: Any,
+    **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
     new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
         ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
-        clusters, claims = _facts(runtime, [ref], cluster_index, claim_index)
+        clusters, claims = _facts(runtime, [ref], indexes)
         return runtime.admission.review_rayservice(new, previous, clusters, claims)
 
     warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
