@@ -291,6 +291,18 @@ def _spell_hex(offset: int, magic: bytes) -> list[bytes]:
 _Trie = dict[bytes, "_Trie"]
 
 
+def _segments(text: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each run of base64 characters in the text (with the lines that continue it): where it starts, and
+    its characters without whitespace."""
+    mask = text.translate(_RUN_MASK)
+    start = mask.find(_RUN_START)
+    while start >= 0:
+        end = _RUN.match(mask, start).end()  # a run starts here: it matches
+        wrapped = mask.find(b" ", start, end) >= 0
+        yield start, text[start:end].translate(None, _WHITESPACE) if wrapped else text[start:end]
+        start = mask.find(_RUN_START, end)
+
+
 def _signs_a_token(text: bytes, start: int) -> bool:
     """Whether the segment at `start` is the signature of a JSON Web Token."""
     after_dot = text[start - 1 : start] == b"."
@@ -359,7 +371,7 @@ def _reads_as_text(probe: bytes) -> bool:
         text, _ = codecs.utf_8_decode(probe, "strict", False)
     except UnicodeDecodeError:
         return False
-    return bool(text or not probe) and len(_CONTROL.findall(text)) <= 0.05 * len(text)
+    return bool(text) and len(_CONTROL.findall(text)) <= 0.05 * len(text)
 
 
 class ContentScan:
@@ -441,17 +453,9 @@ class ContentScan:
         # NUL separates the strings: it ends a run and a data: URI, so none spans two strings.
         blob = "\x00".join(self._texts).encode("utf-8", "surrogatepass")
         # Segments first: they spend the budget, and a request that runs out of it is scanned no further.
-        mask = blob.translate(_RUN_MASK)
-        start = mask.find(_RUN_START)
-        while start >= 0:
-            end = _RUN.match(mask, start).end()  # a run starts here: it matches
-            wrapped = mask.find(b" ", start, end) >= 0
-            opaque = self._scan_segment(
-                blob[start:end].translate(None, _WHITESPACE) if wrapped else blob[start:end]
-            )
-            if opaque and not _signs_a_token(blob, start):
+        for start, segment in _segments(blob):
+            if self._scan_segment(segment) and not _signs_a_token(blob, start):
                 self.found.add(FILE)
-            start = mask.find(_RUN_START, end)
         for uri in _DATA_URI.finditer(blob):
             self.budget.spend("data_uri")
             self.found.add(_media_category(uri.group(1).decode()) if uri.group(1) else FILE)
