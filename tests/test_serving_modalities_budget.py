@@ -64,16 +64,16 @@ def filled(size: int, piece: Callable[[random.Random], str], separator: str) -> 
 
 # --- benign text: plain text, cheaply ---------------------------------------------------------------------
 
-rng = random.Random(1)
-UUIDS = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(50)]
+RNG = random.Random(1)
+UUIDS = [str(uuid.UUID(int=RNG.getrandbits(128))) for _ in range(50)]
 DIGESTS = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(50)]
 INTEGRITY = [
     "sha512-" + base64.b64encode(hashlib.sha512(str(i).encode()).digest()).decode() for i in range(50)
 ]
 JWTS = [
-    jwt(rng, {"sub": "user-42", "iat": 1_700_000_000, "scope": "read write"}),
+    jwt(RNG, {"sub": "user-42", "iat": 1_700_000_000, "scope": "read write"}),
     jwt(
-        rng, {"sub": "svc", "groups": [f"group-{i}-with-a-longer-name" for i in range(20)], "aud": UUIDS[:5]}
+        RNG, {"sub": "svc", "groups": [f"group-{i}-with-a-longer-name" for i in range(20)], "aud": UUIDS[:5]}
     ),
 ]
 CODE = """
@@ -84,6 +84,9 @@ class RequestModalitiesAreGatheredBeforeTheJudgement:
         assert response.headers["X-Correlation-Id"] == "550e8400-e29b-41d4-a716-446655440000"
         path = "/usr/lib/python3/dist-packages/sovereign/policy/decision_input.py"
 """
+SERVING_CODE = "\n".join(
+    (Path(modalities.__file__).parent / name).read_text() for name in ("ingress.py", "guard.py")
+)
 PROSE = (
     "the capital of France is Paris and its museums hold more paintings than anyone could see in a lifetime "
     "internationalisation responsibilities notwithstanding, documentation keeps growing: chapter 12, page 7."
@@ -100,7 +103,7 @@ PROSE = (
         ("base64 SHA-512 integrity strings", json.dumps({f"pkg-{i}": s for i, s in enumerate(INTEGRITY)})),
         ("JWTs", "Authorization: Bearer " + "\nBearer ".join(JWTS)),
         ("identifiers and code", CODE * 20),
-        ("this repository's own guard code", Path(modalities.__file__).read_text().split("_SIGNATURES")[0]),
+        ("this repository's serving code", SERVING_CODE),
     ],
 )
 def test_benign_tokens_are_plain_text(name: str, text: str) -> None:
