@@ -42,7 +42,7 @@ MODEL = "llama-3.1-8b-instruct"
 class _UnguardedIngress(OpenAiIngress.func_or_class):  # type: ignore[name-defined,misc]
     """The served ingress minus the guard: everything else (parsing, limits, metrics) is the same."""
 
-    def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
+    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
         return None
 
 

@@ -11,6 +11,7 @@ unverified) → 503. Content a region or the model cannot take is the policy's t
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class RequestGuard:
         # keeps the Wasm call (~1 ms) off the hot path. Never for the OPA server, whose bundle can change
         # and whose outage must show at once; never for an undecided judgement.
         self._memo: dict[str, Judgement] | None = {} if engine.name == "wasm" else None
+        self._memo_lock = threading.Lock()  # the ingress checks requests in worker threads
         self._inputs = {
             model_id: DecisionInput(cluster=cluster, model=model_id, end_use=end_use, gpus=gpus)
             for model_id in model_ids
@@ -97,12 +99,15 @@ class RequestGuard:
         if self._memo is None:
             return self.judge.judge_document(doc)
         key = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        if (judgement := self._memo.get(key)) is None:
+        with self._memo_lock:
+            judgement = self._memo.get(key)
+        if judgement is None:
             judgement = self.judge.judge_document(doc)
             if judgement.verdict is not Verdict.UNDECIDED:
-                if len(self._memo) >= _MEMO_SIZE:
-                    self._memo.pop(next(iter(self._memo)))  # oldest first: dicts keep insertion order
-                self._memo[key] = judgement
+                with self._memo_lock:
+                    if len(self._memo) >= _MEMO_SIZE:
+                        self._memo.pop(next(iter(self._memo)))  # oldest first: dicts keep insertion order
+                    self._memo[key] = judgement
         return judgement
 
     def check(self, body: Any, model_id: str, tenant: str | None) -> Answer:

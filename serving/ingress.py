@@ -8,6 +8,7 @@ weights record of each hosted model). Errors are OpenAI-shaped: {"error": {messa
 No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
 """
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -152,8 +153,10 @@ class OpenAiIngress:
             )
         return self.model_ids[model.lower()]
 
-    def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
-        answer = self.guard.check(body, model_id, tenant)
+    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
+        # In a worker thread: the content walk is CPU work (bounded, but up to a few ms for a large body)
+        # and an OPA server's answer is a blocking call; neither may hold up the replica's other requests.
+        answer = await asyncio.to_thread(self.guard.check, body, model_id, tenant)
         if not answer.allowed:
             raise _Refusal(
                 answer.status,
@@ -174,7 +177,7 @@ class OpenAiIngress:
             body = await self._read_json(request)
             parsed = self._validate(endpoint, body)
             model = self._hosted(parsed.model)
-            self._check(body, model, tenant)
+            await self._check(body, model, tenant)
             generation = endpoint.generation(parsed, self.limits[model.lower()])
             handle = self.servers[model.lower()]
             if parsed.stream:
