@@ -156,6 +156,13 @@ def verify_built(bundle: Path, trust_anchor: Path) -> VerifiedBundle:
     return verify_bundle(bundle, key)
 
 
+def unverified_message(exc: BundleUnverified) -> str:
+    """Why a consumer refuses its bundle, and the fix: build one when missing, rebuild a bad one."""
+    if isinstance(exc, BundleMissing):
+        return str(exc)
+    return f"refusing the policy bundle: {exc} (rebuild it from policies/ with: {BUILD_COMMAND} --force)"
+
+
 def configured_bundle() -> SignedBundle:
     """The built bundle this process is configured with, its Rego target verified with the trust anchor.
 

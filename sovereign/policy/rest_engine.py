@@ -1,7 +1,11 @@
 """The OPA server over REST (opa-python-client), asked for provenance so each decision names its bundle.
 
-The server verifies the signed bundle itself (`opa run --verification-key`, see bundle.opa_server_args);
-a server that reports no bundle revision is serving unsigned policy, and its answers are refused.
+The server verifies the signed bundle itself (`opa run --verification-key`, see bundle.opa_server_args),
+but a server started without that flag serves whatever it is given, and an unsigned bundle can copy any
+revision into its manifest. So this engine also verifies its own copy of the bundle against the trust
+anchor (pinned_bundle.py) and believes only a server reporting exactly that bundle's revision: a server
+on unsigned or other policy is refused (BUNDLE_UNVERIFIED), and so is every decision while the local
+bundle does not verify.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from urllib.parse import urlsplit
 from opa_client import OpaClient
 
 from sovereign.errors import BadInput
+from sovereign.policy.bundle import BUNDLE_DIR_ENV, SignedBundle, bundle_dir, trust_anchor_path
 from sovereign.policy.engine import (
     BUNDLE_UNVERIFIED,
     ENGINE_UNAVAILABLE,
@@ -21,6 +26,7 @@ from sovereign.policy.engine import (
     finish,
     finish_batch,
 )
+from sovereign.policy.pinned_bundle import PinnedBundle
 
 NAME = "opa-rest"
 # OPA's interpreter spends about 1 ms per item of a batch on 2 busy cores; allow ten times that on top
@@ -31,7 +37,9 @@ BATCH_ITEM_TIMEOUT_S = 0.01
 class RestEngine:
     name = NAME
 
-    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 2.0, bundle: SignedBundle | None = None) -> None:
+        """`bundle`: the signed bundle the server must be serving (default: the one this process is
+        configured with, $SOVEREIGN_POLICY_BUNDLE_DIR and $SOVEREIGN_POLICY_TRUST_ANCHOR)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
             raise BadInput(
@@ -39,6 +47,7 @@ class RestEngine:
             )
         self.url = url
         self.timeout_s = timeout_s
+        self._pinned = PinnedBundle(bundle or SignedBundle.at(bundle_dir(), "", trust_anchor_path()))
 
         def connect() -> OpaClient:
             # No retries: a server that does not answer within the timeout is unavailable: deny.
@@ -58,6 +67,9 @@ class RestEngine:
     def _query(
         self, inp: dict[str, Any], package: str, rule: str, client: OpaClient | None = None
     ) -> tuple[object, str | None, Failure | None]:
+        pinned, refusal = self._pinned.revision()
+        if pinned is None:
+            return None, None, (BUNDLE_UNVERIFIED, refusal)
         try:
             body = (client or self._client).query_rule(
                 inp, package, rule, query_params={"provenance": "true"}
@@ -73,9 +85,20 @@ class RestEngine:
         if len(revisions) != 1:
             message = f"OPA server {self.url} serves no single signed bundle (bundles: {sorted(bundles)})"
             return None, None, (BUNDLE_UNVERIFIED, message)
+        if revisions[0] != pinned:
+            return None, None, (BUNDLE_UNVERIFIED, self._not_pinned(revisions[0], pinned))
         if "result" not in body:
             return None, revisions[0], (ENGINE_UNAVAILABLE, f"the policy left {package}.{rule} undefined")
         return body["result"], revisions[0], None
+
+    def _not_pinned(self, served: str, pinned: str) -> str:
+        bundle = self._pinned.bundle
+        return (
+            f"OPA server {self.url} serves policy revision {served!r}, not {pinned!r}, the revision of "
+            f"{bundle.rego} verified here with the trust anchor {bundle.verification_key}: serve that "
+            f"signed bundle with `opa run --verification-key` (it may still be loading a rebuild), or point "
+            f"{BUNDLE_DIR_ENV} at the signed bundle the server serves"
+        )
 
     def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
         result, revision, failure = self._query(inp, "sovereign.decision", "result")
