@@ -33,6 +33,7 @@ from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
+from sovereign.policy.opa_token import opa_server_env
 from sovereign.vocabulary import (
     CLUSTERS,
     DEPLOYMENTS,
@@ -109,7 +110,7 @@ class LocalOpa:
         self.stop()
         argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{self.port}"]
         argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle or self.bundle)]
-        self.process = ManagedProcess("opa", argv, self.workdir / "opa.log")
+        self.process = ManagedProcess("opa", argv, self.workdir / "opa.log", env=opa_server_env())
         self.process.start()
         self.process.wait_ready(
             lambda: requests.get(f"{self.url}/health?bundles=true", timeout=1).status_code == 200,

@@ -5,7 +5,8 @@ but a server started without that flag serves whatever it is given, and an unsig
 revision into its manifest. So this engine also verifies its own copy of the bundle against the trust
 anchor (pinned_bundle.py) and believes only a server reporting exactly that bundle's revision: a server
 on unsigned or other policy is refused (BUNDLE_UNVERIFIED), and so is every decision while the local
-bundle does not verify.
+bundle does not verify. Every request bears the token the server requires (opa_token.py); a server that
+refuses it, or no token to send, is ENGINE_UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from opa_client import OpaClient
 
 from sovereign.errors import BadInput
@@ -26,6 +28,7 @@ from sovereign.policy.engine import (
     finish,
     finish_batch,
 )
+from sovereign.policy.opa_token import TOKEN_ENV, client_token, token_path
 from sovereign.policy.pinned_bundle import PinnedBundle
 
 NAME = "opa-rest"
@@ -37,9 +40,16 @@ BATCH_ITEM_TIMEOUT_S = 0.01
 class RestEngine:
     name = NAME
 
-    def __init__(self, url: str, timeout_s: float = 2.0, bundle: SignedBundle | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 2.0,
+        bundle: SignedBundle | None = None,
+        token: str | None = None,
+    ) -> None:
         """`bundle`: the signed bundle the server must be serving (default: the one this process is
-        configured with, $SOVEREIGN_POLICY_BUNDLE_DIR and $SOVEREIGN_POLICY_TRUST_ANCHOR)."""
+        configured with, $SOVEREIGN_POLICY_BUNDLE_DIR and $SOVEREIGN_POLICY_TRUST_ANCHOR); `token`: what
+        the server requires (default: $SOVEREIGN_OPA_TOKEN, else the state dir's)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
             raise BadInput(
@@ -48,6 +58,7 @@ class RestEngine:
         self.url = url
         self.timeout_s = timeout_s
         self._pinned = PinnedBundle(bundle or SignedBundle.at(bundle_dir(), "", trust_anchor_path()))
+        self._token = token or client_token()
 
         def connect() -> OpaClient:
             # No retries: a server that does not answer within the timeout is unavailable: deny.
@@ -55,6 +66,7 @@ class RestEngine:
                 host=parts.hostname,
                 port=parts.port,
                 ssl=parts.scheme == "https",
+                token=self._token,
                 timeout=timeout_s,
                 retries=0,
             )
@@ -70,13 +82,21 @@ class RestEngine:
         pinned, refusal = self._pinned.revision()
         if pinned is None:
             return None, None, (BUNDLE_UNVERIFIED, refusal)
+        if self._token is None:
+            message = (
+                f"no token for the OPA server {self.url}: set {TOKEN_ENV} to the token it was started "
+                f"with (`sovereign dev up` writes it to {token_path()})"
+            )
+            return None, None, (ENGINE_UNAVAILABLE, message)
         try:
             body = (client or self._client).query_rule(
                 inp, package, rule, query_params={"provenance": "true"}
             )
             bundles = body.get("provenance", {}).get("bundles") or {}
             revisions = [str(b["revision"]) for b in bundles.values() if b.get("revision")]
-        except Exception as exc:  # fail closed: refused, timed out, HTTP error or garbage all mean deny
+        except requests.HTTPError as exc:
+            return None, None, (ENGINE_UNAVAILABLE, self._http_error(exc))
+        except Exception as exc:  # fail closed: refused, timed out or garbage all mean deny
             return (
                 None,
                 None,
@@ -90,6 +110,14 @@ class RestEngine:
         if "result" not in body:
             return None, revisions[0], (ENGINE_UNAVAILABLE, f"the policy left {package}.{rule} undefined")
         return body["result"], revisions[0], None
+
+    def _http_error(self, exc: requests.HTTPError) -> str:
+        if exc.response is not None and exc.response.status_code == 401:
+            return (
+                f"OPA server {self.url} refused this process's token (401): it requires the token it was "
+                f"started with; set {TOKEN_ENV} to that one"
+            )
+        return f"OPA server {self.url} failed: HTTPError: {exc}"
 
     def _not_pinned(self, served: str, pinned: str) -> str:
         bundle = self._pinned.bundle
