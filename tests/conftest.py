@@ -14,6 +14,7 @@ import requests
 
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
+from sovereign.devenv.pki import CertPair
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.policy.bundle import (
     BUNDLE_DIR_ENV,
@@ -99,22 +100,33 @@ def start_opa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
 
     With ready=True (the default) it waits for /health and raises SovereignError with OPA's last log
     lines when OPA exits instead; with ready=False it returns at once (to watch OPA refuse a bundle).
-    `env` replaces what OPA is given in its environment (the token).
+    `env` replaces what OPA is given in its environment (the token); `tls` (a serving certificate for
+    127.0.0.1 and the CA file that issued it) makes it serve HTTPS only.
     """
     started: list[ManagedProcess] = []
 
-    def start(bundle: SignedBundle, ready: bool = True, env: dict[str, str] | None = None) -> OpaServer:
+    def start(
+        bundle: SignedBundle,
+        ready: bool = True,
+        env: dict[str, str] | None = None,
+        tls: tuple[CertPair, Path] | None = None,
+    ) -> OpaServer:
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{port}"]
         argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle)]
+        if tls:
+            argv += [f"--tls-cert-file={tls[0].cert}", f"--tls-private-key-file={tls[0].key}"]
         log = tmp_path_factory.mktemp("opa") / "opa.log"
         proc = ManagedProcess(f"opa-{port}", argv, log, env=opa_server_env() if env is None else env)
         proc.start()
         started.append(proc)
         if ready:
+            verify = str(tls[1]) if tls else True
             proc.wait_ready(
-                lambda: requests.get(f"{url}/health?bundles=true", timeout=1).status_code == 200,
+                lambda: (
+                    requests.get(f"{url}/health?bundles=true", timeout=1, verify=verify).status_code == 200
+                ),
                 30,
                 f"{url}/health",
             )

@@ -6,19 +6,19 @@ revision into its manifest. So this engine also verifies its own copy of the bun
 anchor (pinned_bundle.py) and believes only a server reporting exactly that bundle's revision: a server
 on unsigned or other policy is refused (BUNDLE_UNVERIFIED), and so is every decision while the local
 bundle does not verify. Every request bears the token the server requires (opa_token.py); a server that
-refuses it, or no token to send, is ENGINE_UNAVAILABLE.
+refuses it, or no token to send, is ENGINE_UNAVAILABLE. The token goes only to loopback over plain HTTP,
+or over HTTPS to a certificate of the pinned CA (opa_endpoint.py).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from opa_client import OpaClient
 
-from sovereign.errors import BadInput
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, SignedBundle, bundle_dir, trust_anchor_path
 from sovereign.policy.engine import (
     BUNDLE_UNVERIFIED,
@@ -28,6 +28,7 @@ from sovereign.policy.engine import (
     finish,
     finish_batch,
 )
+from sovereign.policy.opa_endpoint import opa_endpoint
 from sovereign.policy.opa_token import TOKEN_ENV, client_token, token_path
 from sovereign.policy.pinned_bundle import PinnedBundle
 
@@ -35,6 +36,17 @@ NAME = "opa-rest"
 # OPA's interpreter spends about 1 ms per item of a batch on 2 busy cores; allow ten times that on top
 # of the single-call timeout, so a large batch (the matrix: ~2,000 items) is not cut off as "down".
 BATCH_ITEM_TIMEOUT_S = 0.01
+
+
+class _PinnedClient(OpaClient):
+    """An OpaClient whose session ignores the environment: requests lets $REQUESTS_CA_BUNDLE and
+    $CURL_CA_BUNDLE replace a session's CA file (seen here: the system bundle then vouches for any
+    server), a ~/.netrc replace its Authorization header, and $HTTPS_PROXY route the token elsewhere."""
+
+    def _init_session(self) -> requests.Session:
+        session = super()._init_session()
+        session.trust_env = False
+        return session
 
 
 class RestEngine:
@@ -46,15 +58,14 @@ class RestEngine:
         timeout_s: float = 2.0,
         bundle: SignedBundle | None = None,
         token: str | None = None,
+        ca: Path | None = None,
     ) -> None:
         """`bundle`: the signed bundle the server must be serving (default: the one this process is
         configured with, $SOVEREIGN_POLICY_BUNDLE_DIR and $SOVEREIGN_POLICY_TRUST_ANCHOR); `token`: what
-        the server requires (default: $SOVEREIGN_OPA_TOKEN, else the state dir's)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
-            raise BadInput(
-                f"SOVEREIGN_OPA_URL={url!r}: expected http(s)://HOST:PORT, e.g. http://127.0.0.1:8181"
-            )
+        the server requires (default: $SOVEREIGN_OPA_TOKEN, else the state dir's); `ca`: for an https
+        URL, the only CA its certificate may chain to (default: $SOVEREIGN_OPA_CA). BadInput when the URL
+        may not be used."""
+        endpoint = opa_endpoint(url, ca)
         self.url = url
         self.timeout_s = timeout_s
         self._pinned = PinnedBundle(bundle or SignedBundle.at(bundle_dir(), "", trust_anchor_path()))
@@ -62,10 +73,11 @@ class RestEngine:
 
         def connect() -> OpaClient:
             # No retries: a server that does not answer within the timeout is unavailable: deny.
-            return OpaClient(
-                host=parts.hostname,
-                port=parts.port,
-                ssl=parts.scheme == "https",
+            return _PinnedClient(
+                host=endpoint.host,
+                port=endpoint.port,
+                # A CA file: requests then verifies the certificate (and host name) against it alone.
+                ssl=str(endpoint.ca) if endpoint.ca else False,
                 token=self._token,
                 timeout=timeout_s,
                 retries=0,
