@@ -8,9 +8,7 @@ HTTPS the pinned CA refuses it before anything is sent.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +16,10 @@ from typing import Any
 
 import pytest
 import requests
+from test_decide_cli import decide
 
 from serving.guard import RequestGuard
-from sovereign import cli, toolchain
+from sovereign import toolchain
 from sovereign.devenv.pki import CertPair, LocalCA
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import BadInput
@@ -112,17 +111,6 @@ def rogue_server(tmp_path: Path) -> Iterator[Callable[..., Rogue]]:
         proc.stop()
 
 
-def decide_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, Any, str]:
-    monkeypatch.setattr(sys, "argv", ["sovereign", "decide", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), json.loads(out) if out.strip() else None, err
-
-
 def test_an_unsigned_bundle_on_a_real_opa_server_is_refused_by_decide_and_the_guard(
     cli_state: Path,
     signed_bundle: SignedBundle,
@@ -134,7 +122,7 @@ def test_an_unsigned_bundle_on_a_real_opa_server_is_refused_by_decide_and_the_gu
     url = rogue_server("rogue-1").url
     monkeypatch.setenv("SOVEREIGN_OPA_URL", url)
     (tmp_path / "input.json").write_text(json.dumps(EU_VISION))
-    code, decision, err = decide_cli(monkeypatch, capsys, str(tmp_path / "input.json"))
+    code, decision, err = decide(monkeypatch, capsys, str(tmp_path / "input.json"))
     assert code == 2 and decision["allow"] is False and codes(decision) == ["BUNDLE_UNVERIFIED"]
     message = decision["violations"][0]["message"]
     assert "'rogue-1'" in message and repr(signed_bundle.revision) in message and url in err
