@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         opa = LocalOpa(workdir / "opa", changed)
         opa.start()
         try:
-            rows.append(rejudge(RestEngine(opa.url, timeout_s=600), args.fleet))
+            rows.append(rejudge(RestEngine(opa.url, timeout_s=600, bundle=changed), args.fleet))
         finally:
             opa.stop()
         rows.append(rejudge(WasmEngine(changed.wasm, changed.verification_key, timeout_s=600), args.fleet))

@@ -41,6 +41,7 @@ from sovereign.policy.bundle import SignedBundle, configured_bundle, opa_server_
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.judgement import Judge
+from sovereign.policy.opa_token import opa_server_env
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
@@ -77,7 +78,7 @@ def opa_server(bundle: SignedBundle, log_dir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{port}"]
     argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle)]
-    process = ManagedProcess(f"opa-{port}", argv, log_dir / "opa.log")
+    process = ManagedProcess(f"opa-{port}", argv, log_dir / "opa.log", env=opa_server_env())
     process.start()
     try:
         process.wait_ready(

@@ -99,7 +99,7 @@ class SovereignRegion(pulumi.ComponentResource):
                 self._apply(doc, policy)
             service_account = k8s.OPERATOR_SERVICE_ACCOUNT[1]
             operator = [
-                self._apply(doc, rbac)
+                self._apply(doc, [*rbac, *policy])  # it mounts the bundle to verify what OPA serves
                 for doc in region_objects.operator_workload(args.operator_image, service_account)
             ]
             # Registered once the operator is available: with failurePolicy Fail, an earlier registration

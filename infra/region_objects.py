@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from operators.sovereign_operator.admission import webhook_configuration
-from sovereign.policy.bundle import SignedBundle
-from sovereign.policy.bundle_signature import SIGNING_ALG
+from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
+from sovereign.policy.opa_endpoint import OPA_CA_ENV, OPA_URL_ENV
+from sovereign.policy.opa_token import TOKEN_ENV
 from sovereign.policy.screening_source import SCREENING_LIST_ENV
 from sovereign.vocabulary import LABEL_MANAGED_BY, OPERATOR_NAMESPACE
 
@@ -30,6 +31,12 @@ BUNDLE_CONFIGMAP = "sovereign-policy-bundle"
 TRUST_CONFIGMAP = "sovereign-policy-trust"
 TRUST_FILE = "policy-bundle.pem"
 BUNDLE_MOUNT, TRUST_MOUNT = "/bundle", "/trust"
+# OPA serves TLS only, with a certificate for sovereign-opa.sovereign-system.svc from this kubernetes.io/tls
+# Secret (tls.crt, tls.key, and ca.crt: the CA the operator pins), and answers only the token in the
+# second Secret (key `token`, at least 32 characters). Both are the platform engineer's to create.
+OPA_TLS_SECRET = "sovereign-opa-tls"
+OPA_TOKEN_SECRET = "sovereign-opa-token"
+TLS_MOUNT, OPA_CA_MOUNT = "/tls", "/opa-ca"
 WEBHOOK_PORT = 9443
 # What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
 # made into a Secret by the platform engineer: the operator runs with nothing more.
@@ -112,7 +119,7 @@ def _service(name: str, port: int, target: int) -> Manifest:
         "metadata": _meta(name, SYSTEM_NAMESPACE),
         "spec": {
             "selector": {"app.kubernetes.io/name": name},
-            "ports": [{"name": "https" if port == 443 else "http", "port": port, "targetPort": target}],
+            "ports": [{"name": "https", "port": port, "targetPort": target}],  # both serve TLS only
         },
     }
 
@@ -131,8 +138,22 @@ def _deployment(name: str, pod_spec: dict[str, Any]) -> Manifest:
     }
 
 
+# The bundle as every pod mounts it: OPA serves it, the operator verifies its own copy (the revision pin).
+MOUNTED_BUNDLE = SignedBundle.at(Path(BUNDLE_MOUNT), "", Path(TRUST_MOUNT) / TRUST_FILE)
+_POLICY_VOLUMES = [
+    {"name": "bundle", "configMap": {"name": BUNDLE_CONFIGMAP}},
+    {"name": "trust", "configMap": {"name": TRUST_CONFIGMAP}},
+]
+_POLICY_MOUNTS = [
+    {"name": "bundle", "mountPath": BUNDLE_MOUNT, "readOnly": True},
+    {"name": "trust", "mountPath": TRUST_MOUNT, "readOnly": True},
+]
+_TOKEN = {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": OPA_TOKEN_SECRET, "key": "token"}}}
+
+
 def opa_workload(image: str) -> list[Manifest]:
-    """OPA serving the bundle ConfigMap, refusing it unless it verifies with the trust ConfigMap's key."""
+    """OPA serving the bundle ConfigMap, refusing it unless it verifies with the trust ConfigMap's key, over
+    TLS only and to requests bearing the token."""
     container = {
         "name": "opa",
         "image": image,
@@ -140,47 +161,50 @@ def opa_workload(image: str) -> list[Manifest]:
             "run",
             "--server",
             f"--addr=0.0.0.0:{OPA_PORT}",
+            f"--tls-cert-file={TLS_MOUNT}/tls.crt",
+            f"--tls-private-key-file={TLS_MOUNT}/tls.key",
             "--disable-telemetry",
-            f"--verification-key={TRUST_MOUNT}/{TRUST_FILE}",
-            f"--signing-alg={SIGNING_ALG}",
-            "--bundle",
-            f"{BUNDLE_MOUNT}/bundle.tar.gz",
+            *opa_server_args(MOUNTED_BUNDLE),
         ],
-        "ports": [{"containerPort": OPA_PORT, "name": "http"}],
-        "readinessProbe": {"httpGet": {"path": "/health?bundles=true", "port": OPA_PORT}},
-        "volumeMounts": [
-            {"name": "bundle", "mountPath": BUNDLE_MOUNT, "readOnly": True},
-            {"name": "trust", "mountPath": TRUST_MOUNT, "readOnly": True},
-        ],
+        "env": [_TOKEN],
+        "ports": [{"containerPort": OPA_PORT, "name": "https"}],
+        # The kubelet probes without the token (health needs none) and without checking the certificate.
+        "readinessProbe": {"httpGet": {"path": "/health?bundles=true", "port": OPA_PORT, "scheme": "HTTPS"}},
+        "volumeMounts": [*_POLICY_MOUNTS, {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True}],
     }
     pod = {
         "containers": [container],
-        "volumes": [
-            {"name": "bundle", "configMap": {"name": BUNDLE_CONFIGMAP}},
-            {"name": "trust", "configMap": {"name": TRUST_CONFIGMAP}},
-        ],
+        "volumes": [*_POLICY_VOLUMES, {"name": "tls", "secret": {"secretName": OPA_TLS_SECRET}}],
     }
     return [_deployment(OPA_NAME, pod), _service(OPA_NAME, OPA_PORT, OPA_PORT)]
 
 
 def opa_url() -> str:
-    return f"http://{OPA_NAME}.{SYSTEM_NAMESPACE}.svc:{OPA_PORT}"
+    return f"https://{OPA_NAME}.{SYSTEM_NAMESPACE}.svc:{OPA_PORT}"
 
 
 def operator_workload(image: str, service_account: str) -> list[Manifest]:
-    """The operator under its own ServiceAccount, asking the in-cluster OPA, serving its webhook over TLS."""
+    """The operator under its own ServiceAccount, asking the in-cluster OPA (its CA pinned, with the token,
+    believed only on the revision of the bundle the operator verified itself), serving its webhook over
+    TLS."""
     container = {
         "name": "operator",
         "image": image,
         "args": ["operator", "run", "--credentials", "/credentials"],
         "env": [
-            {"name": "SOVEREIGN_OPA_URL", "value": opa_url()},
+            {"name": OPA_URL_ENV, "value": opa_url()},
+            {"name": OPA_CA_ENV, "value": f"{OPA_CA_MOUNT}/ca.crt"},
+            _TOKEN,
+            {"name": BUNDLE_DIR_ENV, "value": str(MOUNTED_BUNDLE.rego.parent)},
+            {"name": TRUST_ANCHOR_ENV, "value": str(MOUNTED_BUNDLE.verification_key)},
             {"name": SCREENING_LIST_ENV, "value": f"{SCREENING_MOUNT}/{SCREENING_FILE}"},
         ],
         "ports": [{"containerPort": WEBHOOK_PORT, "name": "webhook"}],
         "volumeMounts": [
             {"name": "credentials", "mountPath": "/credentials", "readOnly": True},
             {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
+            *_POLICY_MOUNTS,
+            {"name": "opa-ca", "mountPath": OPA_CA_MOUNT, "readOnly": True},
         ],
     }
     pod = {
@@ -191,6 +215,12 @@ def operator_workload(image: str, service_account: str) -> list[Manifest]:
             # The Consolidated Screening List (tens of MB, past a ConfigMap's 1 MiB) on a volume the
             # organisation keeps current; without it the operator refuses to start, naming the setting.
             {"name": "screening", "persistentVolumeClaim": {"claimName": SCREENING_CLAIM, "readOnly": True}},
+            *_POLICY_VOLUMES,
+            # Only the CA from OPA's TLS Secret: its private key stays with OPA.
+            {
+                "name": "opa-ca",
+                "secret": {"secretName": OPA_TLS_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            },
         ],
     }
     return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]

@@ -3,12 +3,15 @@ signed bundle, and `sovereign operator run`. The tests and the benchmark drive t
 exactly as a platform engineer would from a shell.
 
 OPA keeps one port for its whole life here, so it can be stopped (the engine becomes unreachable) or
-restarted on another bundle (the policy revision changes) under a running operator.
+restarted on another bundle (the policy revision changes) under a running operator. OPA and the operator
+read the bundle from one folder, as both mount one ConfigMap in a cluster: the operator believes OPA only
+when it serves the revision the operator verified there itself.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -29,7 +32,8 @@ from operators.sovereign_operator.kube import api_client
 from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle import SignedBundle, opa_server_args
+from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
+from sovereign.policy.opa_token import opa_server_env
 from sovereign.vocabulary import (
     CLUSTERS,
     DEPLOYMENTS,
@@ -78,6 +82,17 @@ def _tls_ready(host: str, port: int, ca: Path) -> bool:
         return True
 
 
+def install_bundle(bundle: SignedBundle, folder: Path) -> SignedBundle:
+    """`bundle`'s two signed targets copied into `folder`, each replaced in one step (as a ConfigMap
+    volume swaps its files), so a reader never sees half a bundle."""
+    installed = SignedBundle.at(folder, bundle.revision, bundle.verification_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, target in ((bundle.rego, installed.rego), (bundle.wasm, installed.wasm)):
+        shutil.copyfile(source, target.with_name(f".{target.name}.new"))
+        os.replace(target.with_name(f".{target.name}.new"), target)
+    return installed
+
+
 class LocalOpa:
     """An OPA server verifying and serving a signed bundle, on one port for its whole life."""
 
@@ -95,7 +110,7 @@ class LocalOpa:
         self.stop()
         argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{self.port}"]
         argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle or self.bundle)]
-        self.process = ManagedProcess("opa", argv, self.workdir / "opa.log")
+        self.process = ManagedProcess("opa", argv, self.workdir / "opa.log", env=opa_server_env())
         self.process.start()
         self.process.wait_ready(
             lambda: requests.get(f"{self.url}/health?bundles=true", timeout=1).status_code == 200,
@@ -124,6 +139,7 @@ class LocalOperator:
         self.bundle = bundle
         self.run_args = run_args or []
         self.credentials = workdir / "credentials"
+        self.bundle_dir = workdir / "policy-bundle"  # what OPA serves and the operator verifies
         self.opa = LocalOpa(workdir, bundle)
         self.webhook_port = free_port()
         self.health_port = free_port()
@@ -216,8 +232,9 @@ class LocalOperator:
 
     # --- OPA -----------------------------------------------------------------------------------------
     def start_opa(self, bundle: SignedBundle | None = None) -> None:
-        """(Re)start OPA on its port, on `bundle` (default: the one given at construction)."""
-        self.opa.start(bundle)
+        """(Re)start OPA on its port, on `bundle` (default: the one given at construction), installed
+        first in the bundle folder the operator verifies."""
+        self.opa.start(install_bundle(bundle or self.bundle, self.bundle_dir))
 
     def stop_opa(self) -> None:
         self.opa.stop()
@@ -238,7 +255,12 @@ class LocalOperator:
             *self.run_args,
             *extra,
         ]
-        env = {"SOVEREIGN_OPA_URL": self.opa_url, "PYTHONUNBUFFERED": "1"}
+        env = {
+            "SOVEREIGN_OPA_URL": self.opa_url,
+            BUNDLE_DIR_ENV: str(self.bundle_dir),
+            TRUST_ANCHOR_ENV: str(self.bundle.verification_key),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.process = ManagedProcess("sovereign-operator", argv, self.log_path, env=env)
         self.process.start()
         self.process.wait_ready(self._ready, READY_TIMEOUT_S, "liveness and webhook")

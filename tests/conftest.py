@@ -14,6 +14,7 @@ import requests
 
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
+from sovereign.devenv.pki import CertPair
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.policy.bundle import (
     BUNDLE_DIR_ENV,
@@ -23,6 +24,7 @@ from sovereign.policy.bundle import (
     build_bundle,
     opa_server_args,
 )
+from sovereign.policy.opa_token import TOKEN_ENV, opa_server_env, server_token
 from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 
@@ -30,14 +32,17 @@ from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sa
 @pytest.fixture(scope="session", autouse=True)
 def session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The state dir (SOVEREIGN_STATE_DIR) of every test and its children, never the user's own: the
-    bundle, its signing key and trust anchor, and the dev screening sample are found there unless a test
-    says otherwise."""
+    bundle, its signing key and trust anchor, the OPA token and the dev screening sample are found there
+    unless a test says otherwise."""
     state = tmp_path_factory.mktemp("state")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SOVEREIGN_STATE_DIR", str(state))
-        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV, ALLOW_SAMPLE_ENV):
+        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV, ALLOW_SAMPLE_ENV, TOKEN_ENV):
             patch.delenv(name, raising=False)
-        install_dev_sample()  # as `sovereign dev up` does: enforcement points screen against it by default
+        # As `sovereign dev up` does: enforcement points screen against the sample by default, and every
+        # OPA server the tests start requires the token consumers find there.
+        install_dev_sample()
+        server_token()
         yield state
 
 
@@ -90,24 +95,38 @@ class OpaServer:
 
 @pytest.fixture(scope="session")
 def start_opa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OpaServer]]:
-    """Start a real `opa run --server` on a free loopback port, verifying and serving a signed bundle.
+    """Start a real `opa run --server` on a free loopback port, verifying and serving a signed bundle to
+    requests bearing the session's token.
 
     With ready=True (the default) it waits for /health and raises SovereignError with OPA's last log
     lines when OPA exits instead; with ready=False it returns at once (to watch OPA refuse a bundle).
+    `env` replaces what OPA is given in its environment (the token); `tls` (a serving certificate for
+    127.0.0.1 and the CA file that issued it) makes it serve HTTPS only.
     """
     started: list[ManagedProcess] = []
 
-    def start(bundle: SignedBundle, ready: bool = True) -> OpaServer:
+    def start(
+        bundle: SignedBundle,
+        ready: bool = True,
+        env: dict[str, str] | None = None,
+        tls: tuple[CertPair, Path] | None = None,
+    ) -> OpaServer:
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{port}"]
         argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle)]
-        proc = ManagedProcess(f"opa-{port}", argv, tmp_path_factory.mktemp("opa") / "opa.log")
+        if tls:
+            argv += [f"--tls-cert-file={tls[0].cert}", f"--tls-private-key-file={tls[0].key}"]
+        log = tmp_path_factory.mktemp("opa") / "opa.log"
+        proc = ManagedProcess(f"opa-{port}", argv, log, env=opa_server_env() if env is None else env)
         proc.start()
         started.append(proc)
         if ready:
+            verify = str(tls[1]) if tls else True
             proc.wait_ready(
-                lambda: requests.get(f"{url}/health?bundles=true", timeout=1).status_code == 200,
+                lambda: (
+                    requests.get(f"{url}/health?bundles=true", timeout=1, verify=verify).status_code == 200
+                ),
                 30,
                 f"{url}/health",
             )

@@ -88,6 +88,7 @@ def test_both_targets_are_signed_with_the_source_revision(signed_bundle: SignedB
     assert json.loads(wasm.files["data.json"]) == repo_sources().load_data()
     rego_files = {name for name in rego.files if name.endswith(".rego")}
     expected = {str(p.relative_to(repo_sources().root)) for p in repo_sources().rego_files()}
+    expected.add("system/authz.rego")  # the OPA server's API authorisation, signed with the policy
     assert rego_files == {name for name in wasm.files if name.endswith(".rego")} == expected
     assert not any(name.endswith("_test.rego") for name in rego.files)
 
@@ -103,6 +104,8 @@ def test_signing_key_is_private_and_kept_apart_and_opa_gets_the_trust_anchor(
     assert signing_key.parent != bundle_folder != signed_bundle.verification_key.parent
     assert signed_bundle.verification_key == session_state / "trust" / "policy-bundle.pem"
     assert opa_server_args(signed_bundle) == [
+        "--authentication=token",
+        "--authorization=basic",
         f"--verification-key={signed_bundle.verification_key}",
         "--signing-alg=RS256",
         "--bundle",

@@ -266,7 +266,10 @@ def test_undefined_or_malformed_results_deny_on_both_engines(
 ) -> None:
     sources = tiny_policy({"sovereign": {"models": {"m1": {}}}}, decision_rego=UNDEFINED_FOR_UNKNOWN)
     bundle = build_bundle(sources, tmp_path / "out", progress=lambda line: None)
-    engines = [WasmEngine(bundle.wasm, bundle.verification_key), RestEngine(start_opa_server(bundle).url)]
+    engines = [
+        WasmEngine(bundle.wasm, bundle.verification_key),
+        RestEngine(start_opa_server(bundle).url, bundle=bundle),
+    ]
     for engine in engines:
         for decision in [engine.decide({"model": model}), *engine.decide_many([{"model": model}])]:
             if message is None:

@@ -154,16 +154,55 @@ def test_opa_verifies_the_bundle_with_a_key_shipped_and_mounted_apart_from_it(tm
     deployment, _ = region_objects.opa_workload("openpolicyagent/opa:1.10.0")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert {v["name"]: v["configMap"]["name"] for v in pod["volumes"]} == {
+    assert {v["name"]: v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v} == {
         "bundle": bundle["metadata"]["name"],
         "trust": trust["metadata"]["name"],
     }
     assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {
         "bundle": "/bundle",
         "trust": "/trust",
+        "tls": "/tls",
     }
     assert "--verification-key=/trust/policy-bundle.pem" in container["args"]
     assert "/bundle/bundle.tar.gz" in container["args"]
+
+
+def test_opa_in_the_cluster_serves_tls_only_and_requires_the_token() -> None:
+    deployment, service = region_objects.opa_workload("openpolicyagent/opa:1.10.0")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert "--addr=0.0.0.0:8181" in args  # all interfaces, so TLS only:
+    assert {"--tls-cert-file=/tls/tls.crt", "--tls-private-key-file=/tls/tls.key"} <= set(args)
+    assert {"--authentication=token", "--authorization=basic"} <= set(args)
+    assert {"name": "tls", "secret": {"secretName": "sovereign-opa-tls"}} in pod["volumes"]
+    token = {"secretKeyRef": {"name": "sovereign-opa-token", "key": "token"}}
+    assert container["env"] == [{"name": "SOVEREIGN_OPA_TOKEN", "valueFrom": token}]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert service["spec"]["ports"] == [{"name": "https", "port": 8181, "targetPort": 8181}]
+    assert region_objects.opa_url() == "https://sovereign-opa.sovereign-system.svc:8181"
+
+
+def test_the_operator_pins_opas_ca_sends_the_token_and_verifies_the_bundle_itself() -> None:
+    deployment, _ = region_objects.operator_workload("registry.example/operator:1", "sovereign-operator")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["SOVEREIGN_OPA_URL"] == "https://sovereign-opa.sovereign-system.svc:8181"
+    assert env["SOVEREIGN_OPA_CA"] == "/opa-ca/ca.crt"
+    assert env["SOVEREIGN_OPA_TOKEN"] == {"secretKeyRef": {"name": "sovereign-opa-token", "key": "token"}}
+    assert env["SOVEREIGN_POLICY_BUNDLE_DIR"] == "/bundle"
+    assert env["SOVEREIGN_POLICY_TRUST_ANCHOR"] == "/trust/policy-bundle.pem"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # Only the CA from OPA's TLS Secret, never its private key.
+    assert volumes["opa-ca"]["secret"] == {
+        "secretName": "sovereign-opa-tls",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert volumes["bundle"]["configMap"]["name"] == "sovereign-policy-bundle"
+    assert volumes["trust"]["configMap"]["name"] == "sovereign-policy-trust"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert (mounts["opa-ca"], mounts["bundle"], mounts["trust"]) == ("/opa-ca", "/bundle", "/trust")
 
 
 def test_dashboards_and_rules_carry_the_sidecar_labels() -> None:

@@ -25,6 +25,7 @@ from sovereign.matrix.html_page import render_html
 from sovereign.matrix.markdown import render_markdown
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.judgement import Judge
+from sovereign.policy.opa_token import client_token
 from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
@@ -134,10 +135,12 @@ def test_cells_agree_with_sovereign_decide(
 
 
 def _opa_data_queries(url: str) -> float:
-    """How many POST /v1/data queries the OPA server has answered, from its own Prometheus metrics."""
+    """How many POST /v1/data queries the OPA server has answered, from its own Prometheus metrics (read
+    with the session's token, as OPA requires for everything but health)."""
+    bearer = {"Authorization": f"Bearer {client_token()}"}
     counts = [
         float(line.rsplit(" ", 1)[1])
-        for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines()
+        for line in requests.get(f"{url}/metrics", headers=bearer, timeout=5).text.splitlines()
         if line.startswith("http_request_duration_seconds_count{")
         and 'handler="v1/data"' in line
         and 'method="post"' in line

@@ -220,11 +220,12 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     opa_pod = deployments["sovereign-opa"]["spec"]["template"]["spec"]
     opa_args = opa_pod["containers"][0]["args"]
     assert "--verification-key=/trust/policy-bundle.pem" in opa_args and "/bundle/bundle.tar.gz" in opa_args
-    assert {v["name"]: v["configMap"]["name"] for v in opa_pod["volumes"]} == {
-        "bundle": "sovereign-policy-bundle",
-        "trust": "sovereign-policy-trust",
+    assert {v["name"]: (v.get("configMap") or v["secret"]) for v in opa_pod["volumes"]} == {
+        "bundle": {"name": "sovereign-policy-bundle"},
+        "trust": {"name": "sovereign-policy-trust"},
+        "tls": {"secretName": "sovereign-opa-tls"},
     }
-    assert outputs["endpoints"]["opa"] == "http://sovereign-opa.sovereign-system.svc:8181"
+    assert outputs["endpoints"]["opa"] == "https://sovereign-opa.sovereign-system.svc:8181"
     configmaps = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "ConfigMap")}
     bundle, trust = configmaps["sovereign-policy-bundle"], configmaps["sovereign-policy-trust"]
     assert bundle["metadata"]["annotations"]["sovereign.dev/policy-revision"] == signed_bundle.revision
@@ -233,8 +234,14 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     (opa,) = [
         r for r in by_kind(registered, "Deployment") if r.manifest["metadata"]["name"] == "sovereign-opa"
     ]
+    (operator,) = [
+        r for r in by_kind(registered, "Deployment") if r.manifest["metadata"]["name"] == "sovereign-operator"
+    ]
     for configmap in ("sovereign-policy-bundle", "sovereign-policy-trust"):
-        assert any(dep.endswith(f"configmap-sovereign-system-{configmap}") for dep in opa.dependencies)
+        for workload in (opa, operator):  # the operator verifies the bundle OPA serves
+            assert any(
+                dep.endswith(f"configmap-sovereign-system-{configmap}") for dep in workload.dependencies
+            )
 
 
 def test_denied_deployment_is_declared_and_reported_denied(

@@ -26,6 +26,7 @@ from sovereign.devenv.pki import LocalCA, service_account_signing_key
 from sovereign.devenv.process import ManagedProcess, free_port, port_in_use
 from sovereign.errors import BadInput, SovereignError
 from sovereign.policy.bundle import configured_bundle, opa_server_args
+from sovereign.policy.opa_token import opa_server_env
 
 ADMIN_USER = "sovereign-admin"
 READY_TIMEOUT_S = 90.0
@@ -97,6 +98,7 @@ class ControlPlane:
         crds = toolchain.kuberay_crds()
         # Never built here: no bundle or trust anchor is an error naming the command that builds one.
         opa_args = self.config.opa_args or opa_server_args(configured_bundle())
+        opa_env = opa_server_env()  # the token OPA requires (made in the state dir the first time)
         self.ports = self.config.ports.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -107,7 +109,7 @@ class ControlPlane:
             self._apply(binaries["kubectl"], crds, "KubeRay CRDs")
             if self.config.manifests:
                 self._apply(binaries["kubectl"], self.config.manifests, "sovereign manifests")
-            self._start_opa(binaries["opa"], opa_args)
+            self._start_opa(binaries["opa"], opa_args, opa_env)
         except BaseException:
             self.stop()
             raise
@@ -117,8 +119,8 @@ class ControlPlane:
             proc.stop()
         self.processes.clear()
 
-    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log")
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log", env=env)
         proc.start()
         self.processes.append(proc)
         return proc
@@ -272,7 +274,7 @@ class ControlPlane:
             if waited.returncode != 0:
                 raise SovereignError(f"{what} did not become Established: {waited.stderr.strip()}")
 
-    def _start_opa(self, opa: Path, bundle_args: list[str]) -> None:
+    def _start_opa(self, opa: Path, bundle_args: list[str], env: dict[str, str]) -> None:
         self.progress(f"starting OPA on 127.0.0.1:{self.ports.opa}")
         # --watch: a rebuilt bundle (`sovereign bundle build`) is verified and served without a restart.
         served = ["--watch", *bundle_args]
@@ -287,6 +289,7 @@ class ControlPlane:
                 "--disable-telemetry",
                 *served,
             ],
+            env,
         )
         proc.wait_ready(
             lambda: requests.get(f"{self.opa_url}/health?bundles=true", timeout=1).status_code == 200,

@@ -3,8 +3,9 @@
 `build_bundle` (`sovereign bundle build`, `make bundle`) is the only code that signs. One staging folder
 (the Rego files, minus tests, and the compiled data.json) is built twice with the same revision and key:
 a Wasm-target bundle for the in-process engine, and a Rego-target bundle for the OPA server, because the
-pinned OPA binary has no Wasm runtime and refuses to serve a Wasm bundle. The revision is a hash of the
-staged content, so it changes exactly when the policy or its data change.
+pinned OPA binary has no Wasm runtime and refuses to serve a Wasm bundle. Every bundle also carries the
+OPA server's API authorisation (opa_authz.rego as system.authz, see opa_token.py), so it is signed with
+the policy. The revision is a hash of the staged content, so it changes exactly when any of it changes.
 
 Consumers (the engines, the dev control plane's OPA, the Pulumi program) never build, sign or create
 anything: they read the bundle folder ($SOVEREIGN_POLICY_BUNDLE_DIR) and verify it with the trust anchor
@@ -45,6 +46,9 @@ BATCH_ENTRYPOINT = "sovereign/batch/results"
 BUNDLE_DIR_ENV = "SOVEREIGN_POLICY_BUNDLE_DIR"
 TRUST_ANCHOR_ENV = "SOVEREIGN_POLICY_TRUST_ANCHOR"
 BUILD_COMMAND = "sovereign bundle build"
+# Who may use an OPA server serving the bundle; staged into every bundle where OPA looks for it.
+AUTHZ_REGO = Path(__file__).with_name("opa_authz.rego")
+AUTHZ_STAGED = Path("system") / "authz.rego"
 Progress = Callable[[str], None]
 
 
@@ -77,7 +81,7 @@ class PolicySources:
     def fingerprint(self) -> str:
         """Hash of every file that can change the bundle: cheap, so checked on every build."""
         digest = hashlib.sha256()
-        watched = [*sorted(self.root.rglob("*")), *self.also_watch]
+        watched = [*sorted(self.root.rglob("*")), *self.also_watch, AUTHZ_REGO]
         for path in (path for path in watched if path.is_file()):
             digest.update(str(path).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
@@ -156,6 +160,13 @@ def verify_built(bundle: Path, trust_anchor: Path) -> VerifiedBundle:
     return verify_bundle(bundle, key)
 
 
+def unverified_message(exc: BundleUnverified) -> str:
+    """Why a consumer refuses its bundle, and the fix: build one when missing, rebuild a bad one."""
+    if isinstance(exc, BundleMissing):
+        return str(exc)
+    return f"refusing the policy bundle: {exc} (rebuild it from policies/ with: {BUILD_COMMAND} --force)"
+
+
 def configured_bundle() -> SignedBundle:
     """The built bundle this process is configured with, its Rego target verified with the trust anchor.
 
@@ -166,8 +177,11 @@ def configured_bundle() -> SignedBundle:
 
 
 def opa_server_args(bundle: SignedBundle) -> list[str]:
-    """Arguments after `opa run --server --addr ...` that make OPA verify and serve the signed bundle."""
+    """Arguments after `opa run --server --addr ...` that make OPA verify and serve the signed bundle, and
+    answer only requests bearing its token (its environment needs opa_token.opa_server_env())."""
     return [
+        "--authentication=token",
+        "--authorization=basic",
         f"--verification-key={bundle.verification_key}",
         f"--signing-alg={SIGNING_ALG}",
         "--bundle",
@@ -230,10 +244,11 @@ def _set_up_trust(public: bytes, key_path: Path, out_dir: Path, progress: Progre
 
 
 def _stage(sources: PolicySources, staging: Path) -> str:
-    """Copy the Rego and write data.json into `staging`; return the revision (hash of what was staged)."""
+    """Copy the Rego and OPA's authz policy, write data.json into `staging`; return the revision (a hash
+    of what was staged)."""
     digest = hashlib.sha256()
-    for path in sources.rego_files():
-        relative = path.relative_to(sources.root)
+    staged = [(path, path.relative_to(sources.root)) for path in sources.rego_files()]
+    for path, relative in [*staged, (AUTHZ_REGO, AUTHZ_STAGED)]:
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, staging / relative)
         digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -14,13 +14,7 @@ import wasmtime
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 from opapywasm import runtime as opa_runtime
 
-from sovereign.policy.bundle import (
-    BATCH_ENTRYPOINT,
-    BUILD_COMMAND,
-    DECISION_ENTRYPOINT,
-    BundleMissing,
-    verify_built,
-)
+from sovereign.policy.bundle import BATCH_ENTRYPOINT, DECISION_ENTRYPOINT, unverified_message, verify_built
 from sovereign.policy.bundle_signature import BundleUnverified
 from sovereign.policy.engine import (
     BUNDLE_UNVERIFIED,
@@ -87,11 +81,8 @@ class WasmEngine:
                 policy.close()
                 raise RuntimeError(f"it needs built-ins the Wasm host lacks: {', '.join(missing)}")
             policy.set_data(verified.files.get("data.json", b"{}"))
-        except BundleMissing as exc:
-            self._refusal = (BUNDLE_UNVERIFIED, str(exc))
         except BundleUnverified as exc:
-            fix = f"rebuild it from policies/ with: {BUILD_COMMAND} --force"
-            self._refusal = (BUNDLE_UNVERIFIED, f"refusing the policy bundle: {exc} ({fix})")
+            self._refusal = (BUNDLE_UNVERIFIED, unverified_message(exc))
         except Exception as exc:  # fail closed: whatever stops loading means no decision can be trusted
             self._refusal = (ENGINE_UNAVAILABLE, f"cannot load the policy bundle {bundle}: {exc}")
         else:
