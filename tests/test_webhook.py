@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from operators import manifests
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
+from operators.sovereign_operator.credentials import Credentials
 from serving.manifest import RAY_IMAGE
 from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
+from sovereign.devenv.pki import LocalCA
 from sovereign.policy import subjects
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
@@ -323,3 +326,22 @@ def test_a_direct_rayservice_counts_towards_the_quota_of_later_deployments(
         assert op.get("llamadeployments", "bad-input", "usdef-team") is None
     finally:
         op.delete("rayservices", "direct", "usdef-team")
+
+
+def test_only_the_api_server_may_call_the_webhook(
+    examples: None, sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """The webhook asks its callers for a client certificate from the control plane's CA: a caller without
+    one (anyone on the host who can reach the port) is turned away before any review is read."""
+    found = Credentials.load(sovereign_operator.credentials)
+    url = f"{found.webhook['url']}/{k8s.DEPLOYMENTS}"
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "x"}}
+    with pytest.raises(requests.exceptions.ConnectionError):  # TLS refused: no (trusted) client certificate
+        requests.post(url, json=review, verify=str(found.ca), timeout=10)
+    # The API server, presenting its client certificate, is served: the examples were admitted through it.
+    assert controlplane.kubectl("get", "llamadeployments", "-n", "usdef-team").returncode == 0
+    stranger = LocalCA(tmp_path / "stranger-ca").issue_client_cert("stranger")
+    with pytest.raises(requests.exceptions.ConnectionError):  # TLS refused: no (trusted) client certificate
+        requests.post(
+            url, json=review, verify=str(found.ca), cert=(str(stranger.cert), str(stranger.key)), timeout=10
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 
 import kopf
 from kubernetes import client
@@ -51,6 +52,10 @@ def settings(credentials: Credentials) -> kopf.OperatorSettings:
         certfile=str(credentials.cert),
         pkeyfile=str(credentials.key),
         cafile=str(credentials.ca),
+        # Only the API server may call: it presents a client certificate from the same CA (the dev control
+        # plane's admission configuration; in a cluster, the API server's webhook kubeconfig).
+        verify_mode=ssl.CERT_REQUIRED,
+        verify_cafile=str(credentials.ca),
     )
     return configured
 

@@ -30,6 +30,8 @@ from sovereign.policy.opa_token import opa_server_env
 
 ADMIN_USER = "sovereign-admin"
 READY_TIMEOUT_S = 90.0
+# The identity the API server calls admission webhooks as (a client certificate from the local CA).
+WEBHOOK_CLIENT = "kube-apiserver-webhook-client"
 COMPONENT_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "opa")
 
 
@@ -161,6 +163,7 @@ class ControlPlane:
         tokens = self.pki_dir / "tokens.csv"
         tokens.write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
         tokens.chmod(0o600)
+        admission = self._webhook_client_config(ca)
         proc = self._spawn(
             "kube-apiserver",
             [
@@ -183,6 +186,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={sa.key}",
                 f"--cert-dir={self.pki_dir / 'generated'}",
                 "--enable-priority-and-fairness=false",
+                f"--admission-control-config-file={admission}",
             ],
         )
         headers = {"Authorization": f"Bearer {self.admin_token}"}
@@ -196,6 +200,32 @@ class ControlPlane:
             self.config.ready_timeout_s,
             f"GET {self.apiserver_url}/readyz",
         )
+
+    def _webhook_client_config(self, ca: LocalCA) -> Path:
+        """The API server presents a client certificate from the control plane's CA to every admission
+        webhook, so a webhook (the sovereign operator's) can refuse callers that are not the API server."""
+        client = ca.issue_client_cert(WEBHOOK_CLIENT)
+        kubeconfig = self.pki_dir / "webhook-clients.kubeconfig"
+        user = {"client-certificate": str(client.cert), "client-key": str(client.key)}
+        kubeconfig.write_text(
+            yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "users": [{"name": "*", "user": user}]})
+        )
+        webhook = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "WebhookAdmissionConfiguration",
+            "kubeConfigFile": str(kubeconfig),
+        }
+        config = self.pki_dir / "admission.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "AdmissionConfiguration",
+                    "plugins": [{"name": "ValidatingAdmissionWebhook", "configuration": webhook}],
+                }
+            )
+        )
+        return config
 
     def _start_controller_manager(self, binary: Path) -> None:
         """Only the garbage collector and the namespace controller: without them, foreground deletes,

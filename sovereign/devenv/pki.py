@@ -88,15 +88,22 @@ class LocalCA:
 
     def issue_server_cert(self, name: str, hosts: list[str]) -> CertPair:
         """A serving certificate for loopback hosts (IP addresses and DNS names)."""
-        key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
         for host in hosts:
             try:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
+        return self._issue(name, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, sans)
+
+    def issue_client_cert(self, name: str) -> CertPair:
+        """A client certificate (TLS client authentication) for the identity `name`."""
+        return self._issue(name, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, [])
+
+    def _issue(self, name: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> CertPair:
+        key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(_name(name))
             .issuer_name(self._cert.subject)
@@ -104,10 +111,11 @@ class LocalCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self._key, hashes.SHA256())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
         pair = CertPair(self.folder / f"{name}.crt", self.folder / f"{name}.key")
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(pair.key, key)
