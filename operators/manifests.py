@@ -50,4 +50,31 @@ def onboard_namespace(name: str) -> list[dict[str, Any]]:
             },
             "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_namespace}],
         },
+        ray_ingress_policy(name),
     ]
+
+
+# Ray's dashboard and its agent (job and Serve config submission: code execution) listen on every
+# interface of a Ray pod; only Ray's own pods and KubeRay's operator may reach them. Serve's HTTP port,
+# where every request meets the guard, is open.
+RAY_SERVE_PORT = 8000
+KUBERAY_NAMESPACE = "kuberay-system"
+
+
+def ray_ingress_policy(namespace: str) -> dict[str, Any]:
+    """Ingress to the operator's Ray pods: from the namespace's own pods and KubeRay's, and to Serve."""
+    same_namespace = {"podSelector": {}}
+    kuberay = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": KUBERAY_NAMESPACE}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "sovereign-ray-ingress", "namespace": namespace},
+        "spec": {
+            "podSelector": {"matchLabels": {k8s.LABEL_MANAGED_BY: k8s.MANAGED_BY}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [same_namespace, kuberay]},
+                {"ports": [{"protocol": "TCP", "port": RAY_SERVE_PORT}]},
+            ],
+        },
+    }

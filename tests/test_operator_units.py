@@ -26,7 +26,7 @@ from sovereign.exporter.allocation import requested_gpus
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
-from sovereign.policy.decision_input import EndUse, OperatorKind
+from sovereign.policy.decision_input import DecisionInput, EndUse, OperatorKind
 from sovereign.policy.engine import ENGINE_UNAVAILABLE, fail_closed
 from sovereign.policy.judgement import Judge, Judgement, Mode, Verdict
 from sovereign.policy.wasm_engine import WasmEngine
@@ -356,3 +356,41 @@ def test_only_the_raycluster_kuberay_makes_for_an_existing_rayservice_is_admitte
     for other, uid in ((made, None), (made, "rs-2"), ({**made, "kind": "RayJob"}, "rs-1")):
         with pytest.raises(kopf.AdmissionError, match="cannot be judged"):
             admission.review_ray_workload(other, uid)
+
+
+def test_ray_pods_take_ingress_only_from_their_namespace_and_kuberay_except_serve() -> None:
+    from operators.manifests import KUBERAY_NAMESPACE, RAY_SERVE_PORT, onboard_namespace
+
+    (policy,) = [doc for doc in onboard_namespace("team-a") if doc["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert policy["metadata"]["namespace"] == "team-a" and spec["policyTypes"] == ["Ingress"]
+    assert spec["podSelector"] == {"matchLabels": {k8s.LABEL_MANAGED_BY: k8s.MANAGED_BY}}
+    peers, serve = spec["ingress"]
+    assert "ports" not in peers  # any port, but only from these peers: the dashboard and its agent included
+    assert peers["from"] == [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": KUBERAY_NAMESPACE}}},
+    ]
+    assert serve == {"ports": [{"protocol": "TCP", "port": RAY_SERVE_PORT}]}  # from anywhere: the guard
+    built = rayservice.desired(
+        {
+            "metadata": {"name": "d", "namespace": "team-a", "uid": "u"},
+            "spec": {"clusterRef": "c", "model": "m", "endUse": "defense"},
+        },
+        {"spec": {"region": "us-defense"}},
+        DecisionInput.model_validate(
+            {
+                "cluster": {
+                    "name": "c",
+                    "region": "us-defense",
+                    "country": "US",
+                    "operator": {"name": "o", "country": "US", "kind": "company"},
+                },
+                "model": "m",
+                "end_use": "defense",
+            }
+        ),
+        "image",
+    )
+    pod_labels = built["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    assert pod_labels[k8s.LABEL_MANAGED_BY] == k8s.MANAGED_BY  # the policy selects the Ray pods
