@@ -16,6 +16,7 @@ import yaml
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.conditions import find
+from serving.manifest import RAY_IMAGE
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.policy import subjects
@@ -101,6 +102,21 @@ def defense_banned_bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBun
     return build_bundle(sources, root.parent / "bundle", progress=lambda line: None)
 
 
+def direct_rayservice(cluster: ClusterSpec, ns: str, name: str) -> dict[str, Any]:
+    """A RayService made by hand, exactly as the operator would generate it for a defence deployment."""
+    declared = Deployment.model_validate(
+        {"name": name, "model": "llama-3.1-8b-instruct", "end_use": "defense"}
+    )
+    deployment = subjects.llama_deployment(cluster, declared, ns)
+    deployment["metadata"]["uid"] = "by-hand"
+    cluster_obj = subjects.sovereign_cluster(cluster)
+    body = rayservice.desired(
+        deployment, cluster_obj, subjects.deployment_input(cluster_obj, deployment), RAY_IMAGE
+    )
+    del body["metadata"]["ownerReferences"]
+    return body
+
+
 def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_reverted(
     sovereign_operator: LocalOperator, signed_bundle: SignedBundle, defense_banned_bundle: SignedBundle
 ) -> None:
@@ -112,11 +128,14 @@ def test_a_policy_change_suspends_what_it_now_denies_and_restores_it_when_revert
     for name in (defense, research):
         wait_until(lambda name=name: running(op, ns, name), WAIT_S, f"{name} to run")
     research_status = decision_of(op, ns, research)
+    direct = op.create(direct_rayservice(cluster, ns, "direct-defense"))["metadata"]["name"]  # admitted
     assert defense_banned_bundle.revision != signed_bundle.revision
 
     try:
         op.start_opa(defense_banned_bundle)
         wait_until(lambda: suspended(op, ns, defense), WAIT_S, "the defence RayService to be suspended")
+        # A RayService made directly escapes nothing: re-judged in the same pass, suspended as well.
+        wait_until(lambda: suspended(op, ns, direct), WAIT_S, "the direct defence RayService to be suspended")
         assert compliance(op, ns, defense) == ("False", ["END_USE_NOT_PERMITTED"])
         status = op.get("llamadeployments", defense, ns)["status"]  # type: ignore[index]
         assert (

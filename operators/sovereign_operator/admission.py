@@ -151,6 +151,30 @@ class Admission:
         workload = workload_facts(body, cluster, deployments[0], declared) if cluster is not None else None
         return self._review(body, deployments, clusters, claims, workload)
 
+    def rayservice_action(
+        self,
+        body: Mapping[str, Any],
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+    ) -> Action:
+        """What the policy, as of now, makes of a RayService no LlamaDeployment owns (a drift pass asks):
+        REFUSE when it cannot be read as a judged workload, its cluster is gone, or enforce mode denies it;
+        HOLD when nothing could be decided; otherwise what its judgements' mode says (ADMIT, WARN, RECORD)."""
+        try:
+            deployments, declared = self._as_deployments(body, claims)
+        except kopf.AdmissionError:
+            return Action.REFUSE
+        cluster = clusters.get(str(deployments[0]["spec"].get("clusterRef")))
+        if cluster is None:
+            return Action.REFUSE
+        workload = workload_facts(body, cluster, deployments[0], declared)
+        judgements = judge_deployments(self.judge, deployments, clusters, claims, workload)
+        actions = {j.action(enforcement_mode(cluster)) for j in judgements}
+        for worst in (Action.HOLD, Action.REFUSE, Action.WARN, Action.RECORD):
+            if worst in actions:
+                return worst
+        return Action.ADMIT
+
     def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
         """A RayCluster or RayJob: refused, as nothing judged it, unless it is the RayCluster KubeRay makes
         for a RayService (controlled by it; `rayservice_uid` is that RayService's, if it exists), which

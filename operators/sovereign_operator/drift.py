@@ -18,10 +18,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.facts import claims_by_cluster
+from operators.sovereign_operator.admission import Admission
+from operators.sovereign_operator.facts import claims_by_cluster, rayservice_claim
 from operators.sovereign_operator.kube import Kube, api_error
 from operators.sovereign_operator.reconcile import Converged, Reconciler
-from sovereign.policy.judgement import Judge, Verdict
+from sovereign.policy.judgement import Action, Judge, Verdict
 from sovereign.vocabulary import (
     CLUSTERS,
     DEPLOYMENTS,
@@ -81,7 +82,31 @@ class Fleet:
             if not result.moved_on:
                 break
             keys = set(result.moved_on)
+        self._rejudge_direct(deployments, clusters, rayservices, cluster)
         return total
+
+    def _rejudge_direct(
+        self,
+        deployments: list[Mapping[str, Any]],
+        clusters: Mapping[str, Mapping[str, Any]],
+        rayservices: Mapping[tuple[str, str], Mapping[str, Any]],
+        cluster: str | None,
+    ) -> None:
+        """RayServices made directly were admitted on what they would run; the policy may have changed
+        since: one the policy now refuses is suspended (a person resumes it, and admission judges it
+        again); one nothing can be decided about is left as it is, as a LlamaDeployment's would be."""
+        claims = claims_by_cluster(deployments, rayservices.values())
+        admission = Admission(self.judge)
+        for key, rs in rayservices.items():
+            direct = rayservice_claim(rs)
+            if direct is None or rayservice.is_suspended(rs) or cluster not in (None, direct[0]):
+                continue
+            if admission.rayservice_action(rs, clusters, claims) is Action.REFUSE:
+                log.info("suspending RayService %s/%s: the policy refuses it now", *key)
+                try:
+                    self.kube.patch_rayservice(*key, rayservice.SUSPEND_PATCH)
+                except ApiException as exc:
+                    log.warning("cannot suspend RayService %s/%s: %s", *key, api_error(exc))
 
     def _sweep(
         self, deployments: list[Mapping[str, Any]], rayservices: Mapping[tuple[str, str], Mapping[str, Any]]
