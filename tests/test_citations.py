@@ -46,8 +46,9 @@ MIRRORS = {
 }
 # Press that may carry a fact no primary source was found for: only in a citation that says so.
 SECONDARY = {"www.techbuzz.ai", "btw.media", "marketalert.com", "www.bloomberg.com", "www.reuters.com"}
-# A GitHub file is a primary source only in Meta's own repositories (not, say, another project's README).
-PRIMARY_GITHUB_OWNERS = {"meta-llama"}
+# A GitHub file is a primary source only in its publisher's own repositories (not, say, another project's
+# README): Meta's licences and model cards, and OpenSSF's model signing specification.
+PRIMARY_GITHUB_OWNERS = {"meta-llama", "ossf"}
 
 CITATION_KEYS = {"citation", "citations", "source", "sources"}
 

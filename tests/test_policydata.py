@@ -52,6 +52,9 @@ modalities:
 end_uses:
   allowed: [public_sector, research]
   citation: "Civil uses — https://example.org/ch/end-uses"
+workloads:
+  images: ["registry.admin.ch/ray:"]
+  citation: "Federal images only — https://example.org/ch/workloads"
 """
 
 
