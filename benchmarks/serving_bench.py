@@ -6,7 +6,9 @@ requests go to both, interleaved, so drift on a shared machine hits both alike:
 
 - latency: sequential requests, alternating between the apps (p50/p90/p99);
 - throughput: rounds of concurrent requests, alternating app by round (requests/s);
-- the guard alone, in-process: RequestGuard.check on the real engine, with and without its memo.
+- the guard alone, in-process: RequestGuard.check on the real engine, with and without its memo;
+- under attack: the same sequential latency while another client posts 1 MB adversarial bodies to the
+  guarded app (guarded / unguarded ratio: a stalled guard would show in the guarded app alone).
 
 The device is chosen by the model deployment (CUDA when present, else CPU) and printed.
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -102,6 +105,40 @@ def _latencies(
     return times
 
 
+def _under_attack(urls: dict[str, str], n: int, max_tokens: int) -> dict[str, Any]:
+    """Sequential latency of ordinary requests to both apps while a second client keeps posting 1 MB
+    adversarial bodies (base64-looking segments, the shape that cost ~35 s of guard CPU before) to the
+    guarded app: a guard that stalled its replica would show in the guarded app's latency alone."""
+    from guard_bench import b64_segments  # beside this script
+
+    attack = json.dumps(b64_segments(200)(1_000_000))
+    stop, answers = threading.Event(), []
+
+    def attacker() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                start = time.perf_counter()
+                reply = session.post(
+                    urls["guarded"], data=attack, headers={"content-type": "application/json"}, timeout=120
+                )
+                answers.append((reply.status_code, (time.perf_counter() - start) * 1000))
+
+    thread = threading.Thread(target=attacker, daemon=True)
+    thread.start()
+    try:
+        with requests.Session() as session:
+            times = _latencies(session, urls, n, max_tokens)
+    finally:
+        stop.set()
+        thread.join(timeout=180)
+    return {
+        "times": times,
+        "attack_requests": len(answers),
+        "attack_statuses": sorted({status for status, _ in answers}),
+        "attack_p50_ms": statistics.median(ms for _, ms in answers) if answers else None,
+    }
+
+
 def _throughput(
     urls: dict[str, str], n: int, concurrency: int, rounds: int, max_tokens: int
 ) -> dict[str, float]:
@@ -161,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per app")
     parser.add_argument("--max-tokens", type=int, default=1, help="tokens generated per request")
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument(
+        "--attack-requests", type=int, default=100, help="sequential requests per app under the 1 MB attack"
+    )
     options = parser.parse_args(argv)
 
     from serving.dataplane import DataPlane, LocalRay, free_port
@@ -200,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         rps = _throughput(
             urls, options.throughput_requests, options.concurrency, options.rounds, options.max_tokens
         )
+        attacked = _under_attack(urls, options.attack_requests, options.max_tokens)
         guard = _guard_alone(2000)
     finally:
         ray.stop()
@@ -220,6 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         "guard_latency_ratio_p50": round(p50["guarded"] / p50["unguarded"], 4),
         "guard_throughput_loss_pct": round(100 * (1 - rps["guarded"] / rps["unguarded"]), 2),
         **{key: round(value, 1) for key, value in guard.items()},
+        **{
+            f"under_attack_{name}_p50_ms": round(statistics.median(times), 3)
+            for name, times in attacked["times"].items()
+        },
+        "under_attack_latency_ratio_p50": round(
+            statistics.median(attacked["times"]["guarded"])
+            / statistics.median(attacked["times"]["unguarded"]),
+            4,
+        ),
+        "attack_requests": attacked["attack_requests"],
+        "attack_statuses": attacked["attack_statuses"],
+        "attack_p50_ms": attacked["attack_p50_ms"] and round(attacked["attack_p50_ms"], 1),
     }
     print(json.dumps(report, indent=2))
     return 0

@@ -35,6 +35,7 @@ from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle, opa_server_args
+from sovereign.policy.screening_source import SCREENING_LIST_ENV
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
@@ -79,9 +80,11 @@ def project(tmp_path_factory: pytest.TempPathFactory, plane: ControlPlane) -> Pa
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, bundle_env: dict[str, str]) -> dict[str, str]:
+def env(
+    tmp_path_factory: pytest.TempPathFactory, bundle_env: dict[str, str], current_screening_list: Path
+) -> dict[str, str]:
     """The user's environment minus anything that would reach their real Pulumi or sovereign state; the
-    program ships the session's built bundle."""
+    program ships the session's built bundle, and its policy pack screens against a current list."""
     home = tmp_path_factory.mktemp("home")
     clean = {
         key: value
@@ -89,7 +92,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, bundle_env: dict[str, str]) ->
         if not key.startswith(("PULUMI_", "SOVEREIGN_")) and key != "KUBECONFIG"
     }
     home_env = {"SOVEREIGN_STATE_DIR": str(home / "state"), "PULUMI_HOME": str(home / "pulumi-home")}
-    return {**clean, **home_env, **bundle_env}
+    screening = {SCREENING_LIST_ENV: str(current_screening_list)}
+    return {**clean, **home_env, **bundle_env, **screening}
 
 
 def sovereign(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
