@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
 import random
 import statistics
 import string
@@ -31,8 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from report import load, machine, show
 
 from serving.modalities import ContentScan, non_text
 from sovereign import toolchain
@@ -203,43 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{row[0]} {'non-text' if conservative(row) else 'text'}" for row in adversarial),
     ]
     facts = [*machine(), ("load average (1 5 15 min)", f"before {load_before}, after {load_after}")]
-    if args.markdown:
-        print("\n".join(f"- {name}: {value}" for name, value in facts))
-        print()
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        print()
-        print("\n".join(f"- target {line}" for line in targets))
-        return 0
-    out = Console()
-    for name, value in facts:
-        out.print(f"{name}: {value}", highlight=False)
-    table = Table(*header, title=f"request_modalities on {args.size:,}-character bodies, baseline = prose")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
-    for line in targets:
-        out.print(f"target {line}", highlight=False)
-    return 0
-
-
-def machine() -> list[tuple[str, str]]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor() or "unknown",
+    show(
+        facts,
+        header,
+        rows,
+        targets,
+        title=f"request_modalities on {args.size:,}-character bodies, baseline = prose",
+        markdown=args.markdown,
     )
-    return [("cpu", f"{cpu}, {os.cpu_count()} logical cores"), ("python", platform.python_version())]
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ Targets are reported as met or missed, never asserted: the exit code is non-zero
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from rich.console import Console
-from rich.table import Table
+from report import load, machine, show
 
 from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
@@ -142,28 +139,6 @@ def runs(mode: str, count: int, repeats: int, once: Callable[[], object]) -> Res
     return Result(mode, count, seconds, per_decision=False)
 
 
-def machine() -> list[tuple[str, str]]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor() or "unknown",
-    )
-    return [
-        ("cpu", f"{cpu}, {os.cpu_count()} logical cores"),
-        ("python", platform.python_version()),
-        ("opa", toolchain.versions()["OPA_VERSION"]),
-        ("opa-py-wasm / wasmtime", f"{version('opa-py-wasm')} / {version('wasmtime')}"),
-    ]
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         return bench(argv)
@@ -257,30 +232,24 @@ def bench(argv: list[str] | None) -> int:
             for mode, speedup in speedups.items()
         ),
     ]
-    facts = [*machine(), ("load average (1 5 15 min)", f"before {load_before}, after {load_after}")]
+    facts = [
+        *machine(),
+        ("opa", toolchain.versions()["OPA_VERSION"]),
+        ("opa-py-wasm / wasmtime", f"{version('opa-py-wasm')} / {version('wasmtime')}"),
+        ("load average (1 5 15 min)", f"before {load_before}, after {load_after}"),
+    ]
     facts.append(
         ("workload", f"{n} decisions: {len(data.models)} variants x {len(clusters)} clusters x 6 end uses")
     )
 
-    if args.markdown:
-        print("\n".join(f"- {name}: {value}" for name, value in facts))
-        print()
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        print()
-        print("\n".join(f"- target {line}" for line in targets))
-        return 0
-    out = Console()
-    for name, value in facts:
-        out.print(f"{name}: {value}", highlight=False)
-    table = Table(*header, title=f"policy decisions, {n} matrix inputs, baseline = sequential OPA REST calls")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
-    for line in targets:
-        out.print(f"target {line}", highlight=False)
+    show(
+        facts,
+        header,
+        rows,
+        targets,
+        title=f"policy decisions, {n} matrix inputs, baseline = sequential OPA REST calls",
+        markdown=args.markdown,
+    )
     return 0
 
 

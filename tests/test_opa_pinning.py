@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from test_decide_cli import decide
+from test_decide_cli import EU_ALLOWED, decide
 
 from serving.guard import RequestGuard
 from sovereign import toolchain
@@ -32,18 +32,7 @@ from sovereign.policy.rest_engine import RestEngine
 
 VISION_11B = "llama-3.2-11b-vision-instruct"
 # The EU cluster and a Vision model: the real policy denies it, the rogue allow-all bundle allows it.
-EU_VISION = {
-    "cluster": {
-        "name": "eu-frankfurt-1",
-        "region": "eu-text-only",
-        "country": "DE",
-        "operator": {"name": "Rheinwerk Cloud GmbH", "country": "DE", "kind": "company"},
-        "accreditations": [],
-    },
-    "model": VISION_11B,
-    "end_use": "commercial",
-    "as_of": "2026-06-01",
-}
+EU_VISION = {**EU_ALLOWED, "model": VISION_11B}
 IMAGE_REQUEST = {
     "model": VISION_11B,
     "messages": [
