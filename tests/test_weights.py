@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
-from serving.weights import WeightsRefused, inspect_weights, verify_weights, weights_fact
+from serving.weights import WeightsRefused, verify_weights
 from sovereign import toolchain
 from sovereign.cli import app
+from sovereign.models.checkpoint import inspect_weights, weights_fact
 from sovereign.models.signing import DEV_SIGNER, SIGNATURE_FILE, sign_checkpoint, verify_checkpoint
 from sovereign.models.tiny import STAND_IN_KEY, build_all
 from sovereign.policy import subjects

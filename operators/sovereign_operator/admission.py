@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.facts import Claim, judge_deployments
+from operators.sovereign_operator.weights_mounts import WeightsMounts
 from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.exporter.allocation import most_gpus
@@ -66,6 +67,8 @@ _FIELDS = {
     "DATA_RESIDENCY": "spec.weights.country / the SovereignCluster",
     "INVALID_INPUT": "spec",
     "TENANT_NOT_ALLOWED": "metadata.namespace / spec.clusterRef",
+    "WEIGHTS_MISMATCH": "spec.weights.path / spec.model",
+    "WEIGHTS_SIGNATURE_INVALID": "spec.weights.path / spec.weights.signer",
 }
 
 
@@ -117,8 +120,10 @@ def _cite(violation: Mapping[str, Any]) -> str:
 
 
 class Admission:
-    def __init__(self, judge: Judge) -> None:
+    def __init__(self, judge: Judge, weights: WeightsMounts | None = None) -> None:
         self.judge = judge
+        # Where the operator reads checkpoints to judge their facts and signatures (none: not at admission).
+        self.weights = weights or WeightsMounts()
 
     def review_deployment(
         self,
@@ -213,7 +218,9 @@ class Admission:
                 "create it first or fix the name"
             )
         mode = enforcement_mode(cluster)
-        judgements = judge_deployments(self.judge, list(deployments), clusters, claims, workload)
+        judgements = judge_deployments(
+            self.judge, list(deployments), clusters, claims, workload, weights=self.weights.fact
+        )
         problems = [j.message for j in judgements if j.verdict is Verdict.UNJUDGEABLE]
         if problems:
             raise _refuse(f"{what} cannot be judged: " + "; ".join(problems))
@@ -300,7 +307,11 @@ class Admission:
                             "endUse": args.policy.end_use.value,
                             "replicas": 1,
                             "gpusPerReplica": gpus,
-                            "weights": {"country": args.policy.cluster.weights_country},
+                            "weights": {
+                                "country": args.policy.cluster.weights_country,
+                                "path": str(config.model_loading_config.model_source),
+                                "signer": args.policy.weights_signer,
+                            },
                         },
                     }
                 )

@@ -8,7 +8,7 @@ what that means is `Judgement.action`'s to say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,18 +107,31 @@ def deployment_facts(
         return Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
 
 
+# A deployment -> `input.weights` for its checkpoint, the UNJUDGEABLE judgement when it must be read and
+# cannot be, or None when weights are not judged here (operators.sovereign_operator.weights_mounts).
+WeightsGatherer = Callable[[Mapping[str, Any]], "dict[str, Any] | Judgement | None"]
+
+
 def judge_deployments(
     judge: Judge,
     deployments: list[Mapping[str, Any]],
     clusters: Mapping[str, Mapping[str, Any]],
     claims: Mapping[str, list[Claim]],
     workload: Mapping[str, Any] | None = None,
+    weights: WeightsGatherer | None = None,
 ) -> list[Judgement]:
     """Judgements in order, from ONE batched evaluation; `workload`: what the RayService they stand for
-    would run (admission of a RayService as submitted)."""
-    facts = [deployment_facts(d, clusters, claims) for d in deployments]
-    if workload is None:
-        return judge.judge_many(facts)
-    return judge.judge_documents(
-        [f if isinstance(f, Judgement) else judge.policy_input(f, workload=dict(workload)) for f in facts]
-    )
+    would run (admission of a RayService as submitted); `weights`: the checkpoints' facts (admission)."""
+    docs: list[dict[str, Any] | Judgement] = []
+    for deployment in deployments:
+        facts = deployment_facts(deployment, clusters, claims)
+        if isinstance(facts, Judgement):
+            docs.append(facts)
+            continue
+        checkpoint = weights(deployment) if weights is not None else None
+        if isinstance(checkpoint, Judgement):
+            docs.append(checkpoint)
+            continue
+        ran = dict(workload) if workload is not None else None
+        docs.append(judge.policy_input(facts, workload=ran, weights=checkpoint))
+    return judge.judge_documents(docs)

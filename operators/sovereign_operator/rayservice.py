@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from operators.sovereign_operator.weights_mounts import weights_path
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
 from serving.manifest import serve_config
 from sovereign.policy.decision_input import DecisionInput
@@ -51,7 +52,7 @@ def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
             LLMConfig(
                 model_loading_config=ModelLoadingConfig(
                     model_id=spec["model"],
-                    model_source=(spec.get("weights") or {}).get("path") or f"/models/{spec['model']}",
+                    model_source=weights_path(spec),
                 ),
                 deployment_config=DeploymentConfig(
                     num_replicas=int(spec.get("replicas", 1)),

@@ -16,6 +16,7 @@ from operators.sovereign_operator.drift import DriftWatcher, Fleet
 from operators.sovereign_operator.engines import engines_from_env
 from operators.sovereign_operator.kube import Kube, api_client
 from operators.sovereign_operator.reconcile import Reconciler
+from operators.sovereign_operator.weights_mounts import WeightsMounts
 from serving.manifest import RAY_IMAGE
 from sovereign.policy.judgement import Judge
 from sovereign.policy.screening_source import Screening
@@ -30,6 +31,8 @@ class OperatorConfig:
     as_of: date | None = None  # judge as of this date instead of today (rehearsals, audits)
     screening_list: Path | None = None  # None: $SOVEREIGN_SCREENING_LIST, else the dev sample
     ray_image: str = RAY_IMAGE
+    # Where admission reads checkpoints (none mounted: the replicas alone check weights, at load).
+    weights: WeightsMounts = field(default_factory=WeightsMounts)
 
     def today(self) -> date:
         return self.as_of or datetime.now(UTC).date()
@@ -68,7 +71,7 @@ class Runtime:
             single=single,
             reconciler=reconciler,
             fleet=fleet,
-            admission=Admission(single),
+            admission=Admission(single, config.weights),
             desk=RequestDesk(kube, single),
             drift=DriftWatcher(fleet, batch, config.recheck_interval_s, screening_version=screening.version),
         )

@@ -103,6 +103,14 @@ def run(
         ),
     ] = None,
     ray_image: Annotated[str | None, typer.Option(help="Container image of the Ray pods.")] = None,
+    weights_mount: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="POD_PATH=OPERATOR_PATH: where the operator mounts (read-only) the model store the Ray pods "
+            "load weights from; admission then verifies each checkpoint's facts and signature there and "
+            "refuses weights outside it. Repeatable. Without it only the replicas check weights, at load.",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve the admission decision counters on 127.0.0.1:PORT/metrics.")
     ] = None,
@@ -117,9 +125,11 @@ def run(
     from operators.sovereign_operator.credentials import Credentials
     from operators.sovereign_operator.runner import run as run_operator
     from operators.sovereign_operator.runtime import OperatorConfig
+    from operators.sovereign_operator.weights_mounts import WeightsMounts
     from serving.manifest import RAY_IMAGE
 
     Screening.enforcing(screening_list)  # none configured: refuse here, naming the setting (exit 2)
+    weights = WeightsMounts.parse(weights_mount or [])
     found = Credentials.load(credentials or _default_credentials())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
@@ -132,6 +142,7 @@ def run(
         as_of=_as_of(as_of),
         screening_list=screening_list,
         ray_image=ray_image or RAY_IMAGE,
+        weights=weights,
     )
     if metrics_port is not None:
         from prometheus_client import start_http_server
