@@ -43,8 +43,9 @@ from sovereign.policy.rest_engine import RestEngine
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
-IN_PROCESS_P50_TARGET_MS = 0.2
-BATCH_SPEEDUP_TARGET = 10.0
+SINGLE_SPEEDUP_TARGET = 10.0  # issue 17: one in-process decision against one OPA REST call
+BATCH_SPEEDUP_TARGET = 10.0  # issue 4: a batched query against sequential REST calls
+IN_PROCESS_BATCH_TARGET = 20.0  # issue 17: the in-process batch against sequential REST calls
 LAYER_OVERHEAD_TARGET = 0.05
 AS_OF = date(2026, 6, 1)  # fixed, so every run decides the same cells
 WARMUP_CALLS = 200
@@ -88,15 +89,20 @@ def opa_server(bundle: SignedBundle, log_dir: Path) -> Iterator[str]:
         process.stop()
 
 
-def singles(mode: str, engine: PolicyEngine, inputs: list[dict[str, Any]]) -> Result:
-    for inp in inputs[:WARMUP_CALLS]:
-        engine.decide(inp)
-    seconds = []
-    for inp in inputs:
-        started = time.perf_counter()
-        engine.decide(inp)
-        seconds.append(time.perf_counter() - started)
-    return Result(mode, len(inputs), seconds, per_decision=True)
+def singles(engines: dict[str, PolicyEngine], inputs: list[dict[str, Any]]) -> list[Result]:
+    """Each input decided once by each engine, interleaved call by call (alternating which goes first) so
+    that load drifts hit every engine alike."""
+    for engine in engines.values():
+        for inp in inputs[:WARMUP_CALLS]:
+            engine.decide(inp)
+    seconds: dict[str, list[float]] = {mode: [] for mode in engines}
+    order = list(engines.items())
+    for index, inp in enumerate(inputs):
+        for mode, engine in order if index % 2 else reversed(order):
+            started = time.perf_counter()
+            engine.decide(inp)
+            seconds[mode].append(time.perf_counter() - started)
+    return [Result(mode, len(inputs), seconds[mode], per_decision=True) for mode in engines]
 
 
 def layer_overhead(wasm: WasmEngine, inputs: list[DecisionInput]) -> tuple[Result, Result]:
@@ -179,10 +185,12 @@ def bench(argv: list[str] | None) -> int:
 
             return run
 
-        rest_singles = singles("OPA REST, one call per decision", rest, inputs)
+        rest_singles, wasm_singles = singles(
+            {"OPA REST, one call per decision": rest, "in-process Wasm, one call per decision": wasm}, inputs
+        )
         results = [
             rest_singles,
-            singles("in-process Wasm, one call per decision", wasm, inputs),
+            wasm_singles,
             runs("OPA REST, one batched query", n, args.repeats, lambda: rest.decide_many(inputs)),
             runs("in-process Wasm, one batched query", n, args.repeats, lambda: wasm.decide_many(inputs)),
             runs("`sovereign matrix` end to end, Wasm", n, args.repeats, end_to_end(wasm)),
@@ -216,7 +224,8 @@ def bench(argv: list[str] | None) -> int:
         ]
         for r in results
     ]
-    wasm_p50 = results[1].quantile_ms(0.5)
+    single_p50 = rest_singles.quantile_ms(0.5) / wasm_singles.quantile_ms(0.5)
+    single_total = baseline / wasm_singles.total_s
     speedups = {r.mode: baseline / r.total_s for r in results[2:4]}
     layer = judged_call.total_s / engine_call.total_s - 1
     layer_p50 = judged_call.quantile_ms(0.5) / engine_call.quantile_ms(0.5) - 1
@@ -224,12 +233,15 @@ def bench(argv: list[str] | None) -> int:
         f"the judgement API adds <= {LAYER_OVERHEAD_TARGET:.0%} to an in-process decision: "
         f"{layer:+.1%} in total, {layer_p50:+.1%} at p50 (same run, interleaved), "
         + ("met" if max(layer, layer_p50) <= LAYER_OVERHEAD_TARGET else "missed"),
-        f"in-process p50 <= {IN_PROCESS_P50_TARGET_MS} ms per decision: {wasm_p50:.3f} ms, "
-        + ("met" if wasm_p50 <= IN_PROCESS_P50_TARGET_MS else "missed"),
+        f"one in-process decision >= {SINGLE_SPEEDUP_TARGET:.0f}x faster than one OPA REST call (same run, "
+        f"interleaved): {single_p50:.1f}x at p50, {single_total:.1f}x in total, "
+        + ("met" if min(single_p50, single_total) >= SINGLE_SPEEDUP_TARGET else "missed"),
         *(
-            f"{mode} >= {BATCH_SPEEDUP_TARGET:.0f}x faster than sequential REST calls: {speedup:.1f}x, "
-            + ("met" if speedup >= BATCH_SPEEDUP_TARGET else "missed")
-            for mode, speedup in speedups.items()
+            f"{mode} >= {target:.0f}x faster than sequential REST calls: {speedup:.1f}x, "
+            + ("met" if speedup >= target else "missed")
+            for (mode, speedup), target in zip(
+                speedups.items(), (BATCH_SPEEDUP_TARGET, IN_PROCESS_BATCH_TARGET), strict=True
+            )
         ),
     ]
     facts = [

@@ -312,3 +312,27 @@ def test_a_batch_past_one_evaluations_limits_is_decided_in_chunks(wasm: WasmEngi
     assert not [d for d in decisions if d["engine"] != "wasm" or d["policy_revision"] is None]
     singles = [wasm.decide(inp) for inp in EXAMPLES]
     assert decisions[: len(EXAMPLES)] == singles and decisions[len(EXAMPLES) :][: len(EXAMPLES)] == singles
+
+
+def test_in_process_guest_calls_take_the_direct_path(wasm: WasmEngine) -> None:
+    """The engine routes opa-py-wasm's guest calls through sovereign.policy.wasm_calls (the measured speed
+    depends on it); the decisions it gives are the REST engine's (test_rest_and_wasm_decide_identically)."""
+    from opapywasm import abi
+
+    from sovereign.policy import wasm_calls
+
+    assert abi.OpaAbi._call is wasm_calls._call
+    assert wasm.decide(EXAMPLES[0])["engine"] == "wasm"
+
+
+def test_an_evaluation_past_its_time_limit_is_a_deny_and_the_engine_recovers(
+    signed_bundle: SignedBundle,
+) -> None:
+    """An epoch interrupt inside the guest surfaces through the direct call path as a timeout: the decisions
+    fail closed, and the engine answers again on its next call."""
+    engine = WasmEngine(signed_bundle.wasm, signed_bundle.verification_key, pool_size=1, timeout_s=0.001)
+    decisions = engine.decide_many([EXAMPLES[i % len(EXAMPLES)] for i in range(200)])
+    assert {d["violations"][0]["code"] for d in decisions} == {"ENGINE_UNAVAILABLE"}
+    assert "time limit" in decisions[0]["violations"][0]["message"]
+    # Its one instance was poisoned and replaced: a single decision fits the millisecond (tries absorb load).
+    assert any(engine.decide(EXAMPLES[0])["allow"] is True for _ in range(5))

@@ -14,6 +14,7 @@ import wasmtime
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 from opapywasm import runtime as opa_runtime
 
+from sovereign.policy import wasm_calls
 from sovereign.policy.bundle import BATCH_ENTRYPOINT, DECISION_ENTRYPOINT, unverified_message, verify_built
 from sovereign.policy.bundle_signature import BundleUnverified
 from sovereign.policy.engine import (
@@ -41,6 +42,7 @@ class _QuietGrowth(logging.Filter):
 
 
 logging.getLogger("opapywasm.runtime").addFilter(_QuietGrowth())
+wasm_calls.install()
 
 
 def policy_from_wasm(wasm: bytes, config: PolicyConfig) -> OpaWasmPolicy:

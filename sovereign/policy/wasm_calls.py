@@ -1,0 +1,82 @@
+"""Guest calls into the policy's Wasm module at the cost of the call itself.
+
+Every OPA Wasm ABI export opa-py-wasm calls (opa_eval, opa_malloc, opa_heap_ptr_get/set, opa_json_dump, ...)
+takes and returns only i32. wasmtime-py's generic `Func.__call__` rebuilds the function's type from the
+engine and type-checks each argument against it on every call: ~0.1 ms of Python per call on this machine
+class, five calls per evaluation, so two thirds of an in-process decision (benchmarks/RESULTS.md). No
+option of either library caches it, so this module does, by hand: for each instance and export, the arity
+is read once and the call goes straight to wasmtime's C API (`wasmtime_func_call`) with i32 values, through
+wasmtime-py's own trap handling (`enter_wasm`), so traps, timeouts (epoch interrupts) and a host built-in's
+exception surface exactly as before.
+
+It replaces opa-py-wasm's one internal call hook (`OpaAbi._call`) and the two exports it calls around it;
+opa-py-wasm is pinned in pyproject.toml for that reason, and `install()` leaves the library's own path in
+place (slower, still correct) if that hook is not there.
+"""
+
+from __future__ import annotations
+
+import logging
+from ctypes import byref
+from typing import Any
+
+from opapywasm import abi
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime._func import enter_wasm
+
+_I32 = ffi.WASMTIME_I32.value
+_log = logging.getLogger(__name__)
+
+
+class _I32Export:
+    """One export of one instance, called with i32 arguments; returns its i32 result or None."""
+
+    __slots__ = ("_func", "_params", "_results", "_store")
+
+    def __init__(self, store: Any, func: Any) -> None:
+        kind = func.type(store)
+        if any(str(t) != "i32" for t in [*kind.params, *kind.results]):
+            raise TypeError(f"not an i32-only export: {kind.params} -> {kind.results}")
+        self._store, self._func = store, func
+        self._params, self._results = len(kind.params), len(kind.results)
+
+    def __call__(self, *args: int) -> int | None:
+        if len(args) != self._params:
+            raise WasmtimeError(f"expected {self._params} arguments, given {len(args)}")
+        # Fresh arrays per call: a host built-in may call back into the guest while this call runs.
+        params = (ffi.wasmtime_val_t * max(self._params, 1))()
+        for slot, value in zip(params, args, strict=False):
+            slot.kind = _I32
+            slot.of.i32 = value
+        results = (ffi.wasmtime_val_t * max(self._results, 1))()
+        with enter_wasm(self._store) as trap:
+            context, func = self._store._context(), byref(self._func._func)
+            error = ffi.wasmtime_func_call(context, func, params, self._params, results, self._results, trap)
+            if error:
+                raise WasmtimeError._from_ptr(error)
+        return int(results[0].of.i32) if self._results else None
+
+
+def _call(self: Any, name: str, *args: int) -> int:
+    exports = self.__dict__.setdefault("_sovereign_exports", {})
+    export = exports.get(name)
+    if export is None:
+        export = exports[name] = _I32Export(self._rt.store, self._rt.get_func(name))
+    return export(*args)  # type: ignore[no-any-return]
+
+
+def install() -> bool:
+    """Route opa-py-wasm's guest calls through `_I32Export`; False (and the library's path kept) if its hook
+    is not the one this was written against."""
+    if getattr(abi.OpaAbi, "_call", None) is _call:
+        return True
+    hooks = ("_call", "opa_heap_ptr_set", "opa_free", "opa_heap_ptr_get")
+    if not all(callable(getattr(abi.OpaAbi, hook, None)) for hook in hooks):
+        _log.warning("opa-py-wasm has no OpaAbi._call hook: in-process decisions take the generic slow path")
+        return False
+    abi.OpaAbi._call = _call
+    # These two call the export without going through _call.
+    abi.OpaAbi.opa_heap_ptr_set = lambda self, addr: self._call("opa_heap_ptr_set", addr)
+    abi.OpaAbi.opa_free = lambda self, addr: self._call("opa_free", addr)
+    return True
