@@ -115,8 +115,8 @@ class Entry:
 
 def chain_fields(line: bytes) -> tuple[int | None, str | None]:
     try:
-        doc = json.loads(line)
-    except ValueError:
+        doc = json.loads(line.decode())  # decoded first: json.loads would sniff the encoding of bytes
+    except ValueError:  # UnicodeDecodeError included
         return None, None
     if not isinstance(doc, dict):
         return None, None
