@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ from sovereign.audit import (
     Kind,
     Point,
     ProofInvalid,
+    SegmentReport,
     check_proof,
     input_digest,
     prove,
@@ -115,7 +117,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tampered")
 
 
-def verify_tampered(scratch: Path, sample: Sample, log: bytes):  # type: ignore[no-untyped-def]
+def verify_tampered(scratch: Path, sample: Sample, log: bytes) -> SegmentReport:
     for path in scratch.iterdir():
         path.unlink()
     (scratch / f"{sample.segment}{LOG_SUFFIX}").write_bytes(log)
@@ -348,8 +350,8 @@ def _heads_lines(sample: Sample) -> list[bytes]:
     ids=["edited", "deleted", "reordered", "repeated"],
 )
 def test_tampered_heads_are_named(
-    samples: list[Sample], scratch: Path, tamper, kind: Kind, line: int
-) -> None:  # type: ignore[no-untyped-def]
+    samples: list[Sample], scratch: Path, tamper: Callable[[list[bytes]], list[bytes]], kind: Kind, line: int
+) -> None:
     sample = samples[3]  # heads: 0 (size 0), 1 (size 2), 2 (size 5), final (size 7)
     assert len(_heads_lines(sample)) == 4
     verify_tampered(scratch, sample, sample.log)
@@ -499,6 +501,16 @@ def test_a_killed_writer_leaves_a_sealed_part_that_verifies_and_a_reported_tail(
     assert report.ok and any("torn last line" in w for w in report.warnings)
 
 
+def test_a_writer_killed_before_any_record_is_reported_unclosed(tmp_path: Path) -> None:
+    log = DecisionLog.open(tmp_path, "early", key=KEY)
+    heads = log.heads_path.read_bytes()  # what a kill -9 right after open leaves
+    log.close()
+    log.heads_path.write_bytes(heads)
+    (report,) = verify_log(tmp_path, PUBLIC).segments
+    assert report.ok and report.status == "unsealed" and (report.records, report.heads) == (0, 1)
+    assert report.warnings == ("no final head (writer did not shut down cleanly); all 0 records are sealed",)
+
+
 def test_a_forked_child_cannot_append_to_its_parents_segment(tmp_path: Path) -> None:
     log = DecisionLog.open(tmp_path, "fork", key=KEY)
     pid = os.fork()
@@ -556,7 +568,8 @@ def test_a_proof_checks_with_the_public_key_alone(tmp_path: Path) -> None:
         path.unlink()  # the third party has no log
     pem = PUBLIC.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     public = serialization.load_pem_public_key(pem)
-    assert check_proof(document, public).subject == "req-6"  # type: ignore[arg-type]
+    assert isinstance(public, Ed25519PublicKey)
+    assert check_proof(document, public).subject == "req-6"
 
     forged = {**document, "line": document["line"].replace('"subject":"req-6"', '"subject":"req-7"')}
     assert forged != document
@@ -568,6 +581,6 @@ def test_a_proof_checks_with_the_public_key_alone(tmp_path: Path) -> None:
     other_index = {**document, "index": 5, "record_id": f"{log.segment}:5"}
     for bad in (forged, other_head, other_path, other_index):
         with pytest.raises(ProofInvalid):
-            check_proof(bad, public)  # type: ignore[arg-type]
+            check_proof(bad, public)
     with pytest.raises(ProofInvalid, match="not by the given public key"):
         check_proof(document, Ed25519PrivateKey.generate().public_key())

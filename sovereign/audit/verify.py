@@ -116,7 +116,7 @@ def verify_log(directory: Path, public_key: Ed25519PublicKey) -> LogReport:
 def verify_segment(directory: Path, segment: str, public_key: Ed25519PublicKey) -> SegmentReport:
     heads_path, log_path = directory / f"{segment}{HEADS_SUFFIX}", directory / f"{segment}{LOG_SUFFIX}"
     heads, finding, warnings = _signed_heads(heads_path, segment, public_key)
-    if finding is not None or not heads:
+    if finding is not None:  # also when there is no head at all
         return SegmentReport(segment, _count_lines(log_path), 0, len(heads), False, finding, tuple(warnings))
     last = heads[-1]
     if not log_path.exists():
@@ -248,6 +248,10 @@ class _RecordCheck:
             warnings.append(
                 f"unsealed: {count - sealed} records after the last signed head (writer did not shut down "
                 "cleanly); they are not authenticated"
+            )
+        elif not self.last.final:
+            warnings.append(
+                f"no final head (writer did not shut down cleanly); all {count} records are sealed"
             )
         if self.torn:
             if self.last.final:

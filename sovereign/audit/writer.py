@@ -87,7 +87,8 @@ class DecisionLog:
         self._last_head: SignedHead | None = None
         # Set when appends must stop: a closed log, a failed writer thread, a forked child.
         self._refusal: str | None = None
-        self._close_lock = threading.Lock()
+        # Held to check the refusal and enqueue as one step, so that no record lands behind the stop.
+        self._gate = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
         self._heads_file = _open_exclusive(self.heads_path)
         self._sign_head(final=False)  # head 0 exists before any record: a log without heads is tampered
@@ -121,9 +122,10 @@ class DecisionLog:
     def append(self, record: DecisionRecord) -> None:
         """Queue `record`; written, fsynced and sealed by the writer thread. AuditLogClosed once the log is
         closed, its writer failed (the message says why) or in a child forked after it was opened."""
-        if self._refusal is not None:
-            raise AuditLogClosed(self._refusal)
-        self._queue.put(record)
+        with self._gate:
+            if self._refusal is not None:
+                raise AuditLogClosed(self._refusal)
+            self._queue.put(record)
 
     def flush(self) -> None:
         """Return once every record appended before the call is written and fsynced."""
@@ -137,13 +139,13 @@ class DecisionLog:
 
     def close(self) -> None:
         """Write what is queued, sign the final head and stop. Idempotent."""
-        with self._close_lock:
+        with self._gate:
             if self._refusal is not None:
                 return
             self._refusal = f"the audit log {self.path} is closed"
             self._queue.put(_STOP)
-            self._thread.join()
-            _open_logs.discard(self)
+        self._thread.join()
+        _open_logs.discard(self)
 
     def __enter__(self) -> DecisionLog:
         return self
@@ -152,9 +154,10 @@ class DecisionLog:
         self.close()
 
     def _wait(self, request: _Flush) -> _Flush:
-        if self._refusal is not None:
-            raise AuditLogClosed(self._refusal)
-        self._queue.put(request)
+        with self._gate:
+            if self._refusal is not None:
+                raise AuditLogClosed(self._refusal)
+            self._queue.put(request)
         while not request.done.wait(timeout=1.0):
             if not self._thread.is_alive():
                 raise AuditLogClosed(self._refusal or f"the audit log writer of {self.path} stopped")
@@ -233,6 +236,7 @@ class DecisionLog:
 
 def _refuse_in_child() -> None:
     for log in list(_open_logs):
+        log._gate = threading.Lock()  # another thread of the parent may have held it at the fork
         log._refusal = (
             f"the audit log {log.path} belongs to process {os.getppid()}: open a DecisionLog in this "
             "process (each writer process has its own segment)"
