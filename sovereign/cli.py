@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from sovereign import __version__
 from sovereign.commands import (
+    audit,
     bundle,
     decide,
     demo,
@@ -47,6 +48,7 @@ app.command()(stack.destroy)
 app.command()(matrix.matrix)
 app.add_typer(operator.app, name="operator")
 app.add_typer(request.app, name="request")
+app.add_typer(audit.app, name="audit")
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

@@ -1,0 +1,192 @@
+"""The decision log's cost: what logging adds to one request, and how fast `sovereign audit verify` reads.
+
+    .venv/bin/python benchmarks/audit_bench.py [--appends 20000] [--records 100000] [--head-every 1000] \
+        [--repeats 3] [--markdown]
+
+Per request (what the serving guard will add): the record of one real serving judgement (`record_of`: the
+input's canonical-JSON digest and the validated record) appended to a live DecisionLog, whose writer
+thread writes, fsyncs, hashes into the tree and signs heads meanwhile. Timed call by call
+(`perf_counter_ns`), interleaved with the baseline, a call that takes the same judgement and logs nothing,
+so load drifts hit both alike. `append` alone (a record built beforehand) is shown too.
+
+Verify: a segment of `--records` records written through DecisionLog with a signed head every
+`--head-every` records, then `verify_segment` run `--repeats` times (median); beside it the floor, reading
+the file and parsing each line as JSON with nothing checked.
+Nothing is asserted: the exit code is non-zero only on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from report import load, machine, show
+
+from sovereign import toolchain
+from sovereign.audit import DecisionLog, Point, record_of, verify_segment
+from sovereign.audit.segment import Lines
+from sovereign.policy import subjects
+from sovereign.policy.clusters import load_cluster
+from sovereign.policy.judgement import Judgement
+
+TARGET_APPEND_P50_MS = 0.2  # issue 15: what an append may add per serving request
+
+
+def serving_judgement() -> Judgement:
+    """A judgement as the serving guard gets one: a declared deployment's input with the request's facts."""
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    declared = next(iter(subjects.declared_inputs(spec).values()))
+    doc = declared.policy_input({"performed": True, "hits": []})
+    doc.update(as_of="2026-11-29", request={"modalities": ["text"], "tenant": spec.name})
+    decision = {
+        "allow": True,
+        "violations": [],
+        "obligations": [
+            {"code": "BUILT_WITH_LLAMA", "message": "…"},
+            {"code": "ACCEPTABLE_USE", "message": "…"},
+        ],
+        "policy_revision": "4f0c2a1e",
+        "engine": "wasm",
+    }
+    return Judgement.of(decision, doc)
+
+
+def no_log(judgement: Judgement, subject: str) -> None:
+    """The baseline: the call a request makes, without the log."""
+
+
+def percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    ordered = sorted(samples_ns)
+    return ordered[len(ordered) // 2] / 1e6, ordered[int(len(ordered) * 0.99)] / 1e6
+
+
+def bench_append(folder: Path, key: Ed25519PrivateKey, count: int) -> dict[str, list[int]]:
+    judgement = serving_judgement()
+    prebuilt = record_of(judgement, point=Point.SERVING, subject="req-0")
+    timings: dict[str, list[int]] = {"baseline": [], "record_of + append": [], "append": []}
+    with DecisionLog.open(folder, "bench", key=key) as log:
+
+        def logged(judged: Judgement, subject: str) -> None:
+            log.append(record_of(judged, point=Point.SERVING, subject=subject))
+
+        calls: dict[str, Callable[[str], None]] = {
+            "baseline": lambda subject: no_log(judgement, subject),
+            "record_of + append": lambda subject: logged(judgement, subject),
+            "append": lambda subject: log.append(prebuilt),
+        }
+        order = list(calls)
+        for number in range(count):
+            order.reverse() if number % 2 else None  # alternate which goes first
+            for name in order:
+                subject = f"req-{number}"
+                start = time.perf_counter_ns()
+                calls[name](subject)
+                timings[name].append(time.perf_counter_ns() - start)
+    return timings
+
+
+def write_segment(folder: Path, key: Ed25519PrivateKey, records: int, head_every: int) -> tuple[str, float]:
+    record = record_of(serving_judgement(), point=Point.SERVING, subject="req-0")
+    start = time.perf_counter()
+    with DecisionLog.open(folder, "verify-bench", key=key, head_interval=3600) as log:
+        for number in range(records):
+            log.append(record)
+            if (number + 1) % head_every == 0:
+                log.checkpoint()
+    return log.segment, time.perf_counter() - start
+
+
+def parse_only(path: Path) -> int:
+    return sum(1 for line in Lines.read(path).complete if json.loads(line))
+
+
+def median_seconds(run: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--appends", type=int, default=20_000, help="timed calls of each kind")
+    parser.add_argument("--records", type=int, default=100_000, help="records in the verified segment")
+    parser.add_argument("--head-every", type=int, default=1_000, help="records between signed heads")
+    parser.add_argument("--repeats", type=int, default=3, help="verify runs (median reported)")
+    parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table")
+    args = parser.parse_args(argv)
+    key = Ed25519PrivateKey.generate()
+    load_before = load()
+    with tempfile.TemporaryDirectory(prefix="audit-bench-") as scratch:
+        append_folder, verify_folder = Path(scratch) / "append", Path(scratch) / "verify"
+        timings = bench_append(append_folder, key, args.appends)
+        segment, write_seconds = write_segment(verify_folder, key, args.records, args.head_every)
+        report = verify_segment(verify_folder, segment, key.public_key())
+        if not report.ok or report.records != args.records:
+            raise SystemExit(f"the benchmark's own segment does not verify: {report}")
+        log_path = verify_folder / f"{segment}.log"
+        size_mib = log_path.stat().st_size / 2**20
+        verify_s = median_seconds(
+            lambda: verify_segment(verify_folder, segment, key.public_key()), args.repeats
+        )
+        parse_s = median_seconds(lambda: parse_only(log_path), args.repeats)
+
+    rows = []
+    for name, samples in timings.items():
+        p50, p99 = percentiles(samples)
+        rows.append(
+            [f"per request: {name}", f"{len(samples):,} calls", f"p50 {p50:.4f} ms", f"p99 {p99:.4f} ms"]
+        )
+    base50, _ = percentiles(timings["baseline"])
+    added50 = percentiles(timings["record_of + append"])[0] - base50
+    for name, seconds in [
+        ("verify: read + JSON-parse only (floor)", parse_s),
+        ("verify: verify_segment", verify_s),
+    ]:
+        rows.append(
+            [
+                name,
+                f"{args.records:,} records",
+                f"{seconds:.2f} s",
+                f"{args.records / seconds:,.0f} records/s",
+            ]
+        )
+    rows.append(
+        [
+            "writer: append + write + fsync + sign",
+            f"{args.records:,} records",
+            f"{write_seconds:.2f} s",
+            f"{args.records / write_seconds:,.0f} records/s",
+        ]
+    )
+    facts = [
+        *machine(),
+        ("load average before / after", f"{load_before} / {load()}"),
+        ("verified segment", f"{args.records:,} records, {report.heads} signed heads, {size_mib:.1f} MiB"),
+    ]
+    met = "met" if added50 <= TARGET_APPEND_P50_MS else "NOT met"
+    targets = [
+        f"logging adds ≤ {TARGET_APPEND_P50_MS} ms at p50 per request: {met} ({added50:.4f} ms over baseline)"
+    ]
+    show(
+        facts,
+        ["measure", "n", "time", "rate / tail"],
+        rows,
+        targets,
+        title="decision log",
+        markdown=args.markdown,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
