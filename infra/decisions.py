@@ -11,8 +11,10 @@ import json
 from functools import cache
 from typing import Any
 
+from sovereign.audit.record import Point
+from sovereign.audit.trail import AuditTrail, open_log
 from sovereign.policy.engine import engine_from_env
-from sovereign.policy.judgement import Judge, Judgement
+from sovereign.policy.judgement import Judge, Judgement, Subject
 from sovereign.policy.screening_source import Screening
 from sovereign.policy.subjects import declared_gpus_in_use, deployment_input
 
@@ -24,7 +26,14 @@ def policy_context(cluster: dict[str, Any], deployments: list[dict[str, Any]], i
 
 @cache
 def judge() -> Judge:
-    return Judge(engine_from_env(), Screening.enforcing())
+    """The process's judge; each judgement it makes is a record of the process's decision log (preview)."""
+    recorder = AuditTrail(open_log("preview"), Point.PREVIEW)
+    return Judge(engine_from_env(), Screening.enforcing(), recorder=recorder)
+
+
+def subject(deployment: dict[str, Any]) -> Subject:
+    meta = deployment.get("metadata") or {}
+    return Subject(f"LlamaDeployment {meta.get('namespace')}/{meta.get('name')}")
 
 
 def policy_input(deployment: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -34,17 +43,17 @@ def policy_input(deployment: dict[str, Any], context: dict[str, Any]) -> dict[st
 
 
 @cache
-def _judge_json(doc_json: str) -> Judgement:
-    return judge().judge_document(json.loads(doc_json))
+def _judge_json(doc_json: str, about: Subject) -> Judgement:
+    return judge().judge_document(json.loads(doc_json), about)
 
 
-def judge_one(doc: dict[str, Any]) -> Judgement:
+def judge_one(doc: dict[str, Any], about: Subject) -> Judgement:
     """One judgement per distinct input per process: several policies of the pack ask about the same one."""
-    return _judge_json(json.dumps(doc, sort_keys=True))
+    return _judge_json(json.dumps(doc, sort_keys=True), about)
 
 
-def judge_many(docs: list[dict[str, Any]]) -> list[Judgement]:
-    return judge().judge_documents(docs)
+def judge_many(docs: list[dict[str, Any]], about: list[Subject]) -> list[Judgement]:
+    return judge().judge_documents(docs, about)
 
 
 def summary(judgement: Judgement) -> dict[str, Any]:

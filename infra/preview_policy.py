@@ -45,7 +45,9 @@ def _judge(args: ResourceValidationArgs) -> tuple[Action, Judgement] | None:
         judgement = Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, why)
         return judgement.action(), judgement
     try:
-        judgement = decisions.judge_one(decisions.policy_input(deployment, context))
+        judgement = decisions.judge_one(
+            decisions.policy_input(deployment, context), decisions.subject(deployment)
+        )
     except SovereignError as exc:
         judgement = Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
     return judgement.action(enforcement_mode(context["cluster"])), judgement

@@ -72,7 +72,10 @@ class SovereignRegion(pulumi.ComponentResource):
         clusters = [(spec, subjects.sovereign_cluster(spec)) for spec in args.clusters]
         declared = [(spec, cluster, _judged_deployments(spec, cluster)) for spec, cluster in clusters]
         judged = [pair for _, _, pairs in declared for pair in pairs]
-        judgements = decisions.judge_many([decisions.policy_input(d, context) for d, context in judged])
+        judgements = decisions.judge_many(
+            [decisions.policy_input(d, context) for d, context in judged],
+            [decisions.subject(d) for d, _ in judged],
+        )
 
         system = self._apply(
             region_objects.namespace(region_objects.SYSTEM_NAMESPACE, {k8s.LABEL_REGION: args.region})

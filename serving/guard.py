@@ -19,7 +19,7 @@ from typing import Any
 from serving.modalities import request_modalities
 from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse
 from sovereign.policy.engine import PolicyEngine, UnavailableEngine
-from sovereign.policy.judgement import Judge, Judgement, Verdict
+from sovereign.policy.judgement import Judge, Judgement, Recorder, Subject, Verdict
 from sovereign.policy.screening_source import Screening
 
 _MEMO_SIZE = 4096
@@ -71,11 +71,13 @@ class RequestGuard:
         screening_list: Path | None = None,
         engine: PolicyEngine | None = None,
         gpus: int | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         if engine is None:
             engine = _load_engine()
         # No list, or one that stops being current: every request is undecided (503), never unscreened.
-        self.judge = Judge(engine, Screening.enforcing(screening_list, refuse_to_start=False))
+        screening = Screening.enforcing(screening_list, refuse_to_start=False)
+        self.judge = Judge(engine, screening, recorder=recorder)
         # The in-process engine holds one verified bundle for its whole life, so its decision is a pure
         # function of the input (as_of included): identical inputs are answered from a bounded memo, which
         # keeps the Wasm call (~1 ms) off the hot path. Never for the OPA server, whose bundle can change
@@ -95,22 +97,26 @@ class RequestGuard:
         # tomorrow.
         return self.judge.policy_input(self._inputs[model_id], request=request)
 
-    def judge_request(self, doc: dict[str, Any]) -> Judgement:
+    def judge_request(self, doc: dict[str, Any], subject: Subject) -> Judgement:
+        """The judgement of one request; each request leaves its own record, memo or not."""
         if self._memo is None:
-            return self.judge.judge_document(doc)
+            return self.judge.judge_document(doc, subject)
         key = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         with self._memo_lock:
             judgement = self._memo.get(key)
-        if judgement is None:
-            judgement = self.judge.judge_document(doc)
-            if judgement.verdict is not Verdict.UNDECIDED:
-                with self._memo_lock:
-                    if len(self._memo) >= _MEMO_SIZE:
-                        self._memo.pop(next(iter(self._memo)))  # oldest first: dicts keep insertion order
-                    self._memo[key] = judgement
+        if judgement is not None:
+            self.judge.record(judgement, subject)
+            return judgement
+        judgement = self.judge.judge_document(doc, subject)
+        if judgement.verdict is not Verdict.UNDECIDED:
+            with self._memo_lock:
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.pop(next(iter(self._memo)))  # oldest first: dicts keep insertion order
+                self._memo[key] = judgement
         return judgement
 
-    def check(self, body: Any, model_id: str, tenant: str | None) -> Answer:
+    def check(self, body: Any, model_id: str, tenant: str | None, request_id: str = "unnamed") -> Answer:
         modalities = request_modalities(body)
-        judgement = self.judge_request(self.decision_input(model_id, modalities, tenant))
+        doc = self.decision_input(model_id, modalities, tenant)
+        judgement = self.judge_request(doc, Subject(f"request {request_id}", tenant=tenant))
         return Answer(judgement, sorted(modalities))

@@ -1,6 +1,9 @@
 """The OpenAI-compatible ingress: every request is read within a size limit, validated, checked by the
 guard against this cluster's policy, and only then handed to the model deployment.
 
+Every checked request's judgement is one record of this replica's decision log (sovereign.audit), named
+by the id each answer carries in its `x-sovereign-request-id` header.
+
 Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both streaming as
 server-sent events when asked), GET /metrics (sovereign_* metrics), GET /sovereign/weights (the verified
 weights record of each hosted model). Errors are OpenAI-shaped: {"error": {message, type, param, code}}.
@@ -11,6 +14,7 @@ No `from __future__ import annotations`: FastAPI reads the route annotations at 
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +32,10 @@ from serving.args import ServingArgs
 from serving.guard import RequestGuard
 from serving.llm import ContentError, GenerationRequest, GenerationResult
 from serving.metrics import ServingMetrics
+from sovereign.audit.record import Point
+from sovereign.audit.trail import AuditTrail, open_log
 
+REQUEST_ID_HEADER = "x-sovereign-request-id"  # the subject of the request's decision record
 api = FastAPI(title="sovereign Llama serving", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -104,8 +111,14 @@ class OpenAiIngress:
             for m, c in zip(model_ids, self.args.llm_configs, strict=True)
         }
         context = self.args.policy
+        self.decisions = open_log("serving")
         self.guard = RequestGuard(
-            context.cluster, context.end_use, model_ids, context.screening_list, gpus=context.gpus
+            context.cluster,
+            context.end_use,
+            model_ids,
+            context.screening_list,
+            gpus=context.gpus,
+            recorder=AuditTrail(self.decisions, Point.SERVING),
         )
         self.metrics = ServingMetrics(
             context.cluster.region, context.cluster.name, model_ids, self.args.max_tenant_labels
@@ -153,10 +166,10 @@ class OpenAiIngress:
             )
         return self.model_ids[model.lower()]
 
-    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
+    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None, request_id: str) -> None:
         # In a worker thread: the content walk is CPU work (bounded, but up to a few ms for a large body)
         # and an OPA server's answer is a blocking call; neither may hold up the replica's other requests.
-        answer = await asyncio.to_thread(self.guard.check, body, model_id, tenant)
+        answer = await asyncio.to_thread(self.guard.check, body, model_id, tenant, request_id)
         if not answer.allowed:
             raise _Refusal(
                 answer.status,
@@ -170,6 +183,12 @@ class OpenAiIngress:
     # --- answering -------------------------------------------------------------------------------------
 
     async def _answer(self, request: Request, endpoint: _Endpoint) -> Response:
+        request_id = uuid.uuid4().hex
+        response = await self._answer_as(request, endpoint, request_id)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    async def _answer_as(self, request: Request, endpoint: _Endpoint, request_id: str) -> Response:
         start = time.perf_counter()
         tenant = request.headers.get(self.args.tenant_header)
         model: str | None = None
@@ -177,7 +196,7 @@ class OpenAiIngress:
             body = await self._read_json(request)
             parsed = self._validate(endpoint, body)
             model = self._hosted(parsed.model)
-            await self._check(body, model, tenant)
+            await self._check(body, model, tenant, request_id)
             generation = endpoint.generation(parsed, self.limits[model.lower()])
             handle = self.servers[model.lower()]
             if parsed.stream:

@@ -22,6 +22,8 @@ from ray import serve
 
 from serving.args import EngineKwargs, PolicyContext
 from serving.weights import VerifiedWeights, verify_weights
+from sovereign.audit.record import Point
+from sovereign.audit.trail import AuditTrail, open_log
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge
@@ -188,7 +190,9 @@ class LlamaServer:
             gpus=context.gpus,
             weights_signer=context.weights_signer,
         )
-        judge = Judge(engine_from_env(), Screening.enforcing(context.screening_list, refuse_to_start=False))
+        screening = Screening.enforcing(context.screening_list, refuse_to_start=False)
+        self.decisions = open_log("serving-weights")
+        judge = Judge(engine_from_env(), screening, recorder=AuditTrail(self.decisions, Point.SERVING))
         self.verified = verify_weights(Path(model_source), judge, judged)
         logger.info("sovereign weights verified: %s", json.dumps(self.verified.record(), sort_keys=True))
         self._model = _Model(self.verified, EngineKwargs.model_validate(engine_kwargs))

@@ -16,9 +16,9 @@ from typing import Any
 
 from sovereign.errors import SovereignError
 from sovereign.models.checkpoint import CheckpointUnreadable, WeightsFacts, inspect_weights, weights_fact
-from sovereign.models.signing import verify_checkpoint
+from sovereign.models.signing import SIGNATURE_FILE, verify_checkpoint
 from sovereign.policy.decision_input import DecisionInput
-from sovereign.policy.judgement import Judge
+from sovereign.policy.judgement import Judge, Subject
 from sovereign.policydata import load_policy_data
 
 
@@ -62,11 +62,20 @@ def verify_weights(folder: Path, judge: Judge, judged: DecisionInput) -> Verifie
         facts = inspect_weights(folder)
     except CheckpointUnreadable as exc:
         raise WeightsRefused(f"model_source: {exc}") from None
+    # The record names the checkpoint by its signature's digest: the signature binds every file's digest.
+    signature_file = folder / SIGNATURE_FILE
+    subject = Subject(
+        f"weights {judged.model} at {folder}",
+        weights_digest=_sha256(signature_file) if signature_file.is_file() else None,
+    )
     # The header facts alone (the signature not gathered yet: no signer expected in this first judgement).
-    judgement = judge.judge(judged.model_copy(update={"weights_signer": None}), weights=weights_fact(facts))
+    unsigned = judged.model_copy(update={"weights_signer": None})
+    judgement = judge.judge(unsigned, subject=subject, weights=weights_fact(facts))
     if judgement.allowed and judged.weights_signer is not None:
         signature = verify_checkpoint(folder, judged.weights_signer).fact()
-        judgement = judge.judge(judged, weights={**weights_fact(facts), "signature": signature})
+        judgement = judge.judge(
+            judged, subject=subject, weights={**weights_fact(facts), "signature": signature}
+        )
     if not judgement.allowed:
         reasons = [
             f"  - {v.get('code')}: {v.get('message')} [{v.get('citation')}]" for v in judgement.violations

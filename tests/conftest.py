@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from sovereign import toolchain
+from sovereign.audit.keys import ensure_key as ensure_audit_key
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.pki import CertPair
 from sovereign.devenv.process import ManagedProcess, free_port
@@ -39,10 +40,12 @@ def session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("SOVEREIGN_STATE_DIR", str(state))
         for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV, ALLOW_SAMPLE_ENV, TOKEN_ENV):
             patch.delenv(name, raising=False)
-        # As `sovereign dev up` does: enforcement points screen against the sample by default, and every
-        # OPA server the tests start requires the token consumers find there.
+        # As `sovereign dev up` does: enforcement points screen against the sample by default, every OPA
+        # server the tests start requires the token consumers find there, and every enforcement point
+        # records its decisions in a log signed with the audit key made there.
         install_dev_sample()
         server_token()
+        ensure_audit_key()
         yield state
 
 

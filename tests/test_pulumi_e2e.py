@@ -32,6 +32,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from infra.kube_api import connect
 from infra.kube_object import KubeObjectProvider
 from sovereign import toolchain
+from sovereign.audit import keys as audit_keys
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle, opa_server_args
@@ -84,7 +85,8 @@ def env(
     tmp_path_factory: pytest.TempPathFactory, bundle_env: dict[str, str], current_screening_list: Path
 ) -> dict[str, str]:
     """The user's environment minus anything that would reach their real Pulumi or sovereign state; the
-    program ships the session's built bundle, and its policy pack screens against a current list."""
+    program ships the session's built bundle, and its policy pack screens against a current list and
+    records its decisions with the session's audit key (in this home's state dir)."""
     home = tmp_path_factory.mktemp("home")
     clean = {
         key: value
@@ -93,7 +95,8 @@ def env(
     }
     home_env = {"SOVEREIGN_STATE_DIR": str(home / "state"), "PULUMI_HOME": str(home / "pulumi-home")}
     screening = {SCREENING_LIST_ENV: str(current_screening_list)}
-    return {**clean, **home_env, **bundle_env, **screening}
+    audit = {audit_keys.PRIVATE_KEY_ENV: str(audit_keys.private_key_path())}
+    return {**clean, **home_env, **bundle_env, **screening, **audit}
 
 
 def sovereign(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.facts import Claim, judge_deployments
+from operators.sovereign_operator.facts import Claim, judge_deployments, subject_name
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
@@ -173,7 +173,9 @@ class Admission:
         if cluster is None:
             return Action.REFUSE
         workload = workload_facts(body, cluster, deployments[0], declared)
-        judgements = judge_deployments(self.judge, deployments, clusters, claims, workload)
+        judgements = judge_deployments(
+            self.judge, deployments, clusters, claims, workload, about=subject_name(body)
+        )
         actions = {j.action(enforcement_mode(cluster)) for j in judgements}
         for worst in (Action.HOLD, Action.REFUSE, Action.WARN, Action.RECORD):
             if worst in actions:
@@ -219,7 +221,13 @@ class Admission:
             )
         mode = enforcement_mode(cluster)
         judgements = judge_deployments(
-            self.judge, list(deployments), clusters, claims, workload, weights=self.weights.fact
+            self.judge,
+            list(deployments),
+            clusters,
+            claims,
+            workload,
+            weights=self.weights.fact,
+            about=subject_name(body),
         )
         problems = [j.message for j in judgements if j.verdict is Verdict.UNJUDGEABLE]
         if problems:

@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 from kubernetes.client.exceptions import ApiException
 
 from operators.sovereign_operator import conditions
+from operators.sovereign_operator.facts import subject_name
 from operators.sovereign_operator.kube import Kube, api_error
 from sovereign.errors import BadInput
-from sovereign.policy.judgement import Judge, Verdict
+from sovereign.policy.judgement import Judge, Subject, Verdict
 from sovereign.policy.subjects import deployment_input, request_proposal
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -107,7 +108,7 @@ class RequestDesk:
             ]
         except BadInput as exc:
             self._pending(request, status, REASON_INVALID_SPEC, str(exc))
-        judgements = self.judge.judge_documents(docs)
+        judgements = self.judge.judge_documents(docs, [Subject(subject_name(request))] * len(docs))
         if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
             message = "; ".join(sorted({j.message for j in undecided}))
             self._pending(request, status, conditions.undecided_reason(undecided), message)

@@ -22,7 +22,7 @@ from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.facts import claims_by_cluster, rayservice_claim
 from operators.sovereign_operator.kube import Kube, api_error
 from operators.sovereign_operator.reconcile import Converged, Reconciler
-from sovereign.policy.judgement import Action, Judge, Verdict
+from sovereign.policy.judgement import Action, Judge, Judgement, Verdict
 from sovereign.vocabulary import (
     CLUSTERS,
     DEPLOYMENTS,
@@ -142,7 +142,8 @@ class Fleet:
 
 def policy_revision(judge: Judge) -> str | None:
     """The revision the judge's engine judges with now; None when it cannot judge."""
-    probe = judge.judge_document({})
+    # Asked of the engine, not the judge: a probe is no decision, and leaves no record.
+    probe = Judgement.of(judge.engine.decide({}))
     return None if probe.verdict is Verdict.UNDECIDED else probe.policy_revision
 
 

@@ -17,7 +17,7 @@ from sovereign import vocabulary as k8s
 from sovereign.errors import BadInput
 from sovereign.exporter.allocation import is_running, most_gpus
 from sovereign.policy.decision_input import DecisionInput
-from sovereign.policy.judgement import Judge, Judgement
+from sovereign.policy.judgement import Judge, Judgement, Subject
 from sovereign.policy.subjects import deployment_gpus, deployment_input
 
 
@@ -119,9 +119,12 @@ def judge_deployments(
     claims: Mapping[str, list[Claim]],
     workload: Mapping[str, Any] | None = None,
     weights: WeightsGatherer | None = None,
+    about: str | None = None,
 ) -> list[Judgement]:
     """Judgements in order, from ONE batched evaluation; `workload`: what the RayService they stand for
-    would run (admission of a RayService as submitted); `weights`: the checkpoints' facts (admission)."""
+    would run (admission of a RayService as submitted); `weights`: the checkpoints' facts (admission);
+    `about`: the object judged when it is not the deployments themselves (that RayService)."""
+    subjects = [Subject(about or subject_name(d)) for d in deployments]
     docs: list[dict[str, Any] | Judgement] = []
     for deployment in deployments:
         facts = deployment_facts(deployment, clusters, claims)
@@ -134,4 +137,11 @@ def judge_deployments(
             continue
         ran = dict(workload) if workload is not None else None
         docs.append(judge.policy_input(facts, workload=ran, weights=checkpoint))
-    return judge.judge_documents(docs)
+    return judge.judge_documents(docs, subjects)
+
+
+def subject_name(obj: Mapping[str, Any]) -> str:
+    """How a decision record names a Kubernetes object: kind namespace/name (kind name when cluster-wide)."""
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', 'object')} {where}{meta.get('name')}"

@@ -18,6 +18,10 @@ from operators.sovereign_operator.kube import Kube, api_client
 from operators.sovereign_operator.reconcile import Reconciler
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from serving.manifest import RAY_IMAGE
+from sovereign.audit.record import Point
+from sovereign.audit.trail import AuditTrail, open_log
+from sovereign.audit.writer import DecisionLog
+from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.judgement import Judge
 from sovereign.policy.screening_source import Screening
 
@@ -42,12 +46,13 @@ class OperatorConfig:
 class Runtime:
     config: OperatorConfig
     kube: Kube
-    single: Judge  # admission, requests and one-deployment reconciles (the fleet judges in batches)
+    single: Judge  # one-deployment reconciles (the fleet judges in batches, admission and requests apart)
     reconciler: Reconciler
     fleet: Fleet
     admission: Admission
     desk: RequestDesk
     drift: DriftWatcher
+    decisions: DecisionLog  # every judgement of this process, one record each (sovereign.audit)
     admission_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
     )
@@ -61,19 +66,27 @@ class Runtime:
         kube = Kube(api_client(config.kubeconfig))
         engines = engines_from_env(config.batch_timeout_s)
         screening = Screening.enforcing(config.screening_list)
-        single = Judge(engines.single, screening, config.today)
-        batch = Judge(engines.batch, screening, config.today)
+        decisions = open_log("operator")
+
+        def judge(engine: PolicyEngine, point: Point) -> Judge:
+            """A judge per point, so each judgement's record says where it was made."""
+            return Judge(engine, screening, config.today, AuditTrail(decisions, point))
+
+        drift_judge = judge(engines.batch, Point.DRIFT)
         reconciler = Reconciler(kube, config.ray_image)
-        fleet = Fleet(kube, reconciler, batch)
+        fleet = Fleet(kube, reconciler, drift_judge)
         return cls(
             config=config,
             kube=kube,
-            single=single,
+            single=judge(engines.single, Point.RECONCILE),
             reconciler=reconciler,
             fleet=fleet,
-            admission=Admission(single, config.weights),
-            desk=RequestDesk(kube, single),
-            drift=DriftWatcher(fleet, batch, config.recheck_interval_s, screening_version=screening.version),
+            admission=Admission(judge(engines.single, Point.ADMISSION), config.weights),
+            desk=RequestDesk(kube, judge(engines.single, Point.CLUSTER_REQUEST)),
+            drift=DriftWatcher(
+                fleet, drift_judge, config.recheck_interval_s, screening_version=screening.version
+            ),
+            decisions=decisions,
         )
 
     def spec_changed(self, rs: Mapping[str, Any]) -> bool:
@@ -100,3 +113,4 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.admission_pool.shutdown(wait=False, cancel_futures=True)
+        self.decisions.close()  # the final signed head: the segment ends sealed

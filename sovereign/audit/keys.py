@@ -75,6 +75,14 @@ def create_key() -> tuple[Path, Path]:
     return private_path, public_path
 
 
+def ensure_key() -> Path:
+    """The audit key, created when there is none: what `sovereign dev up` does, so a dev environment's
+    enforcement points record their decisions from the start. A production key is made on purpose."""
+    if not private_key_path().exists():
+        create_key()
+    return private_key_path()
+
+
 def load_signing_key(path: Path | None = None) -> Ed25519PrivateKey:
     path = path or private_key_path()
     try:

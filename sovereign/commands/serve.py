@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from sovereign.audit.keys import load_signing_key
 from sovereign.errors import BadInput, ToolMissing
 from sovereign.policy.screening_source import configured_list
 
@@ -92,6 +93,7 @@ def serve(
     # Checked before Ray starts: bad input costs nothing and applies nothing.
     # Every request is screened: a data plane without a list is refused here, naming the setting.
     screening = configured_list(enforcing=True)
+    load_signing_key()  # every request's judgement is recorded: no audit key, no data plane (exit 2)
     obj = load_rayservice_file(local) if local is not None else None
     config_path = _kubeconfig(kubeconfig, controlplane) if watch else None
     _say(f"screening list: {screening.path} ({screening.origin})")

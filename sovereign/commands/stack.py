@@ -16,6 +16,7 @@ from pulumi import automation as auto
 from infra import stack_config, workspace
 from infra.region_plan import connect_stack, plan
 from sovereign import toolchain
+from sovereign.audit.keys import load_signing_key
 from sovereign.errors import SovereignError
 from sovereign.policy.bundle import configured_bundle
 from sovereign.policy.screening_source import Screening
@@ -45,6 +46,7 @@ def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
         plan(config, project_dir)
         configured_bundle()  # the program ships the built bundle: a missing one is reported before Pulumi
         Screening.enforcing()  # and the policy pack screens: no list is reported here, naming the setting
+        load_signing_key()  # and records each judgement in the decision log: so is a missing audit key
     report = workspace.PolicyReport()
     steps: list[workspace.Action] = ["preview", "up"] if action == "up" else [action]
     for step in steps:  # up previews first, as `pulumi up` does: a refused stack creates nothing

@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from sovereign import toolchain
+from sovereign.audit import keys as audit_keys
 from sovereign.devenv.controlplane import COMPONENT_BINARIES, Ports
 from sovereign.devenv.state import controlplane_dir, pid_alive, read_state
 from sovereign.errors import SovereignError
@@ -30,9 +31,11 @@ def running_state(name: str) -> dict[str, Any] | None:
     return None
 
 
-def _install_screening_sample(progress: Callable[[str], None]) -> None:
+def _install_dev_inputs(progress: Callable[[str], None]) -> None:
     sample = install_dev_sample()  # re-dated at each `up`
     progress(f"screening list: {sample}, a dated SAMPLE (set ${SCREENING_LIST_ENV} to use a real one)")
+    # The enforcement points refuse to start without a decision log to write: the dev one is made here.
+    progress(f"decision log: signed with the audit key {audit_keys.ensure_key()} (`sovereign audit verify`)")
 
 
 def up(
@@ -46,7 +49,7 @@ def up(
 ) -> dict[str, Any]:
     """Start the control plane `name` unless it runs already; return its state. Streams progress."""
     if state := running_state(name):
-        _install_screening_sample(progress)
+        _install_dev_inputs(progress)
         progress(f"control plane '{name}' is already up")
         return state
     # Fail fast, in this process, on missing binaries: the supervisor would only say the same later.
@@ -55,7 +58,7 @@ def up(
     toolchain.kuberay_crds()
     configured_bundle()  # no bundle or trust anchor: one line naming `sovereign bundle build`, exit 2
     Ports(apiserver=apiserver_port, opa=opa_port).resolve()  # a taken port is bad input: say so here
-    _install_screening_sample(progress)
+    _install_dev_inputs(progress)
 
     folder = controlplane_dir(name)
     folder.mkdir(parents=True, exist_ok=True)

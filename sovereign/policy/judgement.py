@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import ENGINE_FAILURES, PolicyEngine
@@ -122,6 +122,24 @@ class Judgement:
         }
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a judgement is about, as its decision record names it."""
+
+    name: str  # the object (kind namespace/name) or the request id
+    tenant: str | None = None  # who deploys or asks, when the input does not say (a request's tenant)
+    weights_digest: str | None = None  # the checkpoint judged, where known (sha256)
+
+
+class Recorder(Protocol):
+    """Keeps the evidence of each judgement (sovereign.audit.trail.AuditTrail: the decision log)."""
+
+    def __call__(self, judgement: Judgement, subject: Subject) -> None: ...
+
+
+UNNAMED = Subject("unnamed")  # a caller that names no subject still leaves a record
+
+
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
@@ -130,7 +148,9 @@ class Judge:
     """Adds screening and the decision date to each input, asks one engine, returns judgements.
 
     `screening` gives each input its `screening` facts (see screening_source.Screening); without it the
-    input says screening was not performed, and the policy decides what that means.
+    input says screening was not performed, and the policy decides what that means. `recorder`, when
+    given, keeps every judgement made here with the subject the caller names (an enforcement point's
+    decision log): no judgement of that point goes unrecorded.
     """
 
     def __init__(
@@ -138,10 +158,12 @@ class Judge:
         engine: PolicyEngine,
         screening: ScreeningFacts | None = None,
         today: Callable[[], date] = utc_today,
+        recorder: Recorder | None = None,
     ) -> None:
         self.engine = engine
         self.today = today
         self.screening = screening
+        self.recorder = recorder
 
     def policy_input(self, inp: DecisionInput, **facts: Any) -> dict[str, Any]:
         """The document the policy evaluates for `inp`, with `facts` (request, weights, approval) added."""
@@ -156,21 +178,39 @@ class Judge:
         doc.update({key: value for key, value in facts.items() if value is not None})
         return doc
 
-    def judge(self, inp: DecisionInput, **facts: Any) -> Judgement:
-        doc = self.policy_input(inp, **facts)
-        return Judgement.of(self.engine.decide(doc), doc)
+    def judge(self, inp: DecisionInput, *, subject: Subject = UNNAMED, **facts: Any) -> Judgement:
+        return self.judge_document(self.policy_input(inp, **facts), subject)
 
-    def judge_document(self, doc: dict[str, Any]) -> Judgement:
+    def judge_document(self, doc: dict[str, Any], subject: Subject = UNNAMED) -> Judgement:
         """A judgement on a document already formed by `policy_input` (the serving guard's hot path)."""
-        return Judgement.of(self.engine.decide(doc), doc)
+        judgement = Judgement.of(self.engine.decide(doc), doc)
+        self.record(judgement, subject)
+        return judgement
 
-    def judge_many(self, inputs: Sequence[DecisionInput | Judgement]) -> list[Judgement]:
+    def record(self, judgement: Judgement, subject: Subject) -> None:
+        """Keep the evidence of `judgement`: what every judgement here does, and what a caller answering
+        again from its own memo of an earlier judgement (the serving guard) does for each answer."""
+        if self.recorder is not None:
+            self.recorder(judgement, subject)
+
+    def judge_many(
+        self, inputs: Sequence[DecisionInput | Judgement], subjects: Sequence[Subject] | None = None
+    ) -> list[Judgement]:
         """Judgements in order, from ONE batched evaluation of the distinct inputs; an input that could not
         be formed (an UNJUDGEABLE judgement in its place) passes through."""
         docs = [item if isinstance(item, Judgement) else self.policy_input(item) for item in inputs]
-        return self.judge_documents(docs)
+        return self.judge_documents(docs, subjects)
 
-    def judge_documents(self, docs: Sequence[dict[str, Any] | Judgement]) -> list[Judgement]:
+    def judge_documents(
+        self, docs: Sequence[dict[str, Any] | Judgement], subjects: Sequence[Subject] | None = None
+    ) -> list[Judgement]:
+        """`subjects`, one per document when given, name what each judgement is about in its record."""
+        judgements = self._evaluate(docs)
+        for judgement, subject in zip(judgements, subjects or [UNNAMED] * len(judgements), strict=True):
+            self.record(judgement, subject)
+        return judgements
+
+    def _evaluate(self, docs: Sequence[dict[str, Any] | Judgement]) -> list[Judgement]:
         # A decision depends on its input only, and many deployments share one (same cluster, model and
         # size): each distinct document is evaluated once.
         positions: dict[str, int] = {}
