@@ -17,6 +17,7 @@ from sovereign.commands import (
     decide,
     demo,
     dev,
+    evidence,
     exporter,
     matrix,
     models,
@@ -48,6 +49,7 @@ app.command()(stack.destroy)
 app.command()(matrix.matrix)
 app.add_typer(operator.app, name="operator")
 app.add_typer(request.app, name="request")
+app.add_typer(evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped

@@ -111,7 +111,8 @@ def verify(directory: DirArg = None, key: KeyOpt = None, as_json: JsonOpt = Fals
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _when(value: str | None, option: str) -> datetime | None:
+def utc_time(value: str | None, option: str) -> datetime | None:
+    """`value` of `option` as a UTC time (a date, or a time without zone, is taken as UTC)."""
     if value is None:
         return None
     try:
@@ -139,7 +140,9 @@ def show(
 ) -> None:
     """The logged decisions, oldest first, filtered. Shows, does not verify: run `verify` for that."""
     folder = existing_log_dir(directory)
-    query = Query(region, cluster, subject, code, point, _when(since, "--since"), _when(until, "--until"))
+    query = Query(
+        region, cluster, subject, code, point, utc_time(since, "--since"), utc_time(until, "--until")
+    )
     found, unreadable = read_records(folder, query)
     if unreadable:
         _err.print(

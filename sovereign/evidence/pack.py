@@ -1,0 +1,69 @@
+"""The archive: named members, a manifest of their digests, and the audit key's signature over it.
+
+A pack is a gzip'd tar with members in name order and fixed metadata, so the same contents give the same
+bytes; `manifest.json` lists every other member's SHA-256 and `manifest.sig` signs manifest.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sovereign.audit import keys
+
+FORMAT = "sovereign-evidence/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+LOG_PREFIX = "log/"
+POLICY_BUNDLE = "policy/bundle.tar.gz"  # the signed Rego bundle OPA serves: its signature is checked
+DECISIONS = "decisions.json"
+WEIGHTS = "weights.json"
+ACCREDITATIONS = "accreditations.json"
+MATRIX_HTML = "matrix.html"
+MATRIX_MARKDOWN = "matrix.md"
+ML_BOM = "ml-bom.cdx.json"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def as_json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def manifest(members: dict[str, bytes], facts: dict[str, Any]) -> bytes:
+    return as_json(
+        {"format": FORMAT, **facts, "members": {name: digest(data) for name, data in members.items()}}
+    )
+
+
+def write(out: Path, members: dict[str, bytes], facts: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    """Write the pack to `out` (through a temporary file: a half-written pack never has the final name)."""
+    signed = manifest(members, facts)
+    everything = {**members, MANIFEST: signed, SIGNATURE: keys.sign(key, signed).encode()}
+    partial = out.with_name(out.name + ".partial")
+    with tarfile.open(partial, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(everything):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(everything[name]), 0o644, 0
+            tar.addfile(info, io.BytesIO(everything[name]))
+    partial.replace(out)
+
+
+def read(path: Path) -> dict[str, bytes]:
+    """Every regular member by name; OSError/tarfile.TarError when the archive cannot be read."""
+    members: dict[str, bytes] = {}
+    with tarfile.open(path, "r:gz") as tar:
+        for info in tar.getmembers():
+            handle = tar.extractfile(info) if info.isfile() else None
+            if handle is None:
+                raise tarfile.TarError(f"{info.name}: not a regular file")
+            members[info.name] = handle.read()
+    return members
