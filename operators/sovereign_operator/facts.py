@@ -107,6 +107,22 @@ def deployment_facts(
         return Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
 
 
+def deployment_documents(
+    judge: Judge,
+    deployments: list[Mapping[str, Any]],
+    clusters: Mapping[str, Mapping[str, Any]],
+    claims: Mapping[str, list[Claim]],
+    workload: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any] | Judgement]:
+    """The policy inputs of `deployments`, in order (an UNJUDGEABLE judgement where none can be formed);
+    `workload`: what the RayService they stand for would run (admission of a RayService as submitted)."""
+    extra = {"workload": dict(workload)} if workload is not None else {}
+    return [
+        fact if isinstance(fact, Judgement) else judge.policy_input(fact, **extra)
+        for fact in (deployment_facts(d, clusters, claims) for d in deployments)
+    ]
+
+
 def judge_deployments(
     judge: Judge,
     deployments: list[Mapping[str, Any]],
@@ -114,11 +130,5 @@ def judge_deployments(
     claims: Mapping[str, list[Claim]],
     workload: Mapping[str, Any] | None = None,
 ) -> list[Judgement]:
-    """Judgements in order, from ONE batched evaluation; `workload`: what the RayService they stand for
-    would run (admission of a RayService as submitted)."""
-    facts = [deployment_facts(d, clusters, claims) for d in deployments]
-    if workload is None:
-        return judge.judge_many(facts)
-    return judge.judge_documents(
-        [f if isinstance(f, Judgement) else judge.policy_input(f, workload=dict(workload)) for f in facts]
-    )
+    """Judgements in order, from ONE batched evaluation (see `deployment_documents`)."""
+    return judge.judge_documents(deployment_documents(judge, deployments, clusters, claims, workload))
