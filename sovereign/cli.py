@@ -17,6 +17,7 @@ from sovereign.commands import (
     demo,
     dev,
     exporter,
+    fleet,
     matrix,
     models,
     operator,
@@ -24,6 +25,7 @@ from sovereign.commands import (
     serve,
     stack,
     top,
+    whatif,
 )
 from sovereign.errors import SovereignError
 
@@ -47,6 +49,8 @@ app.command()(stack.destroy)
 app.command()(matrix.matrix)
 app.add_typer(operator.app, name="operator")
 app.add_typer(request.app, name="request")
+app.add_typer(fleet.app, name="fleet")
+app.command()(whatif.whatif)
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 
