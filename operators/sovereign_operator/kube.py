@@ -27,15 +27,18 @@ from sovereign.vocabulary import (
 )
 
 
-def api_client(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
+def api_client(
+    kubeconfig: Path | None = None, context: str | None = None, retries: int | None = None
+) -> client.ApiClient:
     """A client for `kubeconfig` (default: $KUBECONFIG or ~/.kube/config) and its `context` (default: its
-    current one), sized for many threads."""
+    current one), sized for many threads; `retries` of a failed connection (default: urllib3's three)."""
     configuration = client.Configuration()
     config.load_kube_config(
         config_file=str(kubeconfig) if kubeconfig else None,
         context=context,
         client_configuration=configuration,
     )
+    configuration.retries = retries
     configuration.connection_pool_maxsize = 32
     return client.ApiClient(configuration)
 

@@ -61,7 +61,9 @@ class FleetRegion(BaseModel):
         from operators.sovereign_operator.kube import Kube, api_client, api_error
 
         try:
-            return what(Kube(api_client(self.kubeconfig, self.context), timeout_s=REGION_TIMEOUT_S))
+            # No retries: a region that does not answer is reported at once (and publishing refused).
+            api = api_client(self.kubeconfig, self.context, retries=0)
+            return what(Kube(api, timeout_s=REGION_TIMEOUT_S))
         except ApiException as exc:
             raise RegionUnreachable(f"the API server refused: {api_error(exc)}") from exc
         except MaxRetryError as exc:
