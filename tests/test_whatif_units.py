@@ -160,13 +160,22 @@ def test_publishing_is_refused_when_a_region_is_unjudged_or_a_decision_is_lost()
     check_publishable(fleet_whatif(already), [])  # nothing decided now is lost
 
 
-def test_neither_or_both_new_policies_is_bad_input(tmp_path: Path) -> None:
-    for bundle, policies in ((None, None), (tmp_path, tmp_path)):
-        with (
-            pytest.raises(BadInput, match=r"--bundle FOLDER \(a signed candidate\) or --policies FOLDER"),
-            candidate_engine(bundle, policies),
-        ):
-            pass
+@pytest.mark.parametrize(
+    ("bundle", "policies", "message"),
+    [
+        (False, False, r"give the new policy as --bundle FOLDER \(a signed candidate\) or --policies FOLDER"),
+        (True, True, r"give the new policy as --bundle FOLDER \(a signed candidate\) or --policies FOLDER"),
+        (False, True, r"no data/ folder: give a folder laid out as policies/"),
+    ],
+)
+def test_the_new_policy_given_wrongly_is_bad_input(
+    tmp_path: Path, bundle: bool, policies: bool, message: str
+) -> None:
+    with (
+        pytest.raises(BadInput, match=message),
+        candidate_engine(tmp_path if bundle else None, tmp_path if policies else None),
+    ):
+        pass
 
 
 def test_an_unsigned_candidate_is_bad_input_naming_the_build(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -156,16 +156,15 @@ def candidate_engine(bundle: Path | None, policies: Path | None) -> Iterator[Was
     what-if only, in a temporary folder removed afterwards."""
     if (bundle is None) == (policies is None):
         raise BadInput("give the new policy as --bundle FOLDER (a signed candidate) or --policies FOLDER")
-    with tempfile.TemporaryDirectory(prefix="sovereign-whatif-") as tmp:
+    with ExitStack() as stack:
         if bundle is not None:
             built = verified_candidate(bundle)
         else:
             assert policies is not None
             if not (policies / "data").is_dir():
                 raise BadInput(f"--policies {policies}: no data/ folder: give a folder laid out as policies/")
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sovereign-whatif-"))
             built = build_for_whatif(folder_sources(policies), Path(tmp))
         engine = WasmEngine(built.wasm, built.verification_key)
-        try:
-            yield engine
-        finally:
-            engine.close()
+        stack.callback(engine.close)
+        yield engine
