@@ -11,7 +11,6 @@ when it serves the revision the operator verified there itself.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -32,7 +31,13 @@ from operators.sovereign_operator.kube import api_client
 from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
+from sovereign.policy.bundle import (
+    BUNDLE_DIR_ENV,
+    TRUST_ANCHOR_ENV,
+    SignedBundle,
+    install_bundle,
+    opa_server_args,
+)
 from sovereign.policy.opa_token import opa_server_env
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -80,17 +85,6 @@ def _tls_ready(host: str, port: int, ca: Path) -> bool:
         context.wrap_socket(raw, server_hostname=host),
     ):
         return True
-
-
-def install_bundle(bundle: SignedBundle, folder: Path) -> SignedBundle:
-    """`bundle`'s two signed targets copied into `folder`, each replaced in one step (as a ConfigMap
-    volume swaps its files), so a reader never sees half a bundle."""
-    installed = SignedBundle.at(folder, bundle.revision, bundle.verification_key)
-    folder.mkdir(parents=True, exist_ok=True)
-    for source, target in ((bundle.rego, installed.rego), (bundle.wasm, installed.wasm)):
-        shutil.copyfile(source, target.with_name(f".{target.name}.new"))
-        os.replace(target.with_name(f".{target.name}.new"), target)
-    return installed
 
 
 class LocalOpa:

@@ -19,6 +19,7 @@ from sovereign.commands import (
     dev,
     evidence,
     exporter,
+    fleet,
     matrix,
     models,
     operator,
@@ -26,6 +27,7 @@ from sovereign.commands import (
     serve,
     stack,
     top,
+    whatif,
 )
 from sovereign.errors import SovereignError
 
@@ -51,6 +53,8 @@ app.add_typer(operator.app, name="operator")
 app.add_typer(request.app, name="request")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
+app.add_typer(fleet.app, name="fleet")
+app.command()(whatif.whatif)
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

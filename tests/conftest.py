@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from sovereign import toolchain
 from sovereign.audit.keys import ensure_key as ensure_audit_key
@@ -181,6 +183,19 @@ def tiny_policy(tmp_path: Path) -> Callable[..., PolicySources]:
         return PolicySources(root=root, load_data=lambda: json.loads(data_file.read_text()))
 
     return write
+
+
+@pytest.fixture(scope="session")
+def defense_banned_policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of policies/ with `defense` taken out of the us-defense region's end uses: a policy change
+    that denies every defence deployment there."""
+    root = tmp_path_factory.mktemp("policy-change") / "policies"
+    shutil.copytree(toolchain.REPO_ROOT / "policies", root)
+    profile = root / "data" / "regions" / "us-defense.yaml"
+    doc = yaml.safe_load(profile.read_text())
+    doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
+    profile.write_text(yaml.safe_dump(doc))
+    return root
 
 
 # --- screening lists -------------------------------------------------------------------------------------

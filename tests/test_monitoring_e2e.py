@@ -403,10 +403,10 @@ def test_top_once_renders_gpus_quota_and_compliance_per_cluster(stack: Stack) ->
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    rows = {  # cluster -> [region, allocated, quota, capacity, util, GPU-h, non-compliant / all]
+    rows = {  # cluster -> [region, allocated, quota, capacity, util, busy, GPU-h, non-compliant / all]
         cols[1]: [cols[0], *cols[2:]]
         for line in done.stdout.splitlines()
-        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 8
+        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
     }
     assert "GPU-h 24h" in done.stdout and "non-compliant" in done.stdout
     eu, us = rows[EU[1]], rows[US[1]]
@@ -414,4 +414,4 @@ def test_top_once_renders_gpus_quota_and_compliance_per_cluster(stack: Stack) ->
     assert us[:4] == [US[0], "1", "4", "8"]  # allocated, quota, capacity
     assert eu[-1] == "1 / 2"  # the vision deployment is not compliant
     assert us[-1] == "0 / 1"
-    assert float(eu[4]) == 0.0  # the trace has ended: the GPU is idle
+    assert float(eu[4]) == 0.0 and eu[5] == "0"  # the trace has ended: the GPU is idle

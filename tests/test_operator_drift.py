@@ -4,7 +4,6 @@ unreachable OPA, and a SIGKILL in the middle of a rollout."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,12 +16,10 @@ from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.conditions import find
 from serving.manifest import RAY_IMAGE
-from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.policy import subjects
-from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
+from sovereign.policy.bundle import SignedBundle, build_bundle, folder_sources
 from sovereign.policy.clusters import ClusterSpec, Deployment
-from sovereign.policydata import load_policy_data
 from sovereign.vocabulary import CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT
 from sovereign.vocabulary import REASON_ENGINE_UNAVAILABLE, REASON_SCREENING_UNAVAILABLE
 
@@ -90,16 +87,12 @@ def running(op: LocalOperator, ns: str, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def defense_banned_bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBundle:
+def defense_banned_bundle(
+    tmp_path_factory: pytest.TempPathFactory, defense_banned_policies: Path
+) -> SignedBundle:
     """The real policy, with `defense` taken out of the us-defense region's end uses: a new revision."""
-    root = tmp_path_factory.mktemp("policy-change") / "policies"
-    shutil.copytree(toolchain.REPO_ROOT / "policies", root)
-    profile = root / "data" / "regions" / "us-defense.yaml"
-    doc = yaml.safe_load(profile.read_text())
-    doc["end_uses"]["allowed"] = [use for use in doc["end_uses"]["allowed"] if use != "defense"]
-    profile.write_text(yaml.safe_dump(doc))
-    sources = PolicySources(root=root, load_data=lambda: load_policy_data(root / "data").opa_document())
-    return build_bundle(sources, root.parent / "bundle", progress=lambda line: None)
+    out = tmp_path_factory.mktemp("policy-change") / "bundle"
+    return build_bundle(folder_sources(defense_banned_policies), out, progress=lambda line: None)
 
 
 def direct_rayservice(cluster: ClusterSpec, ns: str, name: str) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _text(rows: dict) -> str:
 
 
 def test_render_marks_over_quota_and_non_compliant_and_shows_missing_values_as_dashes() -> None:
-    eu = {"allocated": 9, "quota": 8, "capacity": 16, "util": 42.25, "gpu_hours": 3.5}
+    eu = {"allocated": 9, "quota": 8, "capacity": 16, "util": 42.25, "busy": 2, "gpu_hours": 3.5}
     rows = {
         ("eu-text-only", "eu-1"): {**eu, "deployments": 3, "noncompliant": 1},
         ("us-defense", "us-1"): {"allocated": 1},
@@ -94,10 +94,10 @@ def test_render_marks_over_quota_and_non_compliant_and_shows_missing_values_as_d
     cells = {
         cols[0]: cols[1:]
         for line in _text(rows).splitlines()
-        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 8
+        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
     }
-    assert cells["eu-text-only"] == ["eu-1", "9", "8", "16", "42.2", "3.50", "1 / 3"]
-    assert cells["us-defense"] == ["us-1", "1", "-", "-", "-", "-", "0 / -"]
+    assert cells["eu-text-only"] == ["eu-1", "9", "8", "16", "42.2", "2", "3.50", "1 / 3"]
+    assert cells["us-defense"] == ["us-1", "1", "-", "-", "-", "-", "-", "0 / -"]
     console = Console(width=200, record=True, color_system="truecolor", force_terminal=True)
     console.print(render(rows, "http://p"))
     eu_line = next(line for line in console.export_text(styles=True).splitlines() if "eu-text-only" in line)

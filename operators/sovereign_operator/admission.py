@@ -25,14 +25,14 @@ import yaml
 from pydantic import ValidationError
 
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.facts import Claim, judge_deployments, subject_name
+from operators.sovereign_operator.facts import Claim, deployment_documents, judge_deployments, subject_name
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.exporter.allocation import most_gpus
 from sovereign.exporter.decisions import record_decision
 from sovereign.policy.decision_input import describe_errors
-from sovereign.policy.judgement import Action, Judge, Judgement, Verdict
+from sovereign.policy.judgement import Action, Judge, Judgement, Subject, Verdict, strictest
 from sovereign.policy.subjects import enforcement_mode
 from sovereign.vocabulary import (
     API_VERSION,
@@ -48,6 +48,8 @@ from sovereign.vocabulary import (
     RAYCLUSTERS,
     RAYJOBS,
     RAYSERVICES,
+    REASON_CLUSTER_NOT_FOUND,
+    REASON_INVALID_SPEC,
     VERSION,
 )
 
@@ -165,22 +167,33 @@ class Admission:
         """What the policy, as of now, makes of a RayService no LlamaDeployment owns (a drift pass asks):
         REFUSE when it cannot be read as a judged workload, its cluster is gone, or enforce mode denies it;
         HOLD when nothing could be decided; otherwise what its judgements' mode says (ADMIT, WARN, RECORD)."""
+        documents, cluster = self.rayservice_documents(body, clusters, claims)
+        mode = enforcement_mode(cluster or {})
+        about = [Subject(subject_name(body))] * len(documents)
+        return strictest(j.action(mode) for j in self.judge.judge_documents(documents, about))
+
+    def rayservice_documents(
+        self,
+        body: Mapping[str, Any],
+        clusters: Mapping[str, Mapping[str, Any]],
+        claims: Mapping[str, list[Claim]],
+    ) -> tuple[list[dict[str, Any] | Judgement], Mapping[str, Any] | None]:
+        """The policy inputs of a RayService no LlamaDeployment owns, one per model it serves, formed from
+        what it would run (an UNJUDGEABLE judgement in their place when it cannot be read as a judged
+        workload or its cluster is gone), and its SovereignCluster."""
         try:
             deployments, declared = self._as_deployments(body, claims)
-        except kopf.AdmissionError:
-            return Action.REFUSE
-        cluster = clusters.get(str(deployments[0]["spec"].get("clusterRef")))
+        except kopf.AdmissionError as exc:
+            return [Judgement.unjudgeable(REASON_INVALID_SPEC, str(exc))], None
+        ref = str(deployments[0]["spec"].get("clusterRef"))
+        cluster = clusters.get(ref)
         if cluster is None:
-            return Action.REFUSE
+            message = (
+                f"SovereignCluster {ref} does not exist: create it, or fix metadata.labels[{LABEL_CLUSTER}]"
+            )
+            return [Judgement.unjudgeable(REASON_CLUSTER_NOT_FOUND, message)], None
         workload = workload_facts(body, cluster, deployments[0], declared)
-        judgements = judge_deployments(
-            self.judge, deployments, clusters, claims, workload, about=subject_name(body)
-        )
-        actions = {j.action(enforcement_mode(cluster)) for j in judgements}
-        for worst in (Action.HOLD, Action.REFUSE, Action.WARN, Action.RECORD):
-            if worst in actions:
-                return worst
-        return Action.ADMIT
+        return deployment_documents(self.judge, deployments, clusters, claims, workload), cluster
 
     def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
         """A RayCluster or RayJob: refused, as nothing judged it, unless it is the RayCluster KubeRay makes

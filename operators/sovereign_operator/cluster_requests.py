@@ -52,6 +52,22 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
+def is_decided(request: Mapping[str, Any]) -> bool:
+    """Whether the request's current generation was approved or denied (a pending one awaits a decision)."""
+    status = request.get("status") or {}
+    generation = int((request.get("metadata") or {}).get("generation") or 0)
+    decided = status.get("phase") in (PHASE_APPROVED, PHASE_DENIED)
+    return decided and status.get("observedGeneration") == generation
+
+
+def approval_documents(
+    judge: Judge, cluster: Mapping[str, Any], deployments: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The policy inputs of a request's proposal (`request_proposal`), one per model, judged as an approval
+    (`approval: true`); BadInput when the request cannot be judged."""
+    return [judge.policy_input(deployment_input(cluster, d), approval=True) for d in deployments]
+
+
 class RequestDesk:
     def __init__(self, kube: Kube, judge: Judge, retry_s: float = 10.0) -> None:
         self.kube = kube
@@ -61,14 +77,10 @@ class RequestDesk:
     def decide(self, request: Mapping[str, Any]) -> str:
         """Decide a request (once per generation), provision an approved one (idempotently), write the
         status in one patch and record the Events; returns the phase."""
-        meta, status = request["metadata"], dict(request.get("status") or {})
-        generation = int(meta.get("generation") or 0)
+        status = dict(request.get("status") or {})
         cluster, deployments = request_proposal(request)
         events: list[tuple[str, str, str]] = []
-        if not (
-            status.get("phase") in (PHASE_APPROVED, PHASE_DENIED)
-            and status.get("observedGeneration") == generation
-        ):
+        if not is_decided(request):
             status, event = self._judge(request, status, cluster, deployments)
             events.append(event)
         if status["phase"] == PHASE_APPROVED:
@@ -102,10 +114,7 @@ class RequestDesk:
     ) -> tuple[dict[str, Any], tuple[str, str, str]]:
         """The decided status and its Event; raises NotYet (after recording why) when none can be made."""
         try:
-            docs = [
-                self.judge.policy_input(deployment_input(cluster, deployment), approval=True)
-                for deployment in deployments
-            ]
+            docs = approval_documents(self.judge, cluster, deployments)
         except BadInput as exc:
             self._pending(request, status, REASON_INVALID_SPEC, str(exc))
         judgements = self.judge.judge_documents(docs, [Subject(subject_name(request))] * len(docs))

@@ -112,19 +112,17 @@ def deployment_facts(
 WeightsGatherer = Callable[[Mapping[str, Any]], "dict[str, Any] | Judgement | None"]
 
 
-def judge_deployments(
+def deployment_documents(
     judge: Judge,
     deployments: list[Mapping[str, Any]],
     clusters: Mapping[str, Mapping[str, Any]],
     claims: Mapping[str, list[Claim]],
     workload: Mapping[str, Any] | None = None,
     weights: WeightsGatherer | None = None,
-    about: str | None = None,
-) -> list[Judgement]:
-    """Judgements in order, from ONE batched evaluation; `workload`: what the RayService they stand for
-    would run (admission of a RayService as submitted); `weights`: the checkpoints' facts (admission);
-    `about`: the object judged when it is not the deployments themselves (that RayService)."""
-    subjects = [Subject(about or subject_name(d)) for d in deployments]
+) -> list[dict[str, Any] | Judgement]:
+    """The policy inputs of `deployments`, in order (an UNJUDGEABLE judgement where none can be formed);
+    `workload`: what the RayService they stand for would run (admission of a RayService as submitted);
+    `weights`: the checkpoints' facts (admission, where the operator mounts the model store)."""
     docs: list[dict[str, Any] | Judgement] = []
     for deployment in deployments:
         facts = deployment_facts(deployment, clusters, claims)
@@ -137,7 +135,23 @@ def judge_deployments(
             continue
         ran = dict(workload) if workload is not None else None
         docs.append(judge.policy_input(facts, workload=ran, weights=checkpoint))
-    return judge.judge_documents(docs, subjects)
+    return docs
+
+
+def judge_deployments(
+    judge: Judge,
+    deployments: list[Mapping[str, Any]],
+    clusters: Mapping[str, Mapping[str, Any]],
+    claims: Mapping[str, list[Claim]],
+    workload: Mapping[str, Any] | None = None,
+    weights: WeightsGatherer | None = None,
+    about: str | None = None,
+) -> list[Judgement]:
+    """Judgements in order, from ONE batched evaluation (see `deployment_documents`); `about`: the object
+    judged when it is not the deployments themselves (that RayService), as the decision records name it."""
+    subjects = [Subject(about or subject_name(d)) for d in deployments]
+    documents = deployment_documents(judge, deployments, clusters, claims, workload, weights)
+    return judge.judge_documents(documents, subjects)
 
 
 def subject_name(obj: Mapping[str, Any]) -> str:

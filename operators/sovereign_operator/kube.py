@@ -27,12 +27,18 @@ from sovereign.vocabulary import (
 )
 
 
-def api_client(kubeconfig: Path | None = None) -> client.ApiClient:
-    """A client for `kubeconfig` (default: $KUBECONFIG or ~/.kube/config), sized for many threads."""
+def api_client(
+    kubeconfig: Path | None = None, context: str | None = None, retries: int | None = None
+) -> client.ApiClient:
+    """A client for `kubeconfig` (default: $KUBECONFIG or ~/.kube/config) and its `context` (default: its
+    current one), sized for many threads; `retries` of a failed connection (default: urllib3's three)."""
     configuration = client.Configuration()
     config.load_kube_config(
-        config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
+        config_file=str(kubeconfig) if kubeconfig else None,
+        context=context,
+        client_configuration=configuration,
     )
+    configuration.retries = retries
     configuration.connection_pool_maxsize = 32
     return client.ApiClient(configuration)
 
@@ -54,14 +60,18 @@ def _now() -> str:
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, timeout_s: float | None = None) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
+        self.timeout_s = timeout_s  # of each list (None: the client's, which waits on a silent server)
 
     # --- reading -------------------------------------------------------------------------------------
     def list_all(self, plural: str, group: str = GROUP, version: str = VERSION) -> list[dict[str, Any]]:
         """Every object of a kind, in all namespaces (or cluster-scoped)."""
-        return list(self.custom.list_cluster_custom_object(group, version, plural).get("items") or [])
+        listed = self.custom.list_cluster_custom_object(
+            group, version, plural, _request_timeout=self.timeout_s
+        )
+        return list(listed.get("items") or [])
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -3,62 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Annotated
 from urllib.parse import urlsplit
 
-import requests
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sovereign.errors import BadInput, SovereignError
-
-# Raw series rather than the recording rules, so `top` also works on a Prometheus without them.
-QUERIES = {
-    "allocated": "sum by (region, cluster) (sovereign_gpu_allocated)",
-    "quota": "sum by (region, cluster) (sovereign_gpu_quota)",
-    "capacity": "sum by (region, cluster) (sovereign_gpu_capacity)",
-    "util": "avg by (region, cluster) (DCGM_FI_DEV_GPU_UTIL)",
-    "gpu_hours": "sum by (region, cluster) (increase(sovereign_gpu_hours_total[24h]))",
-    "deployments": "count by (region, cluster) (sovereign_deployment_compliant)",
-    "noncompliant": "count by (region, cluster) (sovereign_deployment_compliant == 0)",
-}
-Row = dict[str, float]
-
-
-def _query(session: requests.Session, url: str, expr: str) -> list[tuple[tuple[str, str], float]]:
-    # Prometheus' instant-query API is one GET returning JSON; requests covers it without another client.
-    try:
-        response = session.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5)
-    except requests.RequestException as exc:
-        raise SovereignError(
-            f"Prometheus at {url} is unreachable ({type(exc).__name__}): start it or fix --prometheus"
-        ) from exc
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise SovereignError(
-            f"{url} answered HTTP {response.status_code} without JSON: is it Prometheus?"
-        ) from exc
-    if body.get("status") != "success":
-        raise SovereignError(
-            f"Prometheus at {url} refused {expr!r}: {body.get('error', response.status_code)}"
-        )
-    return [
-        ((r["metric"].get("region", "?"), r["metric"].get("cluster", "?")), float(r["value"][1]))
-        for r in body["data"]["result"]
-    ]
-
-
-def snapshot(url: str) -> dict[tuple[str, str], Row]:
-    rows: dict[tuple[str, str], Row] = defaultdict(dict)
-    with requests.Session() as session:
-        for column, expr in QUERIES.items():
-            for key, value in _query(session, url, expr):
-                rows[key][column] = value
-    return dict(rows)
+from sovereign.errors import BadInput
+from sovereign.exporter.readback import Row, snapshot
 
 
 def _cell(row: Row, column: str, fmt: str = "{:.0f}") -> str:
@@ -74,6 +28,7 @@ def render(rows: dict[tuple[str, str], Row], url: str) -> Table:
         "quota",
         "capacity",
         "util %",
+        "GPUs busy",
         "GPU-h 24h",
         "non-compliant",
     ):
@@ -88,6 +43,7 @@ def render(rows: dict[tuple[str, str], Row], url: str) -> Table:
             _cell(row, "quota"),
             _cell(row, "capacity"),
             _cell(row, "util", "{:.1f}"),
+            _cell(row, "busy"),
             _cell(row, "gpu_hours", "{:.2f}"),
             f"[bold red]{noncompliant:.0f}[/] / {_cell(row, 'deployments')}"
             if noncompliant

@@ -60,6 +60,9 @@ class DemoContext:
     prometheus: PrometheusServer | None = None
     weights: dict[str, Path] = field(default_factory=dict)  # by the model a tiny checkpoint stands in for
     matrix_html: Path | None = None
+    fleet_file: Path | None = (
+        None  # the three regions, for `sovereign fleet status`, `whatif`, `bundle publish`
+    )
 
     @property
     def root(self) -> Path:

@@ -16,6 +16,8 @@ def show_endpoints(demo: DemoContext) -> None:
             say(f"    {deployment.model}: {region.endpoint(deployment.name)}")
     if demo.prometheus:
         say(f"Prometheus {demo.prometheus.url}   try: sovereign top --prometheus {demo.prometheus.url}")
+    if demo.fleet_file:
+        say(f"fleet file {demo.fleet_file}   try: sovereign fleet status --fleet {demo.fleet_file}")
     if demo.matrix_html:
         say(f"compliance matrix: {demo.matrix_html}")
     say(f"kubectl --kubeconfig {demo.regions[0].kubeconfig} get {DEPLOYMENTS} -A")

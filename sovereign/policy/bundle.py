@@ -56,10 +56,10 @@ def to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _compiled_policy_data() -> dict[str, Any]:
+def _compiled_policy_data(data: Path) -> dict[str, Any]:
     from sovereign.policydata import load_policy_data  # the data compiler; imported only when building
 
-    return load_policy_data().opa_document()
+    return load_policy_data(data).opa_document()
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,17 @@ class PolicySources:
         return digest.hexdigest()
 
 
-def repo_sources() -> PolicySources:
+def folder_sources(root: Path) -> PolicySources:
+    """A policies/ folder laid out as the repository's (Rego, and data/ for the data compiler)."""
     return PolicySources(
-        root=toolchain.REPO_ROOT / "policies",
-        load_data=_compiled_policy_data,
+        root=root,
+        load_data=lambda: _compiled_policy_data(root / "data"),
         also_watch=(toolchain.REPO_ROOT / "sovereign" / "policydata.py",),
     )
+
+
+def repo_sources() -> PolicySources:
+    return folder_sources(toolchain.REPO_ROOT / "policies")
 
 
 def bundle_dir() -> Path:
@@ -193,6 +198,19 @@ def _public_pem(key: rsa.RSAPublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _new_key(path: Path, key_size: int) -> rsa.RSAPrivateKey:
+    """A new RSA signing key, written to `path` (which must not exist) readable by its owner only."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return key
+
+
 def _signing_key(progress: Progress) -> tuple[Path, bytes]:
     """The signing key's path and its public half as PEM; the key is created on the first build."""
     path = signing_key_path()
@@ -202,14 +220,7 @@ def _signing_key(progress: Progress) -> tuple[Path, bytes]:
             raise SovereignError(f"the bundle signing key {path} is not an RSA key ({SIGNING_ALG} needs one)")
         return path, _public_pem(private.public_key())
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+    key = _new_key(path, key_size=3072)
     progress(f"created the bundle signing key {path} (private: it stays with whoever builds bundles)")
     return path, _public_pem(key.public_key())
 
@@ -324,6 +335,41 @@ def _one_builder() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_for_whatif(sources: PolicySources, folder: Path) -> SignedBundle:
+    """The Wasm target of `sources` for a what-if only, in `folder` (a temporary one): signed with a key made
+    for this build and left in `folder`, so no consumer configured with the real trust anchor accepts it
+    and nothing built here can be published. Its revision is the one `build_bundle` would give."""
+    key_path, anchor = folder / "throwaway.key", folder / "trust" / "throwaway.pem"
+    key = _new_key(key_path, key_size=2048)  # lives as long as the what-if: the smallest RS256 accepts
+    anchor.parent.mkdir(parents=True)
+    anchor.write_bytes(_public_pem(key.public_key()))
+    staging = folder / "src"
+    staging.mkdir()
+    revision = _stage(sources, staging)
+    bundle = SignedBundle.at(folder / "bundle", revision, anchor)
+    bundle.wasm.parent.mkdir()
+    _opa_build(staging, key_path, revision, bundle.wasm, wasm=True)
+    return bundle
+
+
+def install_bundle(bundle: SignedBundle, folder: Path) -> SignedBundle:
+    """`bundle`'s two signed targets copied into `folder`, each replaced in one step (as a ConfigMap volume
+    swaps its files), so a reader never sees half a bundle; its build stamp goes with them, so a later
+    `sovereign bundle build` rebuilds exactly when the installed bundle is not that of policies/."""
+    installed = SignedBundle.at(folder, bundle.revision, bundle.verification_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, target in ((bundle.rego, installed.rego), (bundle.wasm, installed.wasm)):
+        shutil.copyfile(source, target.with_name(f".{target.name}.new"))
+        os.replace(target.with_name(f".{target.name}.new"), target)
+    stamp = bundle.wasm.with_name("stamp.json")
+    if stamp.resolve() != (folder / "stamp.json").resolve():
+        if stamp.is_file():
+            shutil.copyfile(stamp, folder / "stamp.json")
+        else:
+            (folder / "stamp.json").unlink(missing_ok=True)
+    return installed
 
 
 def build_bundle(

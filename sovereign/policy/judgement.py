@@ -11,7 +11,7 @@ judgement into what to do. Python never decides here: the verdict is read off th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -138,6 +138,18 @@ class Recorder(Protocol):
 
 
 UNNAMED = Subject("unnamed")  # a caller that names no subject still leaves a record
+
+
+# From the action that most restricts what runs to the least: several judgements of one subject (each model
+# a RayService serves, each a ClusterRequest asks for) act together as the strictest of theirs.
+_STRICTEST_FIRST = (Action.HOLD, Action.REFUSE, Action.WARN, Action.RECORD, Action.ADMIT)
+
+
+def strictest(actions: Iterable[Action]) -> Action:
+    """The action of several judgements of one subject taken together: no decision holds the whole subject,
+    any refusal refuses it; ADMIT when there is nothing to act on."""
+    present = set(actions)
+    return next((action for action in _STRICTEST_FIRST if action in present), Action.ADMIT)
 
 
 def utc_today() -> date:

@@ -13,6 +13,7 @@ from sovereign.demo.sovereign_cli import SOVEREIGN, run_sovereign
 from sovereign.devenv.process import free_port
 from sovereign.devenv.prometheus import ScrapeJob
 from sovereign.errors import SovereignError
+from sovereign.fleet.fleetfile import FleetFile, FleetRegion, write_fleet
 
 
 def start_operators(demo: DemoContext) -> None:
@@ -25,6 +26,20 @@ def start_operators(demo: DemoContext) -> None:
             for r in demo.regions
         )
     )
+    _write_fleet_file(demo)
+
+
+def _write_fleet_file(demo: DemoContext) -> None:
+    """The fleet the operators now watch over: each region's kubeconfig, and the Prometheus they share."""
+    assert demo.prometheus is not None
+    fleet = FleetFile(
+        regions={
+            r.plan.region: FleetRegion(kubeconfig=r.kubeconfig, prometheus=demo.prometheus.url)
+            for r in demo.regions
+        }
+    )
+    demo.fleet_file = write_fleet(demo.root / "fleet.yaml", fleet)
+    demo.report.say(f"fleet file {demo.fleet_file}: try sovereign fleet status --fleet {demo.fleet_file}")
 
 
 def _start_operator(demo: DemoContext, region: Region) -> None:
