@@ -33,6 +33,8 @@ from infra.kube_api import connect
 from infra.kube_object import KubeObjectProvider
 from sovereign import toolchain
 from sovereign.audit import keys as audit_keys
+from sovereign.audit.query import Query, read_records
+from sovereign.audit.record import Point
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import SignedBundle, opa_server_args
@@ -201,6 +203,14 @@ def test_region_stack_lifecycle(plane: ControlPlane, project: Path, env: dict[st
         assert api.get("sovereign.dev/v1alpha1", "SovereignCluster", "usdef-west-9") is None
         assert api.get("v1", "Namespace", "usdef-west-9") is None
     stack_file.write_text(compliant_stack)
+    #    Each refusal, as every judgement of the program and the policy pack, is a record of the decision log.
+    log = Path(env["SOVEREIGN_STATE_DIR"]) / "audit"
+    refusals = read_records(log, Query(point=Point.PREVIEW, code="OPERATOR_NOT_ELIGIBLE"))[0]
+    assert refusals and {r.record.subject for r in refusals} == {
+        "LlamaDeployment usdef-west-9/usdef-west-9-chat"
+    }
+    assert not any(r.record.allow for r in refusals)
+    ok(sovereign(env, "audit", "verify", str(log), f"--key={audit_keys.public_key_path()}"))
 
     # 5. destroy leaves nothing behind.
     ok(sovereign(env, "destroy", "local", *where))

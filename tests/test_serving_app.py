@@ -289,6 +289,31 @@ def test_smuggled_content_is_refused_over_http(served: dict[str, Any], content: 
     assert reply.json()["error"]["type"] == "permission_error"
 
 
+def test_each_request_is_one_record_of_the_replicas_decision_log(served: dict[str, Any]) -> None:
+    """The answer names its request (x-sovereign-request-id); the replica's segment holds its judgement, as
+    the loading replicas' hold the judgement of the weights they load."""
+    from operators.localrun import wait_until
+    from serving.ingress import REQUEST_ID_HEADER
+    from sovereign.audit.location import audit_dir
+    from sovereign.audit.query import Query, read_records
+    from sovereign.audit.record import Point
+
+    text = {"model": TEXT_8B, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    image = {"model": TEXT_8B, "messages": IMAGE_CHAT}
+    answers = {"allowed": post(served, "eu", text), "denied": post(served, "eu", image)}
+    for verdict, reply in answers.items():
+        subject = f"request {reply.headers[REQUEST_ID_HEADER]}"
+        found = wait_until(
+            lambda subject=subject: read_records(audit_dir(), Query(subject=subject))[0] or None, 30, subject
+        )
+        (logged,) = found
+        assert logged.record.point is Point.SERVING and logged.record.verdict == verdict
+        assert logged.record.region == "eu-text-only" and logged.record.policy_revision
+    assert "REGION_MODALITY" in logged.record.codes
+    loads = [r.record for r in read_records(audit_dir(), Query(point=Point.SERVING))[0]]
+    assert any(r.subject.startswith("weights ") and r.allow and r.weights_digest for r in loads)
+
+
 def test_policy_engine_down_means_503_never_served(served: dict[str, Any]) -> None:
     served["opa"].process.stop()  # the service runs; its policy engine goes away
     with pytest.raises(openai.InternalServerError) as refused:

@@ -25,6 +25,7 @@ from sovereign.demo.steps.cluster_requests import submit_cluster_requests
 from sovereign.demo.steps.compliance_matrix import write_matrix
 from sovereign.demo.steps.control_planes import start_control_planes
 from sovereign.demo.steps.data_planes import start_data_planes
+from sovereign.demo.steps.evidence_packs import export_evidence
 from sovereign.demo.steps.models import build_models
 from sovereign.demo.steps.monitoring import start_monitoring
 from sovereign.demo.steps.operators import start_operators
@@ -63,6 +64,7 @@ STEPS: tuple[Step, ...] = (
     Step("The compliance matrix (every variant x every cluster x every end use)", write_matrix),
     Step(f"A policy change: {POLICY_CHANGE.description}", change_policy),
     Step("GPU allocation, GPU-hours and decisions, read back from Prometheus", read_prometheus),
+    Step("An evidence pack per region, verified offline as an auditor would", export_evidence),
 )
 
 
