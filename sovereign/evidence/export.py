@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from sovereign.audit import keys
 from sovereign.audit.location import existing_log_dir
 from sovereign.audit.query import Query, read_records
@@ -69,12 +71,15 @@ def export_pack(
     log_dir: Path | None = None,
     since: datetime | None = None,
     today: date | None = None,
+    state: RegionState | None = None,
+    key: Ed25519PrivateKey | None = None,
     progress: Progress = print,
 ) -> dict[str, Any]:
     """Write `region`'s evidence pack to `out`; returns its manifest facts. BadInput (naming the fix) when
-    the log, the bundle, the audit key or the region's cluster files are missing."""
+    the log, the bundle, the audit key or the region's cluster files are missing. `state` (default: read
+    from the region's API server) and `key` (default: the audit key) are given by the benchmark."""
     today = today or datetime.now(UTC).date()
-    key = keys.load_signing_key()
+    key = key or keys.load_signing_key()
     bundle = configured_bundle()
     folder = existing_log_dir(log_dir)
     declared = [c for c in load_clusters(clusters_dir) if c.spec.region == region]
@@ -82,7 +87,7 @@ def export_pack(
     members, records = _log_members(folder, region, since)
     progress(f"  {len(records)} records in {sum(1 for m in members if m.endswith(LOG_SUFFIX))} segments")
     progress("live state: clusters, deployments, recorded weights digests")
-    state = RegionState.read(kubeconfig, region)
+    state = state or RegionState.read(kubeconfig, region)
     data = load_policy_data()
     weights = state.weights()
     members |= {
