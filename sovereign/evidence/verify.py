@@ -3,6 +3,7 @@ fails, named."""
 
 from __future__ import annotations
 
+import base64
 import json
 import tarfile
 import tempfile
@@ -43,7 +44,7 @@ def verify_pack(path: Path, audit_key: Ed25519PublicKey, policy_key: Path) -> Pa
     if signed is None or signature is None:
         report.problems.append(f"{pack.MANIFEST} or {pack.SIGNATURE} is missing: the pack is not signed")
         return report
-    if not keys.signature_valid(audit_key, signed, signature.decode(errors="replace").strip()):
+    if not _canonical(signature) or not keys.signature_valid(audit_key, signed, signature.decode()):
         report.problems.append(
             f"{pack.MANIFEST}: its signature does not verify with audit key {keys.key_id(audit_key)}"
         )
@@ -63,6 +64,15 @@ def verify_pack(path: Path, audit_key: Ed25519PublicKey, policy_key: Path) -> Pa
     _check_log(members, audit_key, report)
     _check_bundle(members, policy_key, manifest.get("policy_revision"), report)
     return report
+
+
+def _canonical(signature: bytes) -> bool:
+    """Whether `signature` is exactly what the exporter writes (base64, nothing around it): a lenient decoder
+    would let bytes be added to a signed pack's signature unnoticed."""
+    try:
+        return base64.b64encode(base64.b64decode(signature, validate=True)) == signature
+    except ValueError:
+        return False
 
 
 def _check_log(members: dict[str, bytes], audit_key: Ed25519PublicKey, report: PackReport) -> None:
