@@ -24,10 +24,8 @@ def export_evidence(demo: DemoContext) -> None:
         )
         checked = run_sovereign("evidence", "verify", str(out))
         verdict = (checked.stdout.strip().splitlines() or [checked.stderr.strip()])[-1]
-        demo.report.say(f"[{name}] {verdict}")
+        demo.report.say(f"[{name}] {verdict.replace(str(out), out.name)}")
         demo.report.say(f"evidence pack: {out}")
-        demo.report.expect(
-            f"{name}: evidence pack exported and verified offline",
-            exported.returncode == 0 and checked.returncode == 0,
-            (exported.stderr or checked.stdout).strip()[-300:],
-        )
+        ok = exported.returncode == 0 and checked.returncode == 0
+        why = "" if ok else (exported.stderr or checked.stdout).strip()[-300:]
+        demo.report.expect(f"{name}: evidence pack exported and verified offline", ok, why)
