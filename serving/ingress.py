@@ -10,6 +10,7 @@ No `from __future__ import annotations`: FastAPI reads the route annotations at 
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from serving.guard import RequestGuard
 from serving.llm import ContentError, GenerationRequest, GenerationResult
 from serving.metrics import ServingMetrics
 
+# Seconds between engine health checks of an idle replica: well inside the alert's 2 minutes.
+ENGINE_CHECK_S = 10.0
 api = FastAPI(title="sovereign Llama serving", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -111,6 +114,14 @@ class OpenAiIngress:
             context.cluster.region, context.cluster.name, model_ids, self.args.max_tenant_labels
         )
         self.created = int(time.time())
+        threading.Thread(target=self._check_engine, name="engine-check", daemon=True).start()
+
+    def _check_engine(self) -> None:
+        """Engine health between requests too: an idle replica still shows an engine that went down or
+        came back (requests report it as they are judged)."""
+        while True:
+            self.metrics.engine.observe("serving", self.guard.judge.judge_document({}))
+            time.sleep(ENGINE_CHECK_S)
 
     # --- reading and checking a request ----------------------------------------------------------------
 
@@ -157,6 +168,7 @@ class OpenAiIngress:
         # In a worker thread: the content walk is CPU work (bounded, but up to a few ms for a large body)
         # and an OPA server's answer is a blocking call; neither may hold up the replica's other requests.
         answer = await asyncio.to_thread(self.guard.check, body, model_id, tenant)
+        self.metrics.judged(model_id, answer.judgement)
         if not answer.allowed:
             raise _Refusal(
                 answer.status,
