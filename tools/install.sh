@@ -4,7 +4,7 @@
 # An entry is built in a scratch folder and renamed into place only when complete, so a failed or
 # interrupted build never leaves an entry a later run trusts. A second run is a no-op.
 #
-# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus ...]   (default: all)
+# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus|alertmanager ...]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,8 +121,25 @@ install_prometheus() {
   say "prometheus: $(prometheus --version 2>&1 | head -1)"
 }
 
+install_alertmanager() {
+  local installed
+  installed=$(dpkg-query -W -f='${Version}' prometheus-alertmanager 2>/dev/null || true)
+  if [[ $installed == "$ALERTMANAGER_DEBIAN_VERSION" ]] && command -v amtool >/dev/null; then
+    say "alertmanager: $(amtool --version 2>&1 | head -1)"
+    return
+  fi
+  [[ $(id -u) == 0 ]] || die "alertmanager/amtool $ALERTMANAGER_DEBIAN_VERSION missing: run 'sudo apt-get install -y prometheus-alertmanager=$ALERTMANAGER_DEBIAN_VERSION' (Debian), then 'make tools'"
+  say "alertmanager: installing Debian's package $ALERTMANAGER_DEBIAN_VERSION (apt-get)..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "prometheus-alertmanager=$ALERTMANAGER_DEBIAN_VERSION" >/dev/null
+  # As for prometheus: no daemon of the package's own; the tests start what they need on loopback.
+  systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
+  say "alertmanager: $(amtool --version 2>&1 | head -1)"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus)
+[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager)
 for t in "${targets[@]}"; do
   case $t in
     opa) install_entry opa "$OPA_VERSION" build_opa ;;
@@ -131,7 +148,8 @@ for t in "${targets[@]}"; do
     pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
     kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
     prometheus) install_prometheus ;;
-    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus)" ;;
+    alertmanager) install_alertmanager ;;
+    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager)" ;;
   esac
 done
 say "all tools ready in $cache"
