@@ -251,10 +251,11 @@ def test_engine_health_is_read_off_the_judgements_and_counts_each_bundle_refusal
 
     health.observe("serving", allowed)
     assert up("serving", "opa-rest") == 1
+    assert refusals() == 0  # there from the start, so the first refusal shows as an increase
     health.observe("serving", denied)  # a denial is the engine answering
     assert up("serving", "opa-rest") == 1
     health.observe("serving", unreachable)
-    assert up("serving", "opa-rest") == 0 and refusals() is None
+    assert up("serving", "opa-rest") == 0 and refusals() == 0
     for _ in range(3):  # one refusal, however many decisions it spoils
         health.observe("serving", unverified)
     assert up("serving", "opa-rest") == 0 and refusals() == 1

@@ -4,7 +4,7 @@
 # An entry is built in a scratch folder and renamed into place only when complete, so a failed or
 # interrupted build never leaves an entry a later run trusts. A second run is a no-op.
 #
-# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus|alertmanager ...]   (default: all)
+# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus|alertmanager|pushgateway ...]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,25 +121,25 @@ install_prometheus() {
   say "prometheus: $(prometheus --version 2>&1 | head -1)"
 }
 
-install_alertmanager() {
-  local installed
-  installed=$(dpkg-query -W -f='${Version}' prometheus-alertmanager 2>/dev/null || true)
-  if [[ $installed == "$ALERTMANAGER_DEBIAN_VERSION" ]] && command -v amtool >/dev/null; then
-    say "alertmanager: $(amtool --version 2>&1 | head -1)"
+# install_debian PACKAGE VERSION BINARY: Debian's package at exactly VERSION (as root), no daemon of its own.
+install_debian() {
+  local package=$1 version=$2 binary=$3 installed
+  installed=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)
+  if [[ $installed == "$version" ]] && command -v "$binary" >/dev/null; then
+    say "$package: $("$binary" --version 2>&1 | head -1)"
     return
   fi
-  [[ $(id -u) == 0 ]] || die "alertmanager/amtool $ALERTMANAGER_DEBIAN_VERSION missing: run 'sudo apt-get install -y prometheus-alertmanager=$ALERTMANAGER_DEBIAN_VERSION' (Debian), then 'make tools'"
-  say "alertmanager: installing Debian's package $ALERTMANAGER_DEBIAN_VERSION (apt-get)..."
+  [[ $(id -u) == 0 ]] || die "$package $version missing: run 'sudo apt-get install -y $package=$version' (Debian), then 'make tools'"
+  say "$package: installing Debian's package $version (apt-get)..."
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "prometheus-alertmanager=$ALERTMANAGER_DEBIAN_VERSION" >/dev/null
-  # As for prometheus: no daemon of the package's own; the tests start what they need on loopback.
-  systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
-  say "alertmanager: $(amtool --version 2>&1 | head -1)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package=$version" >/dev/null
+  # As for prometheus: the tests and the demo start what they need on loopback.
+  systemctl disable --now "$package" >/dev/null 2>&1 || true
+  say "$package: $("$binary" --version 2>&1 | head -1)"
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager)
+[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)
 for t in "${targets[@]}"; do
   case $t in
     opa) install_entry opa "$OPA_VERSION" build_opa ;;
@@ -148,8 +148,11 @@ for t in "${targets[@]}"; do
     pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
     kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
     prometheus) install_prometheus ;;
-    alertmanager) install_alertmanager ;;
-    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager)" ;;
+    # amtool checks the example routing (infra/monitoring/alertmanager/)
+    alertmanager) install_debian prometheus-alertmanager "$ALERTMANAGER_DEBIAN_VERSION" amtool ;;
+    # the Pulumi policy pack pushes its decisions there (infra/preview_metrics.py)
+    pushgateway) install_debian prometheus-pushgateway "$PUSHGATEWAY_DEBIAN_VERSION" prometheus-pushgateway ;;
+    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)" ;;
   esac
 done
 say "all tools ready in $cache"

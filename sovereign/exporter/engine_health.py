@@ -51,8 +51,11 @@ class EngineHealth:
                 self._refusing.add(point)
             else:
                 self._refusing.discard(point)
+        # The series exists at 0 from the point's first judgement: Prometheus' increase() sees a series
+        # only rise from a sample it holds, so a counter born at 1 would hide the first refusal.
+        refusals = self.refused.labels(point=point, reason=BUNDLE_UNVERIFIED)
         if started:
-            self.refused.labels(point=point, reason=BUNDLE_UNVERIFIED).inc()
+            refusals.inc()
 
 
 _DEFAULT = EngineHealth()
