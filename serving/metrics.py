@@ -108,8 +108,8 @@ class ServingMetrics:
     ) -> None:
         labels = {**self._fixed, "model": self.model_label(model), "tenant": self.tenant(tenant)}
         self.requests.labels(**labels, decision=decision, code=code).inc()
-        if prompt_tokens:
+        # Both token series of a caller exist once it was served, so their sum (chargeback) misses neither.
+        if decision == "allow" or prompt_tokens or completion_tokens:
             self.prompt_tokens.labels(**labels).inc(prompt_tokens)
-        if completion_tokens:
             self.completion_tokens.labels(**labels).inc(completion_tokens)
         self.duration.labels(**self._fixed, model=labels["model"], decision=decision).observe(seconds)

@@ -39,7 +39,7 @@ from sovereign.devenv.controlplane import ControlPlaneConfig, running_controlpla
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.devenv.prometheus import RULES_DIR, PrometheusConfig, PrometheusServer, ScrapeJob
 from sovereign.exporter.gpu_trace import H100_TRACE
-from sovereign.models.tiny import TINY_MODELS, build_model
+from sovereign.models.tiny import TINY_MODELS, build_model, models_dir
 from sovereign.policy import subjects
 from sovereign.policy.bundle import (
     BUNDLE_DIR_ENV,
@@ -115,14 +115,20 @@ class Relay:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # Bound at once (a port picked now and bound later can be taken meanwhile, by Ray's workers here).
+        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._serve(self._listener)
 
     def start(self) -> None:
+        """Listen again on the same port, after a cut."""
         self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        self._serve(self._listener)
+
+    def _serve(self, listener: socket.socket) -> None:
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -344,8 +350,9 @@ def running_stack(work: Path, bundle: SignedBundle, screening_list: Path) -> Ite
                 assert exc.status == 403 and "REGION_MODALITY" in str(exc.body), exc
             else:
                 raise AssertionError("admission let a vision deployment onto an EU text-only cluster")
+            # The per-user cache `sovereign models build` fills: built once, reused by later runs.
             weights = build_model(
-                next(m for m in TINY_MODELS if m.stands_in_for == TEXT_MODEL), work / "models"
+                next(m for m in TINY_MODELS if m.stands_in_for == TEXT_MODEL), models_dir()
             )[0]
             chat = _deploy(
                 operator,
@@ -365,7 +372,6 @@ def running_stack(work: Path, bundle: SignedBundle, screening_list: Path) -> Ite
             )
             _gpu_pod(operator, served, chat)
 
-            relay.start()
             exporter_port = free_port()
             exporter = ManagedProcess(
                 "exporter",

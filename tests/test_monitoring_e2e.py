@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +407,127 @@ def test_every_recording_rule_and_dashboard_expression_returns_data(stack: Monit
 
 def _groups(path: Path) -> list[dict[str, Any]]:
     return list(yaml.safe_load(path.read_text())["groups"])
+
+
+# --- chargeback and the report ----------------------------------------------------------------------------
+def test_the_replayed_h100_trace_gives_the_energy_a_hand_computation_gives(stack: MonitoringStack) -> None:
+    trace = json.loads(H100_TRACE.read_text())["trace"]
+    # By hand: NVML's total energy counter (mJ) from the first sample to the last, which then holds.
+    joules = (trace[-1]["energy_mj"] - trace[0]["energy_mj"]) / 1000
+    assert joules == pytest.approx(2186.461)
+    # ...which is what the GPU drew: the power samples integrated over the trace, within their 200 ms steps.
+    drawn = sum((b["t"] - a["t"]) * (a["power_mw"] + b["power_mw"]) / 2000 for a, b in pairwise(trace))
+    assert drawn == pytest.approx(joules, rel=0.05)
+    recorded = stack.values(
+        "region_cluster_model_tenant:gpu_energy_joules:increase1h", "cluster", "model", "tenant"
+    )
+    # increase() extrapolates half a scrape interval past the first sample: well under 2 % here.
+    assert recorded[(SERVED, TEXT_MODEL, TENANT)] == pytest.approx(joules, rel=0.02)
+    per_1k = stack.values("region_cluster_model:gpu_energy_joules_per_1k_tokens:ratio1h", "cluster", "model")
+    tokens = stack.values("region_cluster_model_tenant:sovereign_tokens:increase1h", "cluster", "model")
+    served = sum(v for (cluster, model), v in tokens.items() if (cluster, model) == (SERVED, TEXT_MODEL))
+    assert per_1k[(SERVED, TEXT_MODEL)] == pytest.approx(
+        1000 * recorded[(SERVED, TEXT_MODEL, TENANT)] / served
+    )
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+class _Page(HTMLParser):
+    """The report's sections, inline SVGs and table rows by table id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.svgs = 0
+        self.rows: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self.svgs += 1
+        elif tag == "h2":
+            self._in = "h2"
+            self.sections.append("")
+        elif tag == "table":
+            self._table = dict(attrs).get("id")
+            self.rows[str(self._table)] = []
+        elif tag == "tr" and self._table:
+            self.rows[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self._in = None
+        elif tag in ("td", "th") and self._table and self._cell is not None:
+            self.rows[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "h2":
+            self.sections[-1] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_page(
+    stack: MonitoringStack, tmp_path: Path
+) -> None:
+    """Last: every alert above has fired within the report's hour."""
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "sovereign", "report", "--prometheus", stack.prometheus.url, "--since", "1h",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    # Self-contained: no script, no stylesheet or image to fetch; the SVGs refer only within themselves.
+    assert "<script" not in text and "<link" not in text
+    assert re.findall(r'(?:src|href)="(?!#)[^"]*"', text) == []
+    page = _Page()
+    page.feed(text)
+    assert page.sections == [
+        "Allocation and use per region",
+        "Top tenants",
+        "Chargeback",
+        "Compliance over time",
+        "Alerts fired",
+    ]
+    assert page.svgs == 4  # allocation vs use, tenants, compliance, alerts
+
+    header, *rows = page.rows["chargeback-rows"]
+    assert header[:3] == ["caller", "model", "region / cluster"]
+    rows_by = {(row[0], row[1]): row for row in rows}
+    acme = rows_by[("acme", TEXT_MODEL)]
+    assert acme[2] == f"{REGION} / {SERVED}"
+    tokens = stack.values("region_cluster_model_tenant:sovereign_tokens:increase1h", "cluster", "tenant")
+    assert _number(acme[3]) == pytest.approx(tokens[(SERVED, "acme")], rel=0.05)
+    # Every caller of the model pays the model's joules per 1,000 tokens, which come from the trace.
+    trace = json.loads(H100_TRACE.read_text())["trace"]
+    joules = (trace[-1]["energy_mj"] - trace[0]["energy_mj"]) / 1000
+    ours = [row for (_, model), row in rows_by.items() if model == TEXT_MODEL and SERVED in row[2]]
+    assert sum(_number(row[5]) for row in ours) == pytest.approx(joules, rel=0.03)
+    assert _number(acme[7]) == pytest.approx(1000 * joules / sum(_number(row[3]) for row in ours), rel=0.03)
+
+    fired = {row[0] for row in page.rows["alert-rows"][1:]}
+    assert fired >= {
+        "SovereignNonCompliantDeployment",
+        "SovereignAccreditationExpiringSoon",
+        "SovereignAccreditationExpired",
+        "SovereignPolicyEngineDown",
+        "SovereignPolicyBundleRefused",
+        "SovereignGpuQuotaNearlyFull",
+        "SovereignGpuQuotaExceeded",
+        "SovereignExporterSourceDown",
+        "SovereignAllocatedGpusIdle",
+    }
+    noncompliant = [row[0] for row in page.rows["noncompliant"][1:]]
+    assert noncompliant == [f"{TENANT}/{VISION}"]

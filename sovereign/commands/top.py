@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from typing import Annotated
-from urllib.parse import urlsplit
 
-import requests
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sovereign.errors import BadInput, SovereignError
+from sovereign.report.prometheus_api import PrometheusApi
 
 # Raw series rather than the recording rules, so `top` also works on a Prometheus without them.
 QUERIES = {
@@ -28,36 +26,11 @@ QUERIES = {
 Row = dict[str, float]
 
 
-def _query(session: requests.Session, url: str, expr: str) -> list[tuple[tuple[str, str], float]]:
-    # Prometheus' instant-query API is one GET returning JSON; requests covers it without another client.
-    try:
-        response = session.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5)
-    except requests.RequestException as exc:
-        raise SovereignError(
-            f"Prometheus at {url} is unreachable ({type(exc).__name__}): start it or fix --prometheus"
-        ) from exc
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise SovereignError(
-            f"{url} answered HTTP {response.status_code} without JSON: is it Prometheus?"
-        ) from exc
-    if body.get("status") != "success":
-        raise SovereignError(
-            f"Prometheus at {url} refused {expr!r}: {body.get('error', response.status_code)}"
-        )
-    return [
-        ((r["metric"].get("region", "?"), r["metric"].get("cluster", "?")), float(r["value"][1]))
-        for r in body["data"]["result"]
-    ]
-
-
-def snapshot(url: str) -> dict[tuple[str, str], Row]:
+def snapshot(api: PrometheusApi) -> dict[tuple[str, str], Row]:
     rows: dict[tuple[str, str], Row] = defaultdict(dict)
-    with requests.Session() as session:
-        for column, expr in QUERIES.items():
-            for key, value in _query(session, url, expr):
-                rows[key][column] = value
+    for column, expr in QUERIES.items():
+        for labels, value in api.instant(expr):
+            rows[(labels.get("region", "?"), labels.get("cluster", "?"))][column] = value
     return dict(rows)
 
 
@@ -106,18 +79,15 @@ def top(
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 5.0,
 ) -> None:
     """Live view of GPU use, GPU-hours, quota and compliance per region and cluster."""
-    url = prometheus.rstrip("/")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise BadInput(f"--prometheus {prometheus}: not an http(s) URL: give e.g. http://127.0.0.1:9090")
+    api = PrometheusApi.at(prometheus)
     console = Console()
     if once:
-        console.print(render(snapshot(url), url))
+        console.print(render(snapshot(api), api.url))
         return
-    with Live(render(snapshot(url), url), console=console, auto_refresh=False) as live:
+    with Live(render(snapshot(api), api.url), console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(render(snapshot(url), url), refresh=True)
+                live.update(render(snapshot(api), api.url), refresh=True)
         except KeyboardInterrupt:
             return
