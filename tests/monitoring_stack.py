@@ -39,7 +39,7 @@ from sovereign.devenv.controlplane import ControlPlaneConfig, running_controlpla
 from sovereign.devenv.process import ManagedProcess, free_port
 from sovereign.devenv.prometheus import RULES_DIR, PrometheusConfig, PrometheusServer, ScrapeJob
 from sovereign.exporter.gpu_trace import H100_TRACE
-from sovereign.models.tiny import TINY_MODELS, build_model, models_dir
+from sovereign.models.tiny import TINY_MODELS, build_model
 from sovereign.policy import subjects
 from sovereign.policy.bundle import (
     BUNDLE_DIR_ENV,
@@ -350,9 +350,8 @@ def running_stack(work: Path, bundle: SignedBundle, screening_list: Path) -> Ite
                 assert exc.status == 403 and "REGION_MODALITY" in str(exc.body), exc
             else:
                 raise AssertionError("admission let a vision deployment onto an EU text-only cluster")
-            # The per-user cache `sovereign models build` fills: built once, reused by later runs.
             weights = build_model(
-                next(m for m in TINY_MODELS if m.stands_in_for == TEXT_MODEL), models_dir()
+                next(m for m in TINY_MODELS if m.stands_in_for == TEXT_MODEL), work / "models"
             )[0]
             chat = _deploy(
                 operator,
