@@ -5,7 +5,8 @@ default by `sovereign preview|up`). Each LlamaDeployment is judged by the same e
 bundle, through the same object mapping as at admission. Its SovereignCluster's enforcement mode says
 what a violation does: `enforce` fails the preview (mandatory), `warn` and `dryrun` only report (advisory).
 Obligations (AI Act, licence attribution) are always advisory. Anything that cannot be judged is a
-mandatory violation: unknown means deny.
+mandatory violation: unknown means deny. Each decision is counted and, when a Pushgateway is configured,
+pushed (infra/preview_metrics.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from infra import decisions
 from infra.kube_object import KubeObject, normalise_numbers
+from infra.preview_metrics import DECISIONS
 from sovereign import vocabulary as k8s
 from sovereign.errors import SovereignError
 from sovereign.policy.judgement import Action, Judgement
@@ -50,6 +52,10 @@ def _judge(args: ResourceValidationArgs) -> tuple[Action, Judgement] | None:
         )
     except SovereignError as exc:
         judgement = Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
+    else:
+        spec = deployment.get("spec") or {}
+        region = str((context["cluster"].get("spec") or {}).get("region"))
+        DECISIONS.record(args.urn, region, str(spec.get("clusterRef")), str(spec.get("model")), judgement)
     return judgement.action(enforcement_mode(context["cluster"])), judgement
 
 

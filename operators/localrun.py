@@ -137,6 +137,7 @@ class LocalOperator:
         self.opa = LocalOpa(workdir, bundle)
         self.webhook_port = free_port()
         self.health_port = free_port()
+        self.metrics_port = free_port()  # /metrics: decisions, engine health, compliance, accreditations
         self.process: ManagedProcess | None = None
         self._starts = 0
         self.api_client = api_client(kubeconfig)
@@ -246,6 +247,7 @@ class LocalOperator:
             "run",
             f"--credentials={self.credentials}",
             f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
+            f"--metrics-port={self.metrics_port}",
             *self.run_args,
             *extra,
         ]

@@ -13,6 +13,7 @@ No `from __future__ import annotations`: FastAPI reads the route annotations at 
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -34,8 +35,11 @@ from serving.llm import ContentError, GenerationRequest, GenerationResult
 from serving.metrics import ServingMetrics
 from sovereign.audit.record import Point
 from sovereign.audit.trail import AuditTrail, open_log
+from sovereign.policy.judgement import Judgement
 
 REQUEST_ID_HEADER = "x-sovereign-request-id"  # the subject of the request's decision record
+# Seconds between engine health checks of an idle replica: well inside the alert's 2 minutes.
+ENGINE_CHECK_S = 10.0
 api = FastAPI(title="sovereign Llama serving", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -124,6 +128,15 @@ class OpenAiIngress:
             context.cluster.region, context.cluster.name, model_ids, self.args.max_tenant_labels
         )
         self.created = int(time.time())
+        threading.Thread(target=self._check_engine, name="engine-check", daemon=True).start()
+
+    def _check_engine(self) -> None:
+        """Engine health between requests too: an idle replica still shows an engine that went down or
+        came back (requests report it as they are judged)."""
+        while True:
+            # Asked of the engine, not the judge: a health probe is no decision and leaves no record.
+            self.metrics.engine.observe("serving", Judgement.of(self.guard.judge.engine.decide({})))
+            time.sleep(ENGINE_CHECK_S)
 
     # --- reading and checking a request ----------------------------------------------------------------
 
@@ -170,6 +183,7 @@ class OpenAiIngress:
         # In a worker thread: the content walk is CPU work (bounded, but up to a few ms for a large body)
         # and an OPA server's answer is a blocking call; neither may hold up the replica's other requests.
         answer = await asyncio.to_thread(self.guard.check, body, model_id, tenant, request_id)
+        self.metrics.judged(model_id, answer.judgement)
         if not answer.allowed:
             raise _Refusal(
                 answer.status,

@@ -1,11 +1,14 @@
 """sovereign's serving metrics, in Prometheus form, with label values drawn from bounded sets.
 
 Ray's own Serve metrics (ray_serve_*) are exported on Ray's metrics port as usual; these are served by the
-ingress at GET /metrics from its own registry. Ray's metric API would prefix every name with `ray_`, and
-the dashboards and alerts use the sovereign_* names. Labels stay bounded: region and cluster are fixed
-per app, model is a hosted model id or "_unknown", decision is allow/deny/unavailable/error, code is a
-policy reason code or one of the ingress's own error codes, and tenants beyond `max_tenants` distinct
-values (or not shaped like an identifier) are counted as "_other".
+ingress at GET /metrics from its own registry: requests, tokens and latency, and, as at every enforcement
+point, the guard's policy decisions (`sovereign_policy_decisions_total{point="serving"}`) and the health
+of the engine that made them (sovereign.exporter.decisions, sovereign.exporter.engine_health). Ray's
+metric API would prefix every name with `ray_`, and the dashboards and alerts use the sovereign_* names.
+Labels stay bounded: region and cluster are fixed per app, model is a hosted model id or "_unknown",
+decision is allow/deny/unavailable/error, code is a policy reason code or one of the ingress's own error
+codes, and tenants beyond `max_tenants` distinct values (or not shaped like an identifier) are counted as
+"_other".
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import re
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from sovereign.exporter.decisions import DecisionCounter
+from sovereign.exporter.engine_health import EngineHealth
+from sovereign.policy.judgement import Judgement
 
 UNKNOWN_MODEL = "_unknown"
 NO_TENANT = "_none"
@@ -49,6 +56,8 @@ class ServingMetrics:
     def __init__(self, region: str, cluster: str, models: list[str], max_tenants: int) -> None:
         self.registry = CollectorRegistry()
         self._fixed = {"region": region, "cluster": cluster}
+        self.decisions = DecisionCounter(self.registry)
+        self.engine = EngineHealth(self.registry)
         self._models = set(models)
         self.tenant = TenantLabels(max_tenants)
         common = ["region", "cluster", "model", "tenant"]
@@ -75,6 +84,14 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+    def judged(self, model: str, judgement: Judgement) -> None:
+        """The guard's judgement of one request to hosted `model` (undecided counts as a deny, as it acts)."""
+        decision = "allow" if judgement.allowed else "deny"
+        self.decisions.record(
+            "serving", self._fixed["region"], self._fixed["cluster"], model, decision, judgement.codes
+        )
+        self.engine.observe("serving", judgement)
+
     def model_label(self, model: object) -> str:
         return model if isinstance(model, str) and model in self._models else UNKNOWN_MODEL
 
@@ -91,8 +108,8 @@ class ServingMetrics:
     ) -> None:
         labels = {**self._fixed, "model": self.model_label(model), "tenant": self.tenant(tenant)}
         self.requests.labels(**labels, decision=decision, code=code).inc()
-        if prompt_tokens:
+        # Both token series of a caller exist once it was served, so their sum (chargeback) misses neither.
+        if decision == "allow" or prompt_tokens or completion_tokens:
             self.prompt_tokens.labels(**labels).inc(prompt_tokens)
-        if completion_tokens:
             self.completion_tokens.labels(**labels).inc(completion_tokens)
         self.duration.labels(**self._fixed, model=labels["model"], decision=decision).observe(seconds)

@@ -23,6 +23,7 @@ from sovereign.commands import (
     matrix,
     models,
     operator,
+    report,
     request,
     serve,
     stack,
@@ -43,6 +44,7 @@ app.command()(decide.decide)
 app.add_typer(bundle.app, name="bundle")
 app.command("exporter", **exporter.COMMAND_SETTINGS)(exporter.exporter)
 app.command()(top.top)
+app.command()(report.report)
 app.add_typer(models.app, name="models")
 app.command()(serve.serve)
 app.command()(stack.preview)

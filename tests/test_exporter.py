@@ -16,11 +16,13 @@ from sovereign.errors import BadInput
 from sovereign.exporter.cardinality import OTHER, UNKNOWN, BoundedLabel
 from sovereign.exporter.dcgm import FIELDS, DcgmCollector
 from sovereign.exporter.decisions import DecisionCounter, record_decision
-from sovereign.exporter.engine_health import record_bundle_refused, set_engine_up
+from sovereign.exporter.engine_health import EngineHealth
 from sovereign.exporter.gpu_trace import H100_TRACE, TraceReplayReader
 from sovereign.exporter.gpus import GpuSourceDown, NvmlReader
 from sovereign.exporter.health import SourceHealth
 from sovereign.exporter.placement import NodePlacement, Workload
+from sovereign.policy.engine import BUNDLE_UNVERIFIED, ENGINE_UNAVAILABLE, fail_closed
+from sovereign.policy.judgement import Judgement
 
 TRACE = H100_TRACE
 REPO = Path(__file__).resolve().parent.parent
@@ -231,12 +233,37 @@ def test_record_decision_refuses_values_outside_its_enums(point: str, decision: 
         record_decision(point, "r", "c", "m", decision, [])  # type: ignore[arg-type]
 
 
-def test_engine_health_metrics() -> None:
-    set_engine_up("admission", "wasm", False)
-    record_bundle_refused("serving", "bad_signature")
-    text = generate_latest().decode()
-    assert 'sovereign_policy_engine_up{engine="wasm",point="admission"} 0.0' in text
-    assert 'sovereign_policy_bundle_refused_total{point="serving",reason="bad_signature"}' in text
+def test_engine_health_is_read_off_the_judgements_and_counts_each_bundle_refusal_once() -> None:
+    registry = CollectorRegistry()
+    health = EngineHealth(registry)
+
+    def up(point: str, engine: str) -> float | None:
+        return registry.get_sample_value("sovereign_policy_engine_up", {"point": point, "engine": engine})
+
+    def refusals(point: str = "serving") -> float | None:
+        labels = {"point": point, "reason": BUNDLE_UNVERIFIED}
+        return registry.get_sample_value("sovereign_policy_bundle_refused_total", labels)
+
+    allowed = Judgement.of({"allow": True, "violations": [], "policy_revision": "r1", "engine": "opa-rest"})
+    denied = Judgement.of({"allow": False, "violations": [{"code": "REGION_MODALITY"}], "engine": "opa-rest"})
+    unreachable = Judgement.of(fail_closed(ENGINE_UNAVAILABLE, "connection refused", "opa-rest"))
+    unverified = Judgement.of(fail_closed(BUNDLE_UNVERIFIED, "bad signature", "opa-rest"))
+
+    health.observe("serving", allowed)
+    assert up("serving", "opa-rest") == 1
+    assert refusals() == 0  # there from the start, so the first refusal shows as an increase
+    health.observe("serving", denied)  # a denial is the engine answering
+    assert up("serving", "opa-rest") == 1
+    health.observe("serving", unreachable)
+    assert up("serving", "opa-rest") == 0 and refusals() == 0
+    for _ in range(3):  # one refusal, however many decisions it spoils
+        health.observe("serving", unverified)
+    assert up("serving", "opa-rest") == 0 and refusals() == 1
+    health.observe("serving", allowed)
+    health.observe("serving", unverified)  # refused again after a good bundle: a second refusal
+    assert refusals() == 2
+    health.observe("admission", unverified)  # each point counts its own
+    assert refusals("admission") == 1
 
 
 class _FakeNvml:

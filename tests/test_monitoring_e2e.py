@@ -1,15 +1,11 @@
-"""End to end with a real Prometheus (Debian's 2.42) loading our rules and scraping:
+"""End to end on real components (tests/monitoring_stack.py): the operator, the data plane serving a tiny
+Llama through the guard, the exporter and Debian's Prometheus with the shipped rules (time compressed).
+No series here is injected: each comes from the component METRICS.md names.
 
-- the exporter as a process (`python -m sovereign.exporter`), replaying the real H100 NVML trace and
-  accounting against the real kube-apiserver with KubeRay's CRDs;
-- the policy decision and engine-health counters as the enforcement points record them
-  (`record_decision`, `set_engine_up`, `record_bundle_refused`, served from this process);
-- serving's own metrics (`serving.metrics.ServingMetrics`) fed a scripted request mix;
-- STAND-INS only for what no component exports yet: the operator's `sovereign_deployment_compliant` and
-  `sovereign_accreditation_expiry_timestamp_seconds`, with the names and labels METRICS.md expects.
-
-After a scripted workload, Prometheus' HTTP API must return the expected values, every recording rule
-must produce series and every PromQL expression in the dashboards must return data.
+First what Prometheus holds (GPU samples, allocation, decisions, compliance, `sovereign top`); then each
+alert, driven by its real condition and watched through Prometheus's own alerts API until it fires with
+the right labels and resolves when the condition clears; last, every recording rule and every dashboard
+expression returns data.
 """
 
 from __future__ import annotations
@@ -19,237 +15,92 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from kubernetes import client, config
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
-from test_exporter_accounting import (
-    create_sovereign_clusters,
-    gpu_pod,
-    install_sovereign_cluster_crd,
-    labels,
-    rayservice,
-    remove_test_objects,
-    sovereign_cluster,
+from kubernetes import client
+from monitoring_stack import (
+    BATCH,
+    CAPACITY,
+    CHAT,
+    NODE,
+    QUOTA,
+    REGION,
+    SERVED,
+    SUSPENDED,
+    TENANT,
+    TEXT_MODEL,
+    VISION,
+    VISION_MODEL,
+    MonitoringStack,
+    days_from_today,
+    eventually,
+    png_data_url,
+    running_stack,
 )
 
 from infra.monitoring.dashboards import dashboards
-from serving.metrics import ServingMetrics
-from sovereign import toolchain
-from sovereign.devenv.controlplane import ControlPlane
-from sovereign.devenv.process import ManagedProcess, free_port
-from sovereign.exporter.decisions import record_decision
-from sovereign.exporter.engine_health import record_bundle_refused, set_engine_up
+from operators.localrun import install_bundle
 from sovereign.exporter.gpu_trace import H100_TRACE
+from sovereign.policy.bundle import SignedBundle
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
-
 REPO = Path(__file__).resolve().parent.parent
-MONITORING = REPO / "infra" / "monitoring"
-TRACE = H100_TRACE
-NAMESPACE = "monitoring-e2e"
-NODE = "gpu-node-e2e"
-# Cluster names of this module only: other tests may leave RayServices in the shared control plane.
-EU = ("eu-text-only", "e2e-eu-1")
-US = ("us-defense", "e2e-us-1")
-OURS = 'cluster=~"e2e-.*"'
-M8B, M70B, VISION = "llama-3.1-8b-instruct", "llama-3.3-70b-instruct", "llama-3.2-11b-vision-instruct"
-
-
-@dataclass
-class Stack:
-    prometheus: str
-    exporter_started: float
-    kubeconfig: Path
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.prometheus}/api/v1/query", params={"query": expr}, timeout=5)
-        body = response.json()
-        assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
-
-    def values(self, expr: str, *by: str) -> dict[tuple[str, ...], float]:
-        return {tuple(r["metric"].get(k, "") for k in by): float(r["value"][1]) for r in self.query(expr)}
-
-
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not seen within {timeout:.0f} s (last: {last!r})")
-
-
-class OperatorStandIns:
-    """What the operator is expected to export (infra/monitoring/METRICS.md); it does not yet."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        compliant = Gauge(
-            "sovereign_deployment_compliant",
-            "stand-in",
-            ["region", "cluster", "namespace", "deployment", "model"],
-            registry=self.registry,
-        )
-        compliant.labels(*EU, NAMESPACE, "eu-8b-acme", M8B).set(1)
-        compliant.labels(*EU, NAMESPACE, "eu-vision", VISION).set(0)
-        compliant.labels(*US, NAMESPACE, "us-8b-dod", M8B).set(1)
-        expiry = Gauge(
-            "sovereign_accreditation_expiry_timestamp_seconds",
-            "stand-in",
-            ["region", "cluster", "scheme"],
-            registry=self.registry,
-        )
-        expiry.labels(*EU, "bsi-c5").set(time.time() + 20 * 86400)
-        expiry.labels(*US, "dod-il5").set(time.time() + 200 * 86400)
-
-
-def serving_traffic(metrics: ServingMetrics, i: int) -> None:
-    """A scripted request mix through serving's real metrics: allowed text, a refused image."""
-    metrics.observe(
-        model=M8B, tenant="acme", decision="allow", code="none", seconds=0.05 + (i % 10) * 0.05,
-        prompt_tokens=120, completion_tokens=300,
-    )  # fmt: skip
-    metrics.observe(model=VISION, tenant="acme", decision="deny", code="REGION_MODALITY", seconds=0.002)
-
-
-def enforcement_traffic() -> None:
-    """Decisions as the three enforcement points record them (the real module, not a stand-in)."""
-    record_decision("serving", *EU, M8B, "allow", [])
-    record_decision("serving", *EU, VISION, "deny", ["REGION_MODALITY"])
-    record_decision("admission", *US, M8B, "allow", [])
-    record_decision("preview", *EU, VISION, "deny", ["REGION_MODALITY", "EU_MULTIMODAL_LICENCE"])
-
-
-def prometheus_config(path: Path, targets: dict[str, int]) -> None:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(p) for p in sorted((MONITORING / "rules").glob("*.yml"))],
-                "scrape_configs": [
-                    {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                    for job, port in targets.items()
-                ],
-            }
-        )
-    )
+OPA = {"engine": "opa-rest"}
+IMAGE = [{"type": "image_url", "image_url": {"url": png_data_url()}}, {"type": "text", "text": "what is it"}]
 
 
 @pytest.fixture(scope="module")
-def stack(controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work = tmp_path_factory.mktemp("monitoring-e2e")
-    admin = config.new_client_from_config(config_file=str(controlplane.kubeconfig))
-    core, custom = client.CoreV1Api(admin), client.CustomObjectsApi(admin)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    for body in (
-        rayservice("eu-8b-acme", labels(*EU, M8B, "acme"), workers=((2, 1),), namespace=NAMESPACE),
-        rayservice("eu-70b-globex", labels(*EU, M70B, "globex"), 1, ((1, 4),), namespace=NAMESPACE),
-        rayservice("us-8b-dod", labels(*US, M8B, "dod"), head_gpus=1, namespace=NAMESPACE),
-    ):
-        custom.create_namespaced_custom_object("ray.io", "v1", NAMESPACE, "rayservices", body)
-    install_sovereign_cluster_crd(controlplane)
-    create_sovereign_clusters(
-        admin, [sovereign_cluster(EU[1], EU[0], "FR", 16, 8), sovereign_cluster(US[1], US[0], "US", 8, 4)]
-    )
-    core.create_namespaced_pod(NAMESPACE, gpu_pod("eu-8b-acme-worker", NODE, labels(*EU, M8B, "acme")))
-
-    operator = OperatorStandIns()
-    serving = ServingMetrics(region=EU[0], cluster=EU[1], models=[M8B, VISION], max_tenants=8)
-    servers = {
-        "enforcement": start_http_server(0, addr="127.0.0.1"),  # the default registry: record_decision & co
-        "serving": start_http_server(0, addr="127.0.0.1", registry=serving.registry),
-        "operator-stand-ins": start_http_server(0, addr="127.0.0.1", registry=operator.registry),
-    }
-    ports = {"exporter": free_port(), "prometheus": free_port()}
-    prometheus_config(
-        work / "prometheus.yml",
-        {"sovereign-exporter": ports["exporter"]} | {job: s.server_port for job, (s, _) in servers.items()},
-    )
-    prometheus = ManagedProcess(
-        "prometheus",
-        [
-            str(toolchain.system_binary("prometheus", "run 'make tools'")),
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            "--log.level=warn",
-        ],
-        work / "prometheus.log",
-    )
-    exporter = ManagedProcess(
-        "exporter",
-        [
-            sys.executable, "-m", "sovereign.exporter",
-            "--addr=127.0.0.1", f"--port={ports['exporter']}", f"--node={NODE}",
-            f"--region={EU[0]}", f"--cluster={EU[1]}", f"--kubeconfig={controlplane.kubeconfig}",
-            f"--gpu-trace={TRACE}", "--interval=0.5",
-        ],
-        work / "exporter.log",
-    )  # fmt: skip
-    stop = threading.Event()
-
-    def traffic() -> None:
-        i = 0
-        while not stop.wait(0.2):
-            serving_traffic(serving, i)
-            enforcement_traffic()
-            i += 1
-
-    traffic_thread = threading.Thread(target=traffic, daemon=True)
-    try:
-        set_engine_up("serving", "wasm", True)
-        set_engine_up("admission", "opa-rest", True)
-        record_bundle_refused("admission", "bad_signature")
-        traffic_thread.start()
-        prometheus.start()
-        url = f"http://127.0.0.1:{ports['prometheus']}"
-        prometheus.wait_ready(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, 30, f"GET {url}/-/ready")
-        exporter.start()
-        started = time.monotonic()
-        exporter.wait_ready(
-            lambda: requests.get(f"http://127.0.0.1:{ports['exporter']}/metrics", timeout=1).ok,
-            30,
-            "GET /metrics",
-        )
-        yield Stack(prometheus=url, exporter_started=started, kubeconfig=controlplane.kubeconfig)
-    finally:
-        stop.set()
-        exporter.stop()
-        prometheus.stop()
-        for server, thread in servers.values():
-            server.shutdown()
-            thread.join(timeout=5)
-        remove_test_objects(admin, NAMESPACE, [EU[1], US[1]])
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, signed_bundle: SignedBundle, current_screening_list: Path
+) -> Iterator[MonitoringStack]:
+    with running_stack(tmp_path_factory.mktemp("monitoring"), signed_bundle, current_screening_list) as built:
+        yield built
 
 
-def test_prometheus_sees_the_h100_trace_idle_busy_idle_with_sovereignty_labels(stack: Stack) -> None:
-    raw = json.loads(TRACE.read_text())
+def firing(stack: MonitoringStack, name: str, **labels: str) -> list[dict[str, Any]]:
+    """The instances of alert `name` whose labels include `labels`, once every one of them fires."""
+    found = [a for a in stack.alerts(name) if labels.items() <= a["labels"].items()]
+    return found if found and all(a["state"] == "firing" for a in found) else []
+
+
+def resolved(stack: MonitoringStack, name: str, **labels: str) -> bool:
+    return not [a for a in stack.alerts(name) if labels.items() <= a["labels"].items()]
+
+
+def pending_then_firing(stack: MonitoringStack, name: str, **labels: str) -> dict[str, Any]:
+    """Watch an alert with a `for:` go pending, then fire; its firing instance."""
+    states: list[str] = []
+
+    def fired() -> dict[str, Any] | None:
+        for alert in stack.alerts(name):
+            if labels.items() <= alert["labels"].items():
+                if not states or states[-1] != alert["state"]:
+                    states.append(alert["state"])
+                if alert["state"] == "firing":
+                    return alert
+        return None
+
+    alert = eventually(fired, f"{name} {labels} firing")
+    assert states[0] == "pending", f"{name} fired without going pending first: {states}"
+    return alert
+
+
+# --- what Prometheus holds --------------------------------------------------------------------------------
+def test_prometheus_sees_the_h100_trace_with_the_labels_of_the_deployment_holding_the_gpu(
+    stack: MonitoringStack,
+) -> None:
+    raw = json.loads(H100_TRACE.read_text())
     selector = f'{{Hostname="{NODE}"}}'
-    eventually(
-        lambda: stack.query(f"max_over_time(DCGM_FI_DEV_GPU_UTIL{selector}[5m]) >= 99"),  # busy: 99-100 %
-        30,
-        "the busy phase in Prometheus",
-    )
-    eventually(
-        lambda: stack.values(f"DCGM_FI_DEV_GPU_UTIL{selector}") == {(): 0.0},
-        15,
-        "the idle phase after the trace",
-    )
-    peak_power = max(s["power_mw"] for s in raw["trace"]) / 1000
-    power = stack.values(f"max_over_time(DCGM_FI_DEV_POWER_USAGE{selector}[5m])")[()]
-    assert 400 < power <= peak_power  # the busy phase was scraped, at most its peak
+    eventually(lambda: stack.query(f"max_over_time(DCGM_FI_DEV_GPU_UTIL{selector}[15m]) >= 99"), "busy phase")
+    eventually(lambda: stack.values(f"DCGM_FI_DEV_GPU_UTIL{selector}") == {(): 0.0}, "idle after the trace")
     [series] = stack.query(f"DCGM_FI_DEV_FB_USED{selector}")
     assert series["metric"] | {"instance": ""} == {
         "__name__": "DCGM_FI_DEV_FB_USED",
@@ -260,94 +111,253 @@ def test_prometheus_sees_the_h100_trace_idle_busy_idle_with_sovereignty_labels(s
         "device": "nvidia0",
         "modelName": raw["device"]["name"],
         "Hostname": NODE,
-        "region": EU[0],
-        "cluster": EU[1],
-        "model": M8B,  # joined from the GPU pod bound to this node
-        "namespace": NAMESPACE,
+        "region": REGION,
+        "cluster": SERVED,
+        "model": TEXT_MODEL,  # joined from the worker pod of the deployment on this node
+        "namespace": TENANT,
     }
     assert float(series["value"][1]) == raw["trace"][-1]["fb_used_bytes"] / 2**20
 
 
-def test_allocation_quota_and_gpu_hours_follow_the_rayservices(stack: Stack) -> None:
+def test_allocation_quota_and_gpu_hours_follow_the_operators_rayservices(stack: MonitoringStack) -> None:
     by = ("region", "cluster", "model", "tenant")
-    expected = {(*EU, M8B, "acme"): 2.0, (*EU, M70B, "globex"): 5.0, (*US, M8B, "dod"): 1.0}
-    eventually(lambda: stack.values(f"sovereign_gpu_allocated{{{OURS}}}", *by) == expected, 30, "allocation")
-    assert stack.values("sovereign_gpu_quota", "cluster") == {(EU[1],): 8.0, (US[1],): 4.0}
-    assert stack.values("sovereign_gpu_capacity", "cluster") == {(EU[1],): 16.0, (US[1],): 8.0}
-    assert stack.values(f"region_cluster:sovereign_gpu_allocated_per_quota:ratio{{{OURS}}}", "cluster") == {
-        (EU[1],): 7 / 8,
-        (US[1],): 1 / 4,
-    }
-
+    # The suspended vision deployment holds nothing; the 4-GPU batch deployment holds its GPUs while it
+    # runs, whether or not Ray could place it.
+    expected = {(REGION, SERVED, TEXT_MODEL, TENANT): 2.0, (REGION, QUOTA, TEXT_MODEL, TENANT): 4.0}
+    eventually(lambda: stack.values("sovereign_gpu_allocated", *by) == expected, "allocation")
+    clusters = {(SERVED,): float(CAPACITY), (SUSPENDED,): float(CAPACITY), (QUOTA,): float(CAPACITY)}
+    assert stack.values("sovereign_gpu_quota", "cluster") == clusters
+    assert stack.values("sovereign_gpu_capacity", "cluster") == clusters
+    ratio = stack.values("region_cluster:sovereign_gpu_allocated_per_quota:ratio", "cluster")
+    assert ratio == {(SERVED,): 2 / CAPACITY, (QUOTA,): 4 / CAPACITY}
     hours = eventually(
-        lambda: (
-            (h := stack.values(f"sovereign_gpu_hours_total{{{OURS}}}", *by)) and min(h.values()) > 0 and h
-        ),
-        30,
+        lambda: (h := stack.values("sovereign_gpu_hours_total", *by)) and min(h.values()) > 0 and h,
         "GPU-hours accumulating",
     )
     elapsed = time.monotonic() - stack.exporter_started
-    assert hours[(*EU, M70B, "globex")] <= 5 * elapsed / 3600
-    # Same running time, so GPU-hours stand in the ratio of the GPUs held (within one 0.5 s poll).
-    ratio = hours[(*EU, M70B, "globex")] / hours[(*EU, M8B, "acme")]
-    assert ratio == pytest.approx(5 / 2, rel=0.05)
-
-    # Scripted change: suspend the 70B deployment; its GPUs leave the allocation and the quota share.
-    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(stack.kubeconfig)))
-    custom.patch_namespaced_custom_object(
-        "ray.io",
-        "v1",
-        NAMESPACE,
-        "rayservices",
-        "eu-70b-globex",
-        {"spec": {"rayClusterConfig": {"suspend": True}}},
-    )
-    eventually(
-        lambda: (
-            stack.values(f"region_cluster:sovereign_gpu_allocated:sum{{{OURS}}}", "cluster").get((EU[1],))
-            == 2.0
-        ),
-        30,
-        "EU allocation after suspending the 70B deployment",
-    )
-    frozen = stack.values(f"sovereign_gpu_hours_total{{{OURS}}}", *by)[(*EU, M70B, "globex")]
-    time.sleep(2.5)
-    assert stack.values(f"sovereign_gpu_hours_total{{{OURS}}}", *by)[(*EU, M70B, "globex")] == pytest.approx(
-        frozen, abs=1e-6
+    assert hours[(REGION, QUOTA, TEXT_MODEL, TENANT)] <= 4 * elapsed / 3600
+    assert hours[(REGION, QUOTA, TEXT_MODEL, TENANT)] / hours[(REGION, SERVED, TEXT_MODEL, TENANT)] == (
+        pytest.approx(2, rel=0.05)
     )
 
 
-def test_decisions_from_every_enforcement_point_reach_prometheus(stack: Stack) -> None:
-    decisions = eventually(
-        lambda: stack.values(
-            f"region_cluster_point_decision_code:sovereign_policy_decisions:rate5m{{{OURS}}} > 0",
-            "point",
-            "decision",
-            "code",
-        ),
-        30,
-        "decision rates",
-    )
-    assert set(decisions) == {
-        ("serving", "allow", "none"),
-        ("serving", "deny", "REGION_MODALITY"),
-        ("admission", "allow", "none"),
-        ("preview", "deny", "REGION_MODALITY"),
-        ("preview", "deny", "EU_MULTIMODAL_LICENCE"),
+def test_decisions_engine_health_and_compliance_come_from_the_operator_and_the_guard(
+    stack: MonitoringStack,
+) -> None:
+    assert stack.chat(tenant="acme").status_code == 200
+    refused = stack.chat(prompt=IMAGE, tenant="acme")  # type: ignore[arg-type]
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "REGION_MODALITY"
+
+    def decisions() -> set[tuple[str, ...]]:
+        by = ("point", "cluster", "model", "decision", "code")
+        return set(stack.values("sovereign_policy_decisions_total", *by))
+
+    expected = {
+        ("serving", SERVED, TEXT_MODEL, "allow", "none"),
+        ("serving", SERVED, TEXT_MODEL, "deny", "REGION_MODALITY"),
+        ("admission", SERVED, TEXT_MODEL, "allow", "none"),
+        ("admission", SUSPENDED, VISION_MODEL, "deny", "REGION_MODALITY"),  # refused at admission
     }
+    eventually(lambda: expected <= decisions(), f"decisions {expected}")
+    assert stack.values("sovereign_policy_engine_up", "point", "engine") == {
+        ("admission", "opa-rest"): 1.0,
+        ("serving", "opa-rest"): 1.0,
+    }
+    compliance = stack.values("sovereign_deployment_compliant", "cluster", "namespace", "deployment", "model")
+    assert compliance == {
+        (SERVED, TENANT, CHAT, TEXT_MODEL): 1.0,
+        (QUOTA, TENANT, BATCH, TEXT_MODEL): 1.0,
+        (SUSPENDED, TENANT, VISION, VISION_MODEL): 0.0,
+    }
+    tokens = eventually(
+        lambda: stack.values("sovereign_completion_tokens_total", "cluster", "tenant"), "completion tokens"
+    )
+    assert tokens[(SERVED, "acme")] >= 1
 
 
-def test_every_recording_rule_produces_series(stack: Stack) -> None:
-    rules = yaml.safe_load((MONITORING / "rules" / "sovereign-recording.rules.yml").read_text())
-    recorded = [rule["record"] for group in rules["groups"] for rule in group["rules"]]
-    assert len(recorded) == 15
+def test_top_once_renders_gpus_quota_and_compliance_per_cluster(stack: MonitoringStack) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sovereign", "top", "--once", "--prometheus", stack.prometheus.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {  # cluster -> [region, allocated, quota, capacity, util, busy, GPU-h, non-compliant / all]
+        cols[1]: [cols[0], *cols[2:]]
+        for line in done.stdout.splitlines()
+        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
+    }
+    assert rows[SERVED][:4] == [REGION, "2", "8", "8"] and rows[SERVED][-1] == "0 / 1"
+    assert rows[QUOTA][:4] == [REGION, "4", "8", "8"] and rows[QUOTA][-1] == "0 / 1"
+    assert rows[SUSPENDED][:4] == [REGION, "-", "8", "8"] and rows[SUSPENDED][-1] == "1 / 1"
 
-    def missing() -> list[str]:
-        return [name for name in recorded if not stack.query(name)]
 
-    eventually(lambda: not missing(), 30, f"series for every recording rule (missing: {missing()})")
+# --- each alert, fired by its real condition and resolved when it clears ---------------------------------
+def test_a_policy_change_fires_non_compliant_deployment_until_it_is_reverted(stack: MonitoringStack) -> None:
+    ours = {"deployment": CHAT}
+    stack.operator.start_opa(stack.policy_change)  # a re-signed bundle: commercial use leaves the EU
+    alert = pending_then_firing(stack, "SovereignNonCompliantDeployment", **ours)
+    assert alert["labels"] == {
+        "alertname": "SovereignNonCompliantDeployment",
+        "severity": "critical",
+        "scope": "tenant",
+        "region": REGION,
+        "cluster": SERVED,
+        "namespace": TENANT,
+        "deployment": CHAT,
+        "model": TEXT_MODEL,
+        "instance": alert["labels"]["instance"],
+        "job": "sovereign-operator",
+    }
+    assert "not allowed by the current policy" in alert["annotations"]["description"]
+    stack.operator.start_opa()  # the policy is reverted
+    eventually(lambda: resolved(stack, "SovereignNonCompliantDeployment", **ours), "compliant again")
+    assert firing(stack, "SovereignNonCompliantDeployment", deployment=VISION)  # still refused
 
 
+def test_an_accreditation_expiring_soon_and_one_expired_fire_until_renewed(stack: MonitoringStack) -> None:
+    ours = {"cluster": SUSPENDED}
+    stack.patch_cluster(
+        SUSPENDED,
+        {
+            "accreditations": [
+                {"scheme": "bsi-c5", "expires": days_from_today(10)},
+                {"scheme": "secnumcloud", "expires": days_from_today(-1)},
+            ]
+        },
+    )
+    [soon] = eventually(lambda: firing(stack, "SovereignAccreditationExpiringSoon", **ours), "expiring soon")
+    assert soon["labels"] | {"instance": ""} == {
+        "alertname": "SovereignAccreditationExpiringSoon",
+        "severity": "warning",
+        "scope": "cluster",
+        "region": REGION,
+        "cluster": SUSPENDED,
+        "scheme": "bsi-c5",
+        "instance": "",
+        "job": "sovereign-operator",
+    }
+    # Valid through its tenth day from today: it expires in 10 days and the rest of today.
+    assert "expires in 10d " in soon["annotations"]["description"]
+    [expired] = eventually(lambda: firing(stack, "SovereignAccreditationExpired", **ours), "expired")
+    assert (expired["labels"]["scheme"], expired["labels"]["severity"]) == ("secnumcloud", "critical")
+
+    stack.patch_cluster(
+        SUSPENDED, {"accreditations": [{"scheme": "bsi-c5", "expires": days_from_today(365)}]}
+    )
+    eventually(lambda: resolved(stack, "SovereignAccreditationExpiringSoon", **ours), "renewed")
+    eventually(lambda: resolved(stack, "SovereignAccreditationExpired", **ours), "expired one removed")
+
+
+def test_the_policy_engine_down_fires_for_the_operator_and_serving_until_opa_returns(
+    stack: MonitoringStack,
+) -> None:
+    stack.operator.stop_opa()
+    try:
+        refused = stack.chat()
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "ENGINE_UNAVAILABLE"
+        admission = pending_then_firing(stack, "SovereignPolicyEngineDown", point="admission", **OPA)
+        assert admission["labels"]["job"] == "sovereign-operator"
+        # Serving fires both ways in: its engine gauge, and its rate of ENGINE_UNAVAILABLE decisions (which
+        # needs requests that keep being refused).
+        [gauge] = eventually(
+            lambda: firing(stack, "SovereignPolicyEngineDown", point="serving", **OPA), "serving's gauge"
+        )
+        assert (gauge["labels"]["job"], gauge["labels"]["scope"]) == ("sovereign-serving", "platform")
+        [rate] = eventually(
+            lambda: (
+                stack.chat().status_code == 503
+                and firing(stack, "SovereignPolicyEngineDown", point="serving", cluster=SERVED)
+            ),
+            "serving's ENGINE_UNAVAILABLE decisions",
+        )
+        assert rate["labels"]["region"] == REGION
+    finally:
+        stack.operator.start_opa()
+    eventually(lambda: stack.chat().status_code == 200, "served again")
+    eventually(lambda: resolved(stack, "SovereignPolicyEngineDown"), "engine up at every point")
+
+
+def test_a_refused_bundle_fires_until_the_signed_one_is_back(stack: MonitoringStack) -> None:
+    bundle = stack.operator.bundle_dir / "bundle.tar.gz"  # what the operator and serving verify OPA with
+    signed = bundle.read_bytes()
+    tampered = bundle.with_name(".tampered")
+    tampered.write_bytes(signed[:-64] + bytes(64))
+    os.replace(tampered, bundle)
+    try:
+        alert = eventually(
+            lambda: firing(stack, "SovereignPolicyBundleRefused", point="admission"), "bundle refused"
+        )
+        assert alert[0]["labels"]["reason"] == "BUNDLE_UNVERIFIED"
+        assert alert[0]["labels"]["scope"] == "platform"
+    finally:
+        install_bundle(stack.operator.bundle, stack.operator.bundle_dir)
+    eventually(lambda: resolved(stack, "SovereignPolicyBundleRefused"), "bundle believed again")
+    eventually(lambda: resolved(stack, "SovereignPolicyEngineDown"), "engine up again")
+
+
+def test_lowering_a_quota_fires_nearly_full_then_exceeded_until_it_is_raised(stack: MonitoringStack) -> None:
+    ours = {"cluster": QUOTA}
+    stack.patch_cluster(QUOTA, {"gpu": {"capacity": CAPACITY, "quota": 4}})  # 4 of 4 allocated
+    nearly = pending_then_firing(stack, "SovereignGpuQuotaNearlyFull", **ours)
+    assert (nearly["labels"]["region"], nearly["labels"]["scope"]) == (REGION, "cluster")
+    assert nearly["annotations"]["description"] == f"{REGION}/{QUOTA} has allocated 100% of its GPU quota."
+
+    stack.patch_cluster(QUOTA, {"gpu": {"capacity": CAPACITY, "quota": 3}})  # warn mode: it keeps running
+    exceeded = pending_then_firing(stack, "SovereignGpuQuotaExceeded", **ours)
+    assert exceeded["labels"]["severity"] == "critical"
+    assert (
+        exceeded["annotations"]["description"] == f"{REGION}/{QUOTA} has allocated 133.3% of its GPU quota."
+    )
+    eventually(lambda: resolved(stack, "SovereignGpuQuotaNearlyFull", **ours), "no longer merely near")
+    eventually(
+        lambda: firing(stack, "SovereignNonCompliantDeployment", deployment=BATCH), "GPU_QUOTA_EXCEEDED"
+    )
+
+    stack.patch_cluster(QUOTA, {"gpu": {"capacity": CAPACITY, "quota": CAPACITY}})
+    eventually(lambda: resolved(stack, "SovereignGpuQuotaExceeded", **ours), "quota raised")
+    eventually(
+        lambda: resolved(stack, "SovereignNonCompliantDeployment", deployment=BATCH), "compliant again"
+    )
+
+
+def test_the_exporter_cut_off_from_the_api_server_fires_source_down_until_it_reconnects(
+    stack: MonitoringStack,
+) -> None:
+    stack.relay.cut()
+    try:
+        down = eventually(
+            lambda: (
+                (found := stack.alerts("SovereignExporterSourceDown"))
+                and {a["labels"]["source"] for a in found if a["state"] == "firing"}
+                >= {"rayservices", "pods"}
+                and found
+            ),
+            "every API source down",
+        )
+        assert {a["labels"]["source"] for a in down} >= {"rayservices", "sovereignclusters", "pods"}
+        assert {a["labels"]["job"] for a in down} == {"sovereign-exporter"}
+        assert "nvml" not in {a["labels"]["source"] for a in down}  # the GPUs are still read
+    finally:
+        stack.relay.start()
+    eventually(lambda: resolved(stack, "SovereignExporterSourceDown"), "every source up again")
+
+
+def test_allocated_gpus_idle_fire_until_the_deployment_leaves_the_gpu(stack: MonitoringStack) -> None:
+    ours = {"cluster": SERVED, "model": TEXT_MODEL}
+    alert = eventually(
+        lambda: firing(stack, "SovereignAllocatedGpusIdle", **ours), "idle since the trace ended"
+    )
+    assert alert[0]["labels"]["scope"] == "cluster"
+    # Its worker pod goes from the node: the GPU no longer belongs to the deployment.
+    client.CoreV1Api(stack.operator.api_client).delete_namespaced_pod(f"{CHAT}-worker", TENANT)
+    eventually(lambda: resolved(stack, "SovereignAllocatedGpusIdle", **ours), "the GPU released")
+
+
+# --- everything the dashboards and recording rules read ---------------------------------------------------
 def _concrete(expr: str) -> str:
     """A dashboard expression as Grafana would send it with every variable at 'All'."""
     for variable, value in {
@@ -361,57 +371,163 @@ def _concrete(expr: str) -> str:
     return expr
 
 
-def test_every_dashboard_expression_and_variable_returns_data(stack: Stack) -> None:
+def test_every_recording_rule_and_dashboard_expression_returns_data(stack: MonitoringStack) -> None:
+    """Last: the alerts above left a refused bundle and ENGINE_UNAVAILABLE decisions in the range."""
+    for _ in range(3):  # traffic within the rate windows: answered and refused
+        assert stack.chat().status_code == 200
+        assert stack.chat(prompt=IMAGE).status_code == 403  # type: ignore[arg-type]
+    rules = stack.prometheus.config.rule_files
+    recorded = [r["record"] for path in rules for g in _groups(path) for r in g["rules"] if "record" in r]
     exprs = {
-        (name, panel["title"], target["expr"])
+        (name, panel["title"], _concrete(target["expr"]))
         for name, text in dashboards().items()
         for panel in json.loads(text)["panels"]
         for target in panel.get("targets", [])
     }
-    assert len(exprs) >= 20
 
     def empty() -> list[str]:
-        return [
-            f"{name} / {title}: {expr}"
-            for name, title, expr in sorted(exprs)
-            if not stack.query(_concrete(expr))
+        missing = [name for name in recorded if not stack.query(name)]
+        return missing + [
+            f"{name} / {title}: {expr}" for name, title, expr in sorted(exprs) if not stack.query(expr)
         ]
 
-    eventually(lambda: not empty(), 30, f"data for every dashboard expression (empty: {empty()})")
-
+    eventually(lambda: not empty(), f"data for every recording rule and panel (empty: {empty()})")
     for name, text in dashboards().items():
         for variable in json.loads(text)["templating"]["list"]:
             if variable["type"] != "query":
                 continue
             metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()
             response = requests.get(
-                f"{stack.prometheus}/api/v1/label/{label}/values",
+                f"{stack.prometheus.url}/api/v1/label/{label}/values",
                 params={"match[]": _concrete(metric)},
                 timeout=5,
             ).json()
             assert response["data"], f"{name}: variable {variable['name']} has no values"
 
 
-def test_top_once_renders_gpus_quota_and_compliance_per_cluster(stack: Stack) -> None:
-    eventually(lambda: stack.query("sovereign_deployment_compliant"), 30, "compliance series")
-    done = subprocess.run(
-        [sys.executable, "-m", "sovereign", "top", "--once", "--prometheus", stack.prometheus],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
+def _groups(path: Path) -> list[dict[str, Any]]:
+    return list(yaml.safe_load(path.read_text())["groups"])
+
+
+# --- chargeback and the report ----------------------------------------------------------------------------
+def test_the_replayed_h100_trace_gives_the_energy_a_hand_computation_gives(stack: MonitoringStack) -> None:
+    trace = json.loads(H100_TRACE.read_text())["trace"]
+    # By hand: NVML's total energy counter (mJ) from the first sample to the last, which then holds.
+    joules = (trace[-1]["energy_mj"] - trace[0]["energy_mj"]) / 1000
+    assert joules == pytest.approx(2186.461)
+    # ...which is what the GPU drew: the power samples integrated over the trace, within their 200 ms steps.
+    drawn = sum((b["t"] - a["t"]) * (a["power_mw"] + b["power_mw"]) / 2000 for a, b in pairwise(trace))
+    assert drawn == pytest.approx(joules, rel=0.05)
+    recorded = stack.values(
+        "region_cluster_model_tenant:gpu_energy_joules:increase1h", "cluster", "model", "tenant"
     )
+    # increase() extrapolates half a scrape interval past the first sample: well under 2 % here.
+    assert recorded[(SERVED, TEXT_MODEL, TENANT)] == pytest.approx(joules, rel=0.02)
+    per_1k = stack.values("region_cluster_model:gpu_energy_joules_per_1k_tokens:ratio1h", "cluster", "model")
+    tokens = stack.values("region_cluster_model_tenant:sovereign_tokens:increase1h", "cluster", "model")
+    served = sum(v for (cluster, model), v in tokens.items() if (cluster, model) == (SERVED, TEXT_MODEL))
+    assert per_1k[(SERVED, TEXT_MODEL)] == pytest.approx(
+        1000 * recorded[(SERVED, TEXT_MODEL, TENANT)] / served
+    )
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+class _Page(HTMLParser):
+    """The report's sections, inline SVGs and table rows by table id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.svgs = 0
+        self.rows: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self.svgs += 1
+        elif tag == "h2":
+            self._in = "h2"
+            self.sections.append("")
+        elif tag == "table":
+            self._table = dict(attrs).get("id")
+            self.rows[str(self._table)] = []
+        elif tag == "tr" and self._table:
+            self.rows[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self._in = None
+        elif tag in ("td", "th") and self._table and self._cell is not None:
+            self.rows[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "h2":
+            self.sections[-1] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_page(
+    stack: MonitoringStack, tmp_path: Path
+) -> None:
+    """Last: every alert above has fired within the report's hour."""
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "sovereign", "report", "--prometheus", stack.prometheus.url, "--since", "1h",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {  # cluster -> [region, allocated, quota, capacity, util, busy, GPU-h, non-compliant / all]
-        cols[1]: [cols[0], *cols[2:]]
-        for line in done.stdout.splitlines()
-        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
+    text = out.read_text()
+    # Self-contained: no script, no stylesheet or image to fetch; the SVGs refer only within themselves.
+    assert "<script" not in text and "<link" not in text
+    assert re.findall(r'(?:src|href)="(?!#)[^"]*"', text) == []
+    page = _Page()
+    page.feed(text)
+    assert page.sections == [
+        "Allocation and use per region",
+        "Top tenants",
+        "Chargeback",
+        "Compliance over time",
+        "Alerts fired",
+    ]
+    assert page.svgs == 4  # allocation vs use, tenants, compliance, alerts
+
+    header, *rows = page.rows["chargeback-rows"]
+    assert header[:3] == ["caller", "model", "region / cluster"]
+    rows_by = {(row[0], row[1]): row for row in rows}
+    acme = rows_by[("acme", TEXT_MODEL)]
+    assert acme[2] == f"{REGION} / {SERVED}"
+    tokens = stack.values("region_cluster_model_tenant:sovereign_tokens:increase1h", "cluster", "tenant")
+    assert _number(acme[3]) == pytest.approx(tokens[(SERVED, "acme")], rel=0.05)
+    # Every caller of the model pays the model's joules per 1,000 tokens, which come from the trace.
+    trace = json.loads(H100_TRACE.read_text())["trace"]
+    joules = (trace[-1]["energy_mj"] - trace[0]["energy_mj"]) / 1000
+    ours = [row for (_, model), row in rows_by.items() if model == TEXT_MODEL and SERVED in row[2]]
+    assert sum(_number(row[5]) for row in ours) == pytest.approx(joules, rel=0.03)
+    assert _number(acme[7]) == pytest.approx(1000 * joules / sum(_number(row[3]) for row in ours), rel=0.03)
+
+    fired = {row[0] for row in page.rows["alert-rows"][1:]}
+    assert fired >= {
+        "SovereignNonCompliantDeployment",
+        "SovereignAccreditationExpiringSoon",
+        "SovereignAccreditationExpired",
+        "SovereignPolicyEngineDown",
+        "SovereignPolicyBundleRefused",
+        "SovereignGpuQuotaNearlyFull",
+        "SovereignGpuQuotaExceeded",
+        "SovereignExporterSourceDown",
+        "SovereignAllocatedGpusIdle",
     }
-    assert "GPU-h 24h" in done.stdout and "non-compliant" in done.stdout
-    eu, us = rows[EU[1]], rows[US[1]]
-    assert eu[0] == EU[0] and eu[2:4] == ["8", "16"]  # quota, capacity
-    assert us[:4] == [US[0], "1", "4", "8"]  # allocated, quota, capacity
-    assert eu[-1] == "1 / 2"  # the vision deployment is not compliant
-    assert us[-1] == "0 / 1"
-    assert float(eu[4]) == 0.0 and eu[5] == "0"  # the trace has ended: the GPU is idle
+    noncompliant = [row[0] for row in page.rows["noncompliant"][1:]]
+    assert noncompliant == [f"{TENANT}/{VISION}"]

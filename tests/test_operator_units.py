@@ -16,6 +16,7 @@ import yaml
 from operators import manifests
 from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.admission import webhook_configuration
+from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.drift import DriftWatcher
 from operators.sovereign_operator.facts import Claim, claim_of, gpus_in_use, judge_deployments
 from operators.sovereign_operator.reconcile import Course, resolve
@@ -23,6 +24,7 @@ from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
 from sovereign import vocabulary as k8s
 from sovereign.exporter.allocation import requested_gpus
+from sovereign.exporter.compliance import ComplianceGauges
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
@@ -322,6 +324,8 @@ def _owned_rayservice(name: str, owner: str) -> dict[str, Any]:
 
 
 class NoChanges:
+    compliance = ComplianceReport(ComplianceGauges(registry=None))
+
     def converge(self, *_: Any, **__: Any) -> Any:
         from operators.sovereign_operator.reconcile import Converged
 

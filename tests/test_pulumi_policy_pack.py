@@ -42,7 +42,9 @@ def cluster(enforcement: str = "enforce", kind: str = "government_contractor") -
     return ClusterSpec.model_validate(raw)
 
 
-def as_preview_sees_it(spec: ClusterSpec, with_context: bool = True) -> ResourceValidationArgs:
+def as_preview_sees_it(
+    spec: ClusterSpec, with_context: bool = True, urn: str = "urn:x"
+) -> ResourceValidationArgs:
     """A LlamaDeployment KubeObject's props as the analyzer gets them: numbers as doubles."""
     deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
     deployment["spec"] = {k: float(v) if isinstance(v, int) else v for k, v in deployment["spec"].items()}
@@ -54,7 +56,7 @@ def as_preview_sees_it(spec: ClusterSpec, with_context: bool = True) -> Resource
     return ResourceValidationArgs(
         preview_policy.KUBE_OBJECT_TYPE,
         props,
-        "urn:x",
+        urn,
         "d",
         None,
         None,  # type: ignore[arg-type]

@@ -323,6 +323,13 @@ def test_policy_engine_down_means_503_never_served(served: dict[str, Any]) -> No
     assert refused.value.status_code == 503
     assert refused.value.body["code"] == "ENGINE_UNAVAILABLE"
     assert refused.value.body["type"] == "service_unavailable_error"
+    text = requests.get(url(served, "down") + "/metrics", timeout=10).text
+    up = _samples(text, "sovereign_policy_engine_up")
+    assert up[frozenset({("point", "serving"), ("engine", "opa-rest")})] == 0  # as the replica acts
+    decisions = _samples(text, "sovereign_policy_decisions_total")
+    assert any(
+        ("code", "ENGINE_UNAVAILABLE") in labels and ("point", "serving") in labels for labels in decisions
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------------------
@@ -430,6 +437,15 @@ def test_sovereign_metrics_count_decisions_and_tokens_with_bounded_labels(served
     assert tokens[frozenset(base | {("model", TEXT_8B), ("tenant", "metrics-tenant")})] >= 1
     assert _samples(text, "sovereign_prompt_tokens_total")
     assert _samples(text, "sovereign_request_duration_seconds_count")
+    # The guard's judgements, as every enforcement point counts them, and the engine that made them.
+    decisions = _samples(text, "sovereign_policy_decisions_total")
+    judged = frozenset(
+        base | {("point", "serving"), ("model", TEXT_8B), ("decision", "allow"), ("code", "none")}
+    )
+    assert decisions[judged] >= 1
+    assert _samples(text, "sovereign_policy_engine_up") == {
+        frozenset({("point", "serving"), ("engine", "wasm")}): 1.0
+    }
 
 
 def test_ray_exports_its_own_serve_metrics(served: dict[str, Any]) -> None:

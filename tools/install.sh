@@ -4,7 +4,7 @@
 # An entry is built in a scratch folder and renamed into place only when complete, so a failed or
 # interrupted build never leaves an entry a later run trusts. A second run is a no-op.
 #
-# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus ...]   (default: all)
+# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus|alertmanager|pushgateway ...]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,8 +121,25 @@ install_prometheus() {
   say "prometheus: $(prometheus --version 2>&1 | head -1)"
 }
 
+# install_debian PACKAGE VERSION BINARY: Debian's package at exactly VERSION (as root), no daemon of its own.
+install_debian() {
+  local package=$1 version=$2 binary=$3 installed
+  installed=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)
+  if [[ $installed == "$version" ]] && command -v "$binary" >/dev/null; then
+    say "$package: $("$binary" --version 2>&1 | head -1)"
+    return
+  fi
+  [[ $(id -u) == 0 ]] || die "$package $version missing: run 'sudo apt-get install -y $package=$version' (Debian), then 'make tools'"
+  say "$package: installing Debian's package $version (apt-get)..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package=$version" >/dev/null
+  # As for prometheus: the tests and the demo start what they need on loopback.
+  systemctl disable --now "$package" >/dev/null 2>&1 || true
+  say "$package: $("$binary" --version 2>&1 | head -1)"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus)
+[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)
 for t in "${targets[@]}"; do
   case $t in
     opa) install_entry opa "$OPA_VERSION" build_opa ;;
@@ -131,7 +148,11 @@ for t in "${targets[@]}"; do
     pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
     kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
     prometheus) install_prometheus ;;
-    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus)" ;;
+    # amtool checks the example routing (infra/monitoring/alertmanager/)
+    alertmanager) install_debian prometheus-alertmanager "$ALERTMANAGER_DEBIAN_VERSION" amtool ;;
+    # the Pulumi policy pack pushes its decisions there (infra/preview_metrics.py)
+    pushgateway) install_debian prometheus-pushgateway "$PUSHGATEWAY_DEBIAN_VERSION" prometheus-pushgateway ;;
+    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)" ;;
   esac
 done
 say "all tools ready in $cache"

@@ -31,6 +31,7 @@ from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign.exporter.allocation import most_gpus
 from sovereign.exporter.decisions import record_decision
+from sovereign.exporter.engine_health import observe_engine
 from sovereign.policy.decision_input import describe_errors
 from sovereign.policy.judgement import Action, Judge, Judgement, Subject, Verdict, strictest
 from sovereign.policy.subjects import enforcement_mode
@@ -340,6 +341,7 @@ class Admission:
 
 
 def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], judgement: Judgement) -> None:
+    observe_engine("admission", judgement)
     record_decision(
         "admission",
         str((cluster.get("spec") or {}).get("region")),

@@ -22,6 +22,7 @@ from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.facts import claims_by_cluster, rayservice_claim
 from operators.sovereign_operator.kube import Kube, api_error
 from operators.sovereign_operator.reconcile import Converged, Reconciler
+from sovereign.exporter.engine_health import observe_engine
 from sovereign.policy.judgement import Action, Judge, Judgement, Verdict
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -68,6 +69,7 @@ class Fleet:
                 if (cluster is None or d["spec"].get("clusterRef") == cluster)
                 and (keys is None or _key(d) in keys)
             ]
+            self.reconciler.compliance.listed(deployments, clusters.values())
             result = self.reconciler.converge(
                 self.judge,
                 chosen,
@@ -141,9 +143,11 @@ class Fleet:
 
 
 def policy_revision(judge: Judge) -> str | None:
-    """The revision the judge's engine judges with now; None when it cannot judge."""
-    # Asked of the engine, not the judge: a probe is no decision, and leaves no record.
+    """The revision the judge's engine judges with now; None when it cannot judge. The probe is also the
+    operator's engine health check (`sovereign_policy_engine_up{point="admission"}`)."""
+    # Asked of the engine, not the judge: a probe is no decision, and leaves no decision record.
     probe = Judgement.of(judge.engine.decide({}))
+    observe_engine("admission", probe)
     return None if probe.verdict is Verdict.UNDECIDED else probe.policy_revision
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from kubernetes.client.exceptions import ApiException
 
 from operators.sovereign_operator import conditions, rayservice
+from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.conditions import Status
 from operators.sovereign_operator.facts import Claim, judge_deployments
 from operators.sovereign_operator.kube import Kube, api_error
@@ -69,7 +70,7 @@ _COURSES = {
 class Resolution:
     """A judgement resolved for one deployment on its cluster: its course and the status that says so."""
 
-    course: Course
+    action: Action  # what the judgement means on the cluster (Judgement.action)
     compliant: Status
     reason: str  # PolicyCompliant's reason
     message: str
@@ -80,13 +81,17 @@ class Resolution:
     engine: str | None = None
     judged: DecisionInput | None = None  # the facts judged: what a RayService that runs is told
 
+    @property
+    def course(self) -> Course:
+        return _COURSES[self.action]
+
 
 def resolve(judgement: Judgement, mode: Mode) -> Resolution:
     """What `judgement` means for a deployment on a cluster in enforcement `mode` (see the module table)."""
-    course = _COURSES[judgement.action(mode)]
+    action = judgement.action(mode)
     if judgement.verdict is Verdict.UNJUDGEABLE:
         reason, message = judgement.problem or ("NoDecision", "no decision")
-        return Resolution(course, "Unknown", reason, message, None)
+        return Resolution(action, "Unknown", reason, message, None)
     common = {
         "violations": list(judgement.violations),
         "obligations": list(judgement.obligations),
@@ -96,17 +101,17 @@ def resolve(judgement: Judgement, mode: Mode) -> Resolution:
     }
     if judgement.verdict is Verdict.ALLOWED:
         message = "the policy allows this deployment"
-        return Resolution(course, "True", k8s.REASON_ALLOWED, message, True, **common)
+        return Resolution(action, "True", k8s.REASON_ALLOWED, message, True, **common)
     if judgement.verdict is Verdict.UNDECIDED:
         reason = conditions.undecided_reason([judgement])
-        return Resolution(course, "Unknown", reason, judgement.message, None, **common)
+        return Resolution(action, "Unknown", reason, judgement.message, None, **common)
     summary = f"denied by the policy: {', '.join(judgement.codes)}"
     reasons = {
         Mode.WARN: (k8s.REASON_DENIED_WARN_ONLY, f"{summary} (warn mode: running)"),
         Mode.DRYRUN: (k8s.REASON_DENIED_DRY_RUN, f"{summary} (dryrun mode: recorded only)"),
     }
     reason, message = reasons.get(mode, (k8s.REASON_DENIED, summary))
-    return Resolution(course, "False", reason, message, False, **common)
+    return Resolution(action, "False", reason, message, False, **common)
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,10 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, ray_image: str) -> None:
+    def __init__(self, kube: Kube, ray_image: str, compliance: ComplianceReport | None = None) -> None:
         self.kube = kube
         self.ray_image = ray_image
+        self.compliance = compliance or ComplianceReport()
 
     def converge(
         self,
@@ -161,6 +167,7 @@ class Reconciler:
         for deployment, judgement in zip(deployments, judgements, strict=True):
             cluster = clusters.get(str(deployment["spec"].get("clusterRef"))) or {}
             resolution = resolve(judgement, enforcement_mode(cluster))
+            self.compliance.acted(deployment, cluster, resolution.action)
             key = _key(deployment)
             if resolution.course is Course.HOLD:
                 result.held.append(key)
@@ -356,6 +363,7 @@ class Reconciler:
 
     def remove(self, deployment: Mapping[str, Any]) -> None:
         """The LlamaDeployment is gone: delete the RayService it controlled (and nothing of another's)."""
+        self.compliance.removed(deployment)
         namespace, name = _key(deployment)
         actual = self.kube.get_rayservice(namespace, name)
         if actual is not None and rayservice.owner_uid(actual) == deployment["metadata"]["uid"]:

@@ -112,7 +112,11 @@ def run(
         ),
     ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve the admission decision counters on 127.0.0.1:PORT/metrics.")
+        int | None,
+        typer.Option(
+            help="Serve the operator's metrics on 127.0.0.1:PORT/metrics: admission decisions, policy "
+            "engine health, deployment compliance, accreditation expiry."
+        ),
     ] = None,
     liveness: Annotated[
         str | None, typer.Option(help="Serve kopf's liveness probe here, e.g. http://127.0.0.1:8080/healthz.")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sovereign.errors import BadInput
 from sovereign.exporter.readback import Row, snapshot
+from sovereign.report.prometheus_api import PrometheusApi
 
 
 def _cell(row: Row, column: str, fmt: str = "{:.0f}") -> str:
@@ -62,18 +61,15 @@ def top(
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 5.0,
 ) -> None:
     """Live view of GPU use, GPU-hours, quota and compliance per region and cluster."""
-    url = prometheus.rstrip("/")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise BadInput(f"--prometheus {prometheus}: not an http(s) URL: give e.g. http://127.0.0.1:9090")
+    api = PrometheusApi.at(prometheus)
     console = Console()
     if once:
-        console.print(render(snapshot(url), url))
+        console.print(render(snapshot(api), api.url))
         return
-    with Live(render(snapshot(url), url), console=console, auto_refresh=False) as live:
+    with Live(render(snapshot(api), api.url), console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(render(snapshot(url), url), refresh=True)
+                live.update(render(snapshot(api), api.url), refresh=True)
         except KeyboardInterrupt:
             return

@@ -6,7 +6,7 @@ its own /metrics. The decision itself comes from Rego: this only counts what the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal, get_args
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -16,6 +16,7 @@ from sovereign.exporter.cardinality import BoundedLabel
 Point = Literal["preview", "admission", "serving"]
 Decision = Literal["allow", "deny"]
 NO_CODE = "none"
+NAME = "sovereign_policy_decisions"  # a counter: exposed as sovereign_policy_decisions_total
 
 
 class DecisionCounter:
@@ -27,7 +28,7 @@ class DecisionCounter:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.counter = Counter(
-            "sovereign_policy_decisions",
+            NAME,
             "Policy decisions by enforcement point and reason code (one increment per code of a decision).",
             ["point", "region", "cluster", "model", "decision", "code"],
             registry=registry,
@@ -53,6 +54,19 @@ class DecisionCounter:
         }
         for code in sorted(set(codes)) or [NO_CODE]:
             self.counter.labels(**labels, code=self._code(code)).inc()
+
+    def resume(self, labels: Mapping[str, str], total: float) -> None:
+        """Count on from `total` for one series another process of the same point counted before (the
+        preview, pushed to a gateway between short-lived runs)."""
+        bounded = {
+            "point": labels["point"],
+            "region": self._region(labels["region"]),
+            "cluster": self._cluster(labels["cluster"]),
+            "model": self._model(labels["model"]),
+            "decision": labels["decision"],
+            "code": self._code(labels["code"]),
+        }
+        self.counter.labels(**bounded).inc(total)
 
 
 _DEFAULT = DecisionCounter()

@@ -19,6 +19,7 @@ from sovereign import vocabulary as k8s
 from sovereign.errors import SovereignError
 from sovereign.exporter.readback import snapshot
 from sovereign.fleet.fleetfile import FleetFile, FleetRegion, RegionUnreachable
+from sovereign.report.prometheus_api import PrometheusApi
 
 EXPIRY_WINDOW = timedelta(days=30)
 
@@ -138,7 +139,7 @@ def _gpus(name: str, region: FleetRegion, clusters: list[Mapping[str, Any]]) -> 
     if url is None:
         return Gpus(prometheus=None, unavailable="no Prometheus for this region in the fleet file")
     try:
-        rows = snapshot(url, setting=f"regions.{name}.prometheus in the fleet file")
+        rows = snapshot(PrometheusApi.at(url, f"regions.{name}.prometheus in the fleet file"))
     except SovereignError as exc:
         return Gpus(prometheus=url, unavailable=str(exc))
     # The exporter labels series with the cluster's region profile and name.

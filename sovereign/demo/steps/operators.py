@@ -78,4 +78,4 @@ def _start_operator(demo: DemoContext, region: Region) -> None:
     wait_for(
         f"the {name} operator", lambda: requests.get(f"http://127.0.0.1:{health}/healthz", timeout=1).ok, 120
     )
-    demo.report.say(f"[{name}] operator live; admission decisions on :{region.operator_metrics_port}/metrics")
+    demo.report.say(f"[{name}] operator live; its metrics on :{region.operator_metrics_port}/metrics")
