@@ -78,8 +78,9 @@ def operator_decisions(
 
 
 def test_the_operator_records_every_point_with_its_decision(operator_decisions: None) -> None:
-    admitted = records(Point.ADMISSION)
-    assert admitted and all(r.record.policy_revision and r.record.engine for r in admitted)
+    compliant = "LlamaDeployment usdef-team/usdef-chat-compliant"
+    admitted = records(Point.ADMISSION, compliant)
+    assert admitted and all(r.record.allow and r.record.policy_revision and r.record.engine for r in admitted)
     (decided, *_) = records(Point.CLUSTER_REQUEST, "ClusterRequest contractors/evidence-approved")
     assert decided.record.allow is True and decided.record.region == REGION
     for point in (Point.RECONCILE, Point.DRIFT):
