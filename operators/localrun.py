@@ -282,9 +282,9 @@ class LocalOperator:
             self.process = None
 
     def log(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace") for path in sorted(self.workdir.glob("operator-*.log"))
-        )
+        # In start order: operator-10.log comes after operator-9.log, though not as text.
+        logs = sorted(self.workdir.glob("operator-*.log"), key=lambda path: int(path.stem.split("-")[-1]))
+        return "\n".join(path.read_text(errors="replace") for path in logs)
 
     def close(self) -> None:
         self.stop()
