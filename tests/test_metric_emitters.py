@@ -66,8 +66,8 @@ def _dashboard_exprs(root: Path) -> dict[str, str]:
 
 
 def _top_queries(root: Path) -> dict[str, str]:
-    """The QUERIES `sovereign top` and `sovereign fleet status` read back, from their source (so a scratch copy
-    is read, not the installed one)."""
+    """The QUERIES `sovereign top` and `sovereign fleet status` read back, from their source (so a scratch
+    copy is read, not the installed one)."""
     tree = ast.parse((root / "sovereign" / "exporter" / "readback.py").read_text())
     [queries] = [
         node.value
