@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from judgements import decision
 from prometheus_client import CollectorRegistry
 
 from operators.sovereign_operator.compliance import ComplianceReport
@@ -34,19 +35,8 @@ LABELS = {
 }
 
 
-def _decision(allow: bool, *codes: str) -> dict[str, Any]:
-    violations = [{"code": c, "message": c, "citation": "cite"} for c in codes]
-    return {
-        "allow": allow,
-        "violations": violations,
-        "obligations": [],
-        "policy_revision": "r1",
-        "engine": "x",
-    }
-
-
-ALLOWED = Judgement.of(_decision(True))
-DENIED = Judgement.of(_decision(False, "END_USE_NOT_PERMITTED"))
+ALLOWED = Judgement.of(decision(True))
+DENIED = Judgement.of(decision(False, "END_USE_NOT_PERMITTED"))
 UNDECIDED = Judgement.of(fail_closed(ENGINE_UNAVAILABLE, "connection refused", "opa-rest"))
 
 

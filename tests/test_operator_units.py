@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from judgements import decision
 
 from operators import manifests
 from operators.sovereign_operator import rayservice
@@ -100,24 +101,13 @@ def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     assert rayservice.owner_uid(built) == "uid-1"
 
 
-def _decision(allow: bool, *codes: str) -> dict[str, Any]:
-    violations = [{"code": c, "message": f"{c} message", "citation": "cite"} for c in codes]
-    return {
-        "allow": allow,
-        "violations": violations,
-        "obligations": [],
-        "policy_revision": "r1",
-        "engine": "x",
-    }
-
-
 @pytest.mark.parametrize(
     ("judgement", "mode", "course", "compliant"),
     [
-        (Judgement.of(_decision(True)), Mode.ENFORCE, Course.RUN, "True"),
-        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.ENFORCE, Course.SUSPEND, "False"),
-        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.WARN, Course.RUN, "False"),
-        (Judgement.of(_decision(False, "END_USE_NOT_PERMITTED")), Mode.DRYRUN, Course.RUN, "False"),
+        (Judgement.of(decision(True)), Mode.ENFORCE, Course.RUN, "True"),
+        (Judgement.of(decision(False, "END_USE_NOT_PERMITTED")), Mode.ENFORCE, Course.SUSPEND, "False"),
+        (Judgement.of(decision(False, "END_USE_NOT_PERMITTED")), Mode.WARN, Course.RUN, "False"),
+        (Judgement.of(decision(False, "END_USE_NOT_PERMITTED")), Mode.DRYRUN, Course.RUN, "False"),
         (
             Judgement.of(fail_closed(ENGINE_UNAVAILABLE, "x", "opa-rest")),
             Mode.ENFORCE,
@@ -205,7 +195,7 @@ class Revisions:
     def decide(self, inp: dict[str, Any]) -> dict[str, Any]:
         if self.revision is None:
             return fail_closed(ENGINE_UNAVAILABLE, "connection refused", "probe")
-        return {**_decision(False, "INVALID_INPUT"), "policy_revision": self.revision}
+        return {**decision(False, "INVALID_INPUT"), "policy_revision": self.revision}
 
     def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self.decide(i) for i in inputs]

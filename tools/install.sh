@@ -107,35 +107,43 @@ build_kuberay_crds() {
   chmod -R u+w "$1/crds"
 }
 
+# apt_install PACKAGE SPEC BINARY: Debian's package (SPEC: PACKAGE or PACKAGE=VERSION), as root; its own daemon
+# is stopped where systemd runs (the tests and the demo start what they need on loopback).
+apt_install() {
+  local package=$1 spec=$2 binary=$3
+  [[ $(id -u) == 0 ]] || die "$package missing: run 'sudo apt-get install -y $spec' (Debian), then 'make tools'"
+  say "$package: installing Debian's $spec (apt-get)..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$spec" >/dev/null
+  if [[ -d /run/systemd/system ]]; then  # no systemd (a container): the package started no daemon
+    systemctl disable --now "$package" >/dev/null
+  fi
+  say "$package: $("$binary" --version 2>&1 | head -1)"
+}
+
+# debian_version PACKAGE: the installed version, or nothing when the package is not installed.
+debian_version() {
+  if dpkg-query -W "$1" >/dev/null 2>&1; then
+    dpkg-query -W -f='${Version}' "$1"
+  fi
+}
+
 install_prometheus() {
   if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
     say "prometheus: $(prometheus --version 2>&1 | head -1)"
     return
   fi
-  [[ $(id -u) == 0 ]] || die "prometheus/promtool missing: run 'sudo apt-get install -y prometheus' (Debian), then 'make tools'"
-  say "prometheus: installing Debian's package (apt-get)..."
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # Debian's package may start a daemon where systemd runs; sovereign starts its own on loopback.
-  systemctl disable --now prometheus >/dev/null 2>&1 || true
-  say "prometheus: $(prometheus --version 2>&1 | head -1)"
+  apt_install prometheus prometheus prometheus
 }
 
-# install_debian PACKAGE VERSION BINARY: Debian's package at exactly VERSION (as root), no daemon of its own.
+# install_debian PACKAGE VERSION BINARY: Debian's package at exactly VERSION.
 install_debian() {
-  local package=$1 version=$2 binary=$3 installed
-  installed=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)
-  if [[ $installed == "$version" ]] && command -v "$binary" >/dev/null; then
+  local package=$1 version=$2 binary=$3
+  if [[ $(debian_version "$package") == "$version" ]] && command -v "$binary" >/dev/null; then
     say "$package: $("$binary" --version 2>&1 | head -1)"
     return
   fi
-  [[ $(id -u) == 0 ]] || die "$package $version missing: run 'sudo apt-get install -y $package=$version' (Debian), then 'make tools'"
-  say "$package: installing Debian's package $version (apt-get)..."
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package=$version" >/dev/null
-  # As for prometheus: the tests and the demo start what they need on loopback.
-  systemctl disable --now "$package" >/dev/null 2>&1 || true
-  say "$package: $("$binary" --version 2>&1 | head -1)"
+  apt_install "$package" "$package=$version" "$binary"
 }
 
 targets=("$@")
