@@ -33,7 +33,8 @@ policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>=
 	policies/check.sh
 
 test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
-	pytest -p no:cacheprovider
+	# A native crash (also while the interpreter exits) prints every thread's stack instead of only a signal.
+	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider
 
 bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only step that signs
 	$(VENV)/bin/sovereign bundle build
