@@ -59,6 +59,15 @@ def signed_bundle(session_state: Path) -> SignedBundle:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny signed checkpoints (`sovereign models build`), built once per session: {name: folder}.
+    Read-only for tests: a test that changes a checkpoint changes a copy."""
+    from sovereign.models.tiny import build_all
+
+    return {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
+
+
+@pytest.fixture(scope="session")
 def bundle_env(signed_bundle: SignedBundle) -> dict[str, str]:
     """How a consumer with a state dir of its own is configured to use the session's bundle."""
     return {

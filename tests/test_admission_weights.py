@@ -22,19 +22,17 @@ from sovereign import vocabulary as k8s
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.errors import BadInput
 from sovereign.models.signing import DEV_SIGNER, SIGNATURE_FILE, sign_checkpoint
-from sovereign.models.tiny import build_all
 from sovereign.policy.judgement import Verdict
 
 MODEL = "llama-3.1-8b-instruct"  # the variant the tiny text checkpoint stands in for
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
     """A model store: the signed tiny checkpoint, a copy with one byte changed, one signed by another key."""
     root = tmp_path_factory.mktemp("store")
-    built = {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
     good = root / "good"
-    shutil.copytree(built["tiny-llama-text"], good)
+    shutil.copytree(tiny_models["tiny-llama-text"], good)
     tampered = root / "tampered"
     shutil.copytree(good, tampered)
     weights = next(tampered.glob("*.safetensors"))

@@ -1,9 +1,11 @@
-"""The main job end to end: `sovereign demo --check` on real parts, and `sovereign demo down` leaving
-no process behind."""
+"""The main job end to end: `sovereign demo` on real parts with every outcome checked, and `sovereign demo
+down` leaving no process behind and no port open."""
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -46,52 +48,61 @@ def _wait_gone(state: Path, timeout: float = 30) -> list[psutil.Process]:
     return left
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for(log: Path, line: str, demo: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while line not in (text := log.read_text()):
+        assert demo.poll() is None, text[-6000:]
+        assert time.monotonic() < deadline, f"no {line!r} after {timeout:.0f} s:\n{text[-6000:]}"
+        time.sleep(1)
+    return text
+
+
 @pytest.mark.timeout(1800)
-def test_demo_check_holds_every_outcome_and_stops_everything(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [SOVEREIGN, "demo", "--check"], env=_env(tmp_path), capture_output=True, text=True, timeout=1800
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
-    for outcome in (
-        "passed: eu-text-only: preview refuses eu-rotterdam-1-noncompliant.yaml",
-        "passed: EU text request answered",
-        "passed: EU image request refused with REGION_MODALITY",
-        "passed: us-defense image request answered",
-        "passed: ClusterRequest lattice-usdef-approved approved",
-        "passed: ClusterRequest northwind-fvey-denied denied (screening hit)",
-        "passed: what-if predicts fvey-london-1-chat suspended (ACCREDITATION_MISSING), and nothing else",
-        "passed: publishing refuses until fvey-london-1-chat is named",
-        "passed: published with --accept-suspensions fvey-london-1-chat",
-        "passed: policy change suspends fvey-london-1-chat (ACCREDITATION_MISSING)",
-        "passed: Prometheus has GPUs allocated by region",
-        "passed: compliance matrix written",
-    ):
-        assert outcome in output, outcome
-    assert "FAILED" not in output
-    assert ", 0 failed" in output
-    assert _wait_gone(tmp_path) == []
-
-
-@pytest.mark.timeout(900)
-def test_demo_down_stops_a_running_demo_and_everything_it_started(tmp_path: Path) -> None:
+def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(tmp_path: Path) -> None:
+    """One whole demo (the same steps and checks as `--check`), left up as a user leaves it; then
+    `sovereign demo down` from another shell stops it: the demo tallies 0 failed, no process of it is left
+    and no endpoint it printed still listens."""
     env = _env(tmp_path)
     log = tmp_path / "demo.out"
     with open(log, "w") as out:
         demo = subprocess.Popen([SOVEREIGN, "demo"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 600
-        # Stop it while it is busy: control planes, exporters and Prometheus are up by step 4.
-        while "4. `sovereign up`" not in log.read_text() and time.monotonic() < deadline:
-            assert demo.poll() is None, log.read_text()[-3000:]
-            time.sleep(1)
-        assert len(_leftovers(tmp_path)) > 5  # etcd, apiservers, OPAs, exporters, Prometheus ...
+        output = _wait_for(log, "stop everything: make demo-down", demo, 1500)
+        for outcome in (
+            "passed: eu-text-only: preview refuses eu-rotterdam-1-noncompliant.yaml",
+            "passed: EU text request answered",
+            "passed: EU image request refused with REGION_MODALITY",
+            "passed: us-defense image request answered",
+            "passed: ClusterRequest lattice-usdef-approved approved",
+            "passed: ClusterRequest northwind-fvey-denied denied (screening hit)",
+            "passed: what-if predicts fvey-london-1-chat suspended (ACCREDITATION_MISSING), and nothing else",
+            "passed: publishing refuses until fvey-london-1-chat is named",
+            "passed: published with --accept-suspensions fvey-london-1-chat",
+            "passed: policy change suspends fvey-london-1-chat (ACCREDITATION_MISSING)",
+            "passed: Prometheus has GPUs allocated by region",
+            "passed: compliance matrix written",
+        ):
+            assert outcome in output, outcome
+        assert "FAILED" not in output
+        endpoints = output[output.index("The demo is up") :]
+        ports = {int(port) for port in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", endpoints)}
+        assert ports and all(_listening(port) for port in ports), ports
+        assert len(_leftovers(tmp_path)) > 5  # etcd, apiservers, OPAs, operators, exporters, Prometheus ...
+
         down = subprocess.run(
             [SOVEREIGN, "demo", "down"], env=env, capture_output=True, text=True, timeout=300
         )
         assert down.returncode == 0, down.stdout + down.stderr
-        assert demo.wait(timeout=60) is not None
+        assert demo.wait(timeout=120) == 0, log.read_text()[-6000:]
+        assert ", 0 failed" in log.read_text()
         assert _wait_gone(tmp_path) == []
+        assert [port for port in ports if _listening(port)] == []
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -16,9 +16,8 @@ from sovereign.models.tiny import STAND_IN_KEY, TINY_MODELS, build_all
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return {model.name: folder for model, folder, _ in build_all(root)}
+def built(tiny_models: dict[str, Path]) -> dict[str, Path]:
+    return tiny_models
 
 
 def test_layout_is_a_real_checkpoint_with_a_stand_in_marker(built: dict[str, Path]) -> None:

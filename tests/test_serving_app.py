@@ -26,7 +26,6 @@ from serving.dataplane import DataPlane, LocalRay, free_port
 from serving.manifest import rayservice
 from serving.rayservice import RayServiceKey
 from sovereign import toolchain
-from sovereign.models.tiny import build_all
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
@@ -84,9 +83,9 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
     signed_bundle: SignedBundle,
     start_opa_server: Callable[..., Any],
+    tiny_models: dict[str, Path],
 ) -> Iterator[dict[str, Any]]:
-    models = {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
-    text, vision = models["tiny-llama-text"], models["tiny-mllama-vision"]
+    text, vision = tiny_models["tiny-llama-text"], tiny_models["tiny-mllama-vision"]
     with pytest.MonkeyPatch.context() as patch:
         # Before Ray starts: its workers inherit the environment (the session's state dir and bundle).
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
@@ -128,7 +127,7 @@ def served(
                 "plane": plane,
                 "objects": objects,
                 "statuses": statuses,
-                "models": models,
+                "models": tiny_models,
                 "opa": opa,
             }
         finally:

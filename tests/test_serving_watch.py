@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,6 @@ from serving.dataplane import DataPlane, LocalRay, free_port, watch
 from serving.manifest import rayservice
 from sovereign import toolchain
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
-from sovereign.models.tiny import build_all
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
@@ -90,9 +90,12 @@ def _condition(api: client.CustomObjectsApi, name: str, kind: str) -> dict[str, 
 
 
 def test_watch_serves_reports_suspends_and_removes(
-    plane: DataPlane, api: client.CustomObjectsApi, controlplane: ControlPlane, tmp_path_factory
+    plane: DataPlane,
+    api: client.CustomObjectsApi,
+    controlplane: ControlPlane,
+    tiny_models: dict[str, Path],
 ) -> None:
-    source = str(build_all(tmp_path_factory.mktemp("models"))[0][1])
+    source = str(tiny_models["tiny-llama-text"])
     good = rayservice("default", "eu-watch", _args(source))
     broken = rayservice("default", "eu-broken", _args(source))
     broken["spec"]["serveConfigV2"] = "applications:\n  - name: llm\n    import_path: [not, a, string]\n"

@@ -22,7 +22,7 @@ from sovereign import toolchain
 from sovereign.cli import app
 from sovereign.models.checkpoint import inspect_weights, weights_fact
 from sovereign.models.signing import DEV_SIGNER, SIGNATURE_FILE, sign_checkpoint, verify_checkpoint
-from sovereign.models.tiny import STAND_IN_KEY, build_all
+from sovereign.models.tiny import STAND_IN_KEY
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
@@ -87,8 +87,8 @@ def write_sparse_checkpoint(folder: Path, shape: tuple[int, ...], config_extra: 
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {model.name: folder for model, folder, _ in build_all(tmp_path_factory.mktemp("models"))}
+def tiny(tiny_models: dict[str, Path]) -> dict[str, Path]:
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
