@@ -32,6 +32,14 @@ from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIS
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the real control plane is marked `controlplane` from the fixtures it uses, so `make
+    test-fast` (-m "not controlplane and not slow") leaves it out without anyone remembering to mark it."""
+    for item in items:
+        if "controlplane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.controlplane)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The state dir (SOVEREIGN_STATE_DIR) of every test and its children, never the user's own: the

@@ -9,7 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from sovereign.policy.bundle import SignedBundle
+
+pytestmark = pytest.mark.slow  # starts a local Ray
 
 SCRIPT = textwrap.dedent(
     """
