@@ -33,12 +33,12 @@ def top(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *ar
     return Run(int(exited.value.code or 0), out.out, out.err)
 
 
-def test_unreachable_prometheus_exits_1_with_one_line(
+def test_unreachable_prometheus_exits_2_with_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = top(capsys, monkeypatch, "--prometheus", url)
-    assert done.code == 1
+    assert done.code == 2
     assert done.stderr.strip().splitlines() == [
         f"error: Prometheus at {url} is unreachable (ConnectionError): start it or fix --prometheus"
     ]

@@ -19,7 +19,13 @@ app = typer.Typer(
 )
 
 KubeconfigOpt = Annotated[
-    Path | None, typer.Option(envvar="KUBECONFIG", help="Administrator kubeconfig (default: $KUBECONFIG).")
+    Path | None,
+    typer.Option(
+        envvar="KUBECONFIG",
+        exists=True,
+        dir_okay=False,
+        help="Administrator kubeconfig (default: $KUBECONFIG).",
+    ),
 ]
 
 
