@@ -58,6 +58,12 @@ def _from_cluster(
     return model_input(sovereign_cluster(spec), model, end_use, gpus, as_of)
 
 
+def _print_schema(value: bool) -> None:
+    if value:
+        print(json.dumps(DecisionInput.model_json_schema(), indent=2))
+        raise typer.Exit()
+
+
 def decide(
     file: Annotated[
         str | None, typer.Argument(help="Decision input JSON: one object or an array of them; - reads stdin.")
@@ -86,8 +92,20 @@ def decide(
             help="Denied-party list (trade.gov CSL JSON) to screen operators.",
         ),
     ] = None,
+    schema: Annotated[
+        bool,
+        typer.Option(
+            "--schema",
+            callback=_print_schema,
+            is_eager=True,
+            help="Print the decision input's JSON Schema and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Decide whether a cluster may host a model for an end use; the decision is JSON on stdout.
+
+    The input: cluster, model, end_use, as_of (every field: --schema; examples: policies/examples/),
+    in snake_case or in camelCase (endUse) as the Kubernetes objects write them.
 
     Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no engine could
     decide (no verified bundle: build one with `sovereign bundle build`; OPA server unreachable).
