@@ -430,3 +430,48 @@ def test_both_spellings_of_one_field_are_refused(
     code, out, err = decide(monkeypatch, capsys, _file(tmp_path, {**ALLOWED, "endUse": "research"}))
     assert code == 2 and out is None
     assert "input.endUse: unknown field" in err
+
+
+# --- hints: printed beside the decision, never changing it -----------------------------------------------
+
+TYPO = {**ALLOWED, "model": "llama-3.3-70b-instrct"}
+UK_OPERATOR = {
+    **ALLOWED,
+    "cluster": {**ALLOWED["cluster"], "operator": {**ALLOWED["cluster"]["operator"], "country": "UK"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("doc", "hint"),
+    [
+        (
+            TYPO,
+            "hint: input.model: `llama-3.3-70b-instrct` is not in the catalogue: did you mean "
+            "`llama-3.3-70b-instruct`?",
+        ),
+        (UK_OPERATOR, "hint: input.cluster.operator.country: `UK` is not ISO 3166-1: did you mean `GB`?"),
+        ([ALLOWED, TYPO], "hint: input[1].model: `llama-3.3-70b-instrct` is not in the catalogue"),
+    ],
+    ids=["model", "country", "array"],
+)
+def test_a_hint_is_printed_beside_the_decision_and_never_changes_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    doc: object,
+    hint: str,
+) -> None:
+    code, hinted, err = decide(monkeypatch, capsys, _file(tmp_path, doc))
+    assert hint in err.splitlines()[0]
+    monkeypatch.setattr("sovereign.commands.decide.hints", lambda *_: [])
+    unhinted_code, unhinted, unhinted_err = decide(monkeypatch, capsys, _file(tmp_path, doc))
+    assert "hint:" not in unhinted_err
+    assert (code, hinted) == (unhinted_code, unhinted)
+    assert code == 1  # the policy decided on what was written: the typo is still unknown, UK no country
+
+
+def test_no_hint_when_nothing_looks_mistyped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, _, err = decide(monkeypatch, capsys, _file(tmp_path, UNKNOWN_MODEL))  # like no catalogue name
+    assert "hint:" not in err
