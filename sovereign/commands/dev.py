@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sovereign import toolchain
 from sovereign.devenv import lifecycle
 from sovereign.devenv.controlplane import READY_TIMEOUT_S
 from sovereign.devenv.state import component_health, read_state
@@ -48,6 +52,33 @@ def up(
 def down(name: NameOpt = "dev") -> None:
     """Stop every process of the control plane."""
     lifecycle.down(name, progress=_out.print)
+
+
+@app.command()
+def env(
+    name: NameOpt = "dev",
+    project_dir: Annotated[
+        Path, typer.Option(help="Folder holding Pulumi.yaml.", file_okay=False, exists=True)
+    ] = toolchain.REPO_ROOT,
+) -> None:
+    """Print the exports that let a shell run plain `pulumi` (the pinned CLI, the same backend and
+    passphrase as `sovereign up`) and kubectl on the control plane: eval "$(sovereign dev env)".
+
+    Also writes Pulumi's stack files (infra/stacks/Pulumi.<stack>.yaml, not tracked) from the stacks'
+    declarations (infra/stacks/<stack>.yaml), as `sovereign up` does: run it again after editing one."""
+    from infra import stack_config
+    from infra.workspace import pulumi_env
+
+    for stack in stack_config.stacks(project_dir):
+        stack_config.write_pulumi_stack_file(project_dir, stack)
+    variables = pulumi_env()
+    # The stand-in plugins find this Python through SOVEREIGN_PYTHON; the CLI itself is not on PATH yet.
+    path = [str(toolchain.binary("pulumi").parent), str(Path(variables.pop("PATH").split(os.pathsep)[0]))]
+    print(f'export PATH={shlex.quote(os.pathsep.join(path))}{os.pathsep}"$PATH"')
+    for key, value in variables.items():
+        print(f"export {key}={shlex.quote(value)}")
+    if state := read_state(name):
+        print(f"export KUBECONFIG={shlex.quote(state['kubeconfig'])}")
 
 
 @app.command()
