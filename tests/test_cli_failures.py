@@ -165,3 +165,39 @@ def test_a_missing_file_anywhere_is_bad_input_naming_it() -> None:
 
 def test_a_bug_is_left_to_its_traceback() -> None:
     assert explain(KeyError("status")) is None
+
+
+def test_a_pulumi_update_the_webhook_refused_names_the_operator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sovereign up` when the dynamic provider's apply got the API server's 500: Pulumi's stderr, as the
+    Automation API hands it over, is read for the webhook failure."""
+    from pulumi import automation as auto
+
+    from sovereign import cli
+    from sovereign.commands import stack
+
+    pulumi_stderr = (
+        "error: update failed\n\n"
+        "  pulumi-python:dynamic/sovereign:KubeObject (us-defense-llamadeployment-x):\n"
+        f"    error: Exception: applying LlamaDeployment usdef-east-1/x: {WEBHOOK_DOWN['message']}\n"
+    )
+
+    def refused(*_: object) -> None:
+        raise auto.CommandError(auto.CommandResult(stdout="", stderr=pulumi_stderr, code=255))
+
+    for name in ("connect_stack", "plan", "configured_bundle", "load_signing_key"):
+        monkeypatch.setattr(stack, name, lambda *_: None)
+    monkeypatch.setattr(stack.Screening, "enforcing", lambda *_: None)
+    monkeypatch.setattr(stack.stack_config, "load", lambda *_: None)
+    monkeypatch.setattr(stack.workspace, "run", refused)
+    for action in ("up", "destroy"):
+        monkeypatch.setattr(sys, "argv", ["sovereign", action, "local"])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        err = capsys.readouterr().err.strip()
+        assert exited.value.code == 2
+        assert err.startswith(
+            f"error: stack local: pulumi {'preview' if action == 'up' else 'destroy'} failed"
+        )
+        assert err.endswith("start the operator, which serves it: sovereign operator run"), err
