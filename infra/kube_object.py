@@ -163,11 +163,17 @@ class KubeObjectProvider(ResourceProvider):
             return
         except ApiException as exc:
             raise RuntimeError(f"deleting {object_id(manifest)}: {_describe(exc)}") from None
-        _wait(
-            lambda: self._get(conn, manifest) is None,
-            f"{object_id(manifest)} to be deleted (its finalizers need the garbage collector and namespace "
-            "controller: is kube-controller-manager running?)",
-        )
+        try:
+            _wait(
+                lambda: self._get(conn, manifest) is None,
+                f"{object_id(manifest)} to be deleted (its finalizers need the garbage collector and "
+                "namespace controller: is kube-controller-manager running?)",
+            )
+        except TimeoutError as exc:
+            # A namespace says in its conditions why its content stays (e.g. a webhook it cannot call).
+            live = self._get(conn, manifest) or {}
+            said = [c.get("message") for c in (live.get("status") or {}).get("conditions") or []]
+            raise TimeoutError("; ".join([str(exc), *filter(None, said)])) from None
 
     @staticmethod
     def _outputs(props: dict[str, Any], manifest: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 Pulumi itself refuses a stack missing a declared key or holding one of the wrong simple type; this model
 checks what Pulumi cannot (unknown keys, CIDRs, the image an in-cluster stack needs) and is the one reading
 of the keys for both `sovereign up` (before Pulumi starts) and the program (under `pulumi up`).
+
+A stack is declared in `infra/stacks/<stack>.yaml` (tracked). Pulumi's own stack file beside it,
+`Pulumi.<stack>.yaml`, is written from it (`write_pulumi_stack_file`) and not tracked: on a stack's first
+use Pulumi adds its passphrase check (`encryptionsalt`) there, which belongs to each engineer's passphrase,
+so no Pulumi command can change a tracked file.
 """
 
 from __future__ import annotations
@@ -72,7 +77,11 @@ class StackConfig(BaseModel):
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise BadInput(f"{PROJECT}:webhookCaFile: cannot read {path} ({exc.strerror})") from None
+            raise BadInput(
+                f"{PROJECT}:webhookCaFile: cannot read {path} ({exc.strerror}): it is the ca.crt that "
+                "`sovereign operator setup --out DIR` writes into DIR (infra/README.md, A real region): run "
+                "that, or point the key at the PEM of the CA that signed the operator's webhook certificate"
+            ) from None
 
 
 def _resolve(project_dir: Path, entry: str) -> Path:
@@ -101,9 +110,37 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     return doc
 
 
-def stack_file(project_dir: Path, stack: str) -> Path:
+# The keys Pulumi itself writes into its stack file (secrets provider state), kept when it is rewritten.
+_PULUMI_OWN_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+def _stacks_dir(project_dir: Path) -> Path:
     project = _read_yaml(project_dir / PROJECT_FILE, "Pulumi project file")
-    return project_dir / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
+    return project_dir / str(project.get("stackConfigDir", "."))
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    """The stack's declaration: what an engineer edits."""
+    return _stacks_dir(project_dir) / f"{stack}.yaml"
+
+
+def stacks(project_dir: Path) -> list[str]:
+    return sorted(p.stem for p in _stacks_dir(project_dir).glob("*.yaml") if not p.name.startswith("Pulumi."))
+
+
+def write_pulumi_stack_file(project_dir: Path, stack: str) -> Path:
+    """Pulumi's stack file for `stack`: its declaration's config, and whatever Pulumi keeps there itself."""
+    declared = _read_yaml(stack_file(project_dir, stack), "stack file")
+    path = _stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
+    kept = _read_yaml(path, "Pulumi stack file") if path.is_file() else {}
+    doc = {key: kept[key] for key in _PULUMI_OWN_KEYS if key in kept} | {"config": declared.get("config")}
+    text = (
+        f"# Written by sovereign from {stack}.yaml, which is the one to edit (this file is not tracked).\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
 
 
 def load(project_dir: Path, stack: str) -> StackConfig:
@@ -111,10 +148,8 @@ def load(project_dir: Path, stack: str) -> StackConfig:
     project = _read_yaml(project_dir / PROJECT_FILE, "Pulumi project file")
     path = stack_file(project_dir, stack)
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
-        raise BadInput(
-            f"no stack {stack!r}: {path} does not exist; stacks here: {', '.join(known) or 'none'}"
-        )
+        known = ", ".join(stacks(project_dir)) or "none"
+        raise BadInput(f"no stack {stack!r}: {path} does not exist; stacks here: {known}")
     declared = project.get("config") or {}
     values = {key: spec["default"] for key, spec in declared.items() if "default" in spec}
     for key, value in (_read_yaml(path, "stack file").get("config") or {}).items():

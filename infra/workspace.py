@@ -19,7 +19,7 @@ from typing import Literal
 from pulumi import automation as auto
 
 from infra.program import sovereign_program
-from infra.stack_config import PROJECT
+from infra.stack_config import PROJECT, write_pulumi_stack_file
 from sovereign import toolchain
 from sovereign.devenv.state import state_root
 
@@ -76,6 +76,7 @@ class PolicyReport:
 
 
 def select_stack(project_dir: Path, stack: str) -> auto.Stack:
+    write_pulumi_stack_file(project_dir, stack)  # Pulumi reads the declaration as it is now
     pulumi = toolchain.binary("pulumi")
     return auto.create_or_select_stack(
         stack_name=stack,

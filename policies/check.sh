@@ -45,15 +45,15 @@ if coverage < minimum:
     sys.exit(1)
 PY
 
-echo "[policy] opa build -t wasm, and parity with opa eval on policies/examples"
+echo "[policy] opa build -t wasm, and parity with opa eval on policies/examples and policies/documents"
 cp -r "$rego" "$build/data/sovereign"
 "$opa" build -t wasm -e sovereign/decision/result -e sovereign/batch/results --ignore '*_test.rego' \
   -b "$build/data" -o "$build/bundle.tar.gz"
-for example in "$policies"/examples/*.json; do
+for example in "$policies"/examples/*.json "$policies"/documents/*.json; do
   "$opa" eval -f json -d "$rego" -d "$build/data/data.json" -i "$example" --ignore '*_test.rego' \
     'data.sovereign.decision.result' >"$build/$(basename "$example").eval"
 done
-"$python" - "$build" "$policies/examples" <<'PY'
+"$python" - "$build" "$policies/examples" "$policies/documents" <<'PY'
 import json, logging, sys, tarfile
 from pathlib import Path
 
@@ -64,7 +64,8 @@ from sovereign.policy.wasm_engine import policy_from_wasm
 # Growing the initial memory to fit the policy's static data is opa-py-wasm's normal path, not a problem.
 logging.getLogger("opapywasm.runtime").setLevel(logging.ERROR)
 
-build, examples = Path(sys.argv[1]), sorted(Path(sys.argv[2]).glob("*.json"))
+build = Path(sys.argv[1])
+examples = [path for folder in sys.argv[2:] for path in sorted(Path(folder).glob("*.json"))]
 with tarfile.open(build / "bundle.tar.gz") as bundle:
     wasm = bundle.extractfile("/policy.wasm").read()
 policy = policy_from_wasm(wasm, PolicyConfig(default_entrypoint="sovereign/decision/result"))

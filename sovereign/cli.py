@@ -30,6 +30,7 @@ from sovereign.commands import (
     top,
     whatif,
 )
+from sovereign.commands.failures import explain
 from sovereign.errors import SovereignError
 
 app = typer.Typer(
@@ -42,7 +43,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(demo.app, name="demo")
 app.command()(decide.decide)
 app.add_typer(bundle.app, name="bundle")
-app.command("exporter", **exporter.COMMAND_SETTINGS)(exporter.exporter)
+app.command()(exporter.exporter)
 app.command()(top.top)
 app.command()(report.report)
 app.add_typer(models.app, name="models")
@@ -80,14 +81,18 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(root)"
 
 
+def _fail(exc: SovereignError) -> None:
+    _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    sys.exit(exc.exit_code)
+
+
 def main() -> None:
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except SovereignError as exc:
-        _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     except ValidationError as exc:
         for err in exc.errors():
             _err.print(
@@ -101,3 +106,7 @@ def main() -> None:
     except typer.TyperException as exc:  # usage errors (typer's bundled click) carry exit code 2
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if (expected := explain(exc)) is None:
+            raise
+        _fail(expected)

@@ -24,3 +24,10 @@ class Undecided(SovereignError):
     how to fix it. CLI exit code 2, as for bad input: nothing was judged."""
 
     exit_code = 2
+
+
+class NotRunning(SovereignError):
+    """A service the command needs does not answer (the API server, the admission webhook): the message
+    names it and the command that starts it. CLI exit code 2, as for any set-up problem: nothing was done."""
+
+    exit_code = 2

@@ -146,9 +146,19 @@ class CountryGroup(_Strict):
     notes: str | None = None
 
 
+class NotIsoCode(_Strict):
+    """A code people write for a country that ISO 3166-1 does not assign to it: advice, not a policy fact."""
+
+    code: Country
+    iso: Country
+    name: str
+    citation: Citation
+
+
 class CountriesFile(_Strict):
-    entry_names = {"groups": ("country group", "id")}
+    entry_names = {"groups": ("country group", "id"), "not_iso": ("code", "code")}
     groups: list[CountryGroup]
+    not_iso: list[NotIsoCode] = []
 
     @field_validator("groups")
     @classmethod
@@ -587,6 +597,7 @@ class PolicyData:
         codes: CodesFile,
     ) -> None:
         self.country_groups = {group.id: group for group in countries.groups}
+        self.not_iso = {entry.code: entry for entry in countries.not_iso}  # hints only: not in data.json
         self.accreditation_schemes = {scheme.id: scheme for scheme in accreditations.schemes}
         self.licences = {family.id: family for family in licences.families}
         self.national_security_carve_out = licences.national_security_carve_out

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic.alias_generators import to_camel
 
 from sovereign import cli, toolchain
 from sovereign.devenv.process import free_port
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, SignedBundle
+from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.screening import ALLOW_SAMPLE_ENV, MAX_AGE_ENV, SAMPLE_LIST
 
 ROOT = toolchain.REPO_ROOT
@@ -365,3 +367,111 @@ def test_the_unconfirmed_carve_out_obligation_through_the_cli(
     assert "secondary, unconfirmed" in obligations["NATIONAL_SECURITY_CARVE_OUT_UNCONFIRMED"]["citation"]
     exit_code, decision, _ = decide(monkeypatch, capsys, _file(tmp_path, {**french, "as_of": "2025-09-21"}))
     assert exit_code == 1 and _codes(decision) == ["END_USE_NOT_PERMITTED"]
+
+
+# --- the input format: its schema, the shipped examples, both spellings ----------------------------------
+
+EXAMPLES = sorted((ROOT / "policies" / "examples").glob("*.json"))
+
+
+def test_schema_prints_the_input_json_schema(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, schema, _ = decide(monkeypatch, capsys, "--schema")
+    assert code == 0
+    assert schema == DecisionInput.model_json_schema()
+    assert schema["required"] == ["cluster", "model", "end_use"]
+    assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_every_shipped_example_is_decided(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], example: Path
+) -> None:
+    code, decision, err = decide(monkeypatch, capsys, str(example))
+    assert code != 2, err
+    # The name says what the policy decides: `-allowed` exits 0, `-denied` 1.
+    outcome = example.stem.rpartition("-")[2]
+    assert code == {"allowed": 0, "denied": 1}.get(outcome, code), decision
+
+
+def test_the_readme_input_is_decided(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("cat > munich.json <<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    code, decision, err = decide(monkeypatch, capsys, _file(tmp_path, shown))
+    assert code == 1, err
+    assert _codes(decision) == ["EU_MULTIMODAL_LICENCE"]
+
+
+def _camel(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {to_camel(key): _camel(value) for key, value in doc.items()}
+    return [_camel(item) for item in doc] if isinstance(doc, list) else doc
+
+
+def test_camel_case_as_in_the_kubernetes_objects_is_the_same_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    snake = {**ALLOWED, "gpus": 4, "cluster": {**ALLOWED["cluster"], "weights_country": "US"}}
+    camel = _camel(snake)
+    assert {"endUse", "asOf"} <= camel.keys() and "weightsCountry" in camel["cluster"]
+    assert "sponsorCountry" in camel["cluster"]["operator"]
+    code, as_camel, _ = decide(monkeypatch, capsys, _file(tmp_path, camel))
+    assert code == 0
+    code, as_snake, _ = decide(monkeypatch, capsys, _file(tmp_path, snake))
+    assert as_camel == as_snake
+
+
+def test_both_spellings_of_one_field_are_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = decide(monkeypatch, capsys, _file(tmp_path, {**ALLOWED, "endUse": "research"}))
+    assert code == 2 and out is None
+    assert "input.endUse: unknown field" in err
+
+
+# --- hints: printed beside the decision, never changing it -----------------------------------------------
+
+TYPO = {**ALLOWED, "model": "llama-3.3-70b-instrct"}
+UK_OPERATOR = {
+    **ALLOWED,
+    "cluster": {**ALLOWED["cluster"], "operator": {**ALLOWED["cluster"]["operator"], "country": "UK"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("doc", "hint"),
+    [
+        (
+            TYPO,
+            "hint: input.model: `llama-3.3-70b-instrct` is not in the catalogue: did you mean "
+            "`llama-3.3-70b-instruct`?",
+        ),
+        (UK_OPERATOR, "hint: input.cluster.operator.country: `UK` is not ISO 3166-1: did you mean `GB`?"),
+        ([ALLOWED, TYPO], "hint: input[1].model: `llama-3.3-70b-instrct` is not in the catalogue"),
+    ],
+    ids=["model", "country", "array"],
+)
+def test_a_hint_is_printed_beside_the_decision_and_never_changes_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    doc: object,
+    hint: str,
+) -> None:
+    code, hinted, err = decide(monkeypatch, capsys, _file(tmp_path, doc))
+    assert hint in err.splitlines()[0]
+    monkeypatch.setattr("sovereign.commands.decide.hints", lambda *_: [])
+    unhinted_code, unhinted, unhinted_err = decide(monkeypatch, capsys, _file(tmp_path, doc))
+    assert "hint:" not in unhinted_err
+    assert (code, hinted) == (unhinted_code, unhinted)
+    assert code == 1  # the policy decided on what was written: the typo is still unknown, UK no country
+
+
+def test_no_hint_when_nothing_looks_mistyped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, _, err = decide(monkeypatch, capsys, _file(tmp_path, UNKNOWN_MODEL))  # like no catalogue name
+    assert "hint:" not in err

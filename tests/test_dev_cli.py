@@ -16,6 +16,7 @@ import pytest
 
 from sovereign import toolchain
 from sovereign.devenv.process import free_port
+from sovereign.devenv.state import attached
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
@@ -83,7 +84,21 @@ def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
         "kube-controller-manager": "ok",
         "opa": "ok",
     }
+    assert all(isinstance(c["port"], int) for c in report["components"])  # each one's port, never None
     pids = [report["supervisor_pid"], *(c["pid"] for c in report["components"])]
+
+    # What runs against it apart from `dev up` (here this process, as the operator would) is listed too.
+    with socket.socket() as webhook, pytest.MonkeyPatch.context() as patch:
+        webhook.bind(("127.0.0.1", 0))
+        webhook.listen()
+        port = webhook.getsockname()[1]
+        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
+        with attached("operator", Path(report["kubeconfig"]), {"webhook": port}):
+            listed = json.loads(_run(state_dir, "status", "--name", "cli", "--json").stdout)
+            table = _run(state_dir, "status", "--name", "cli", env={"COLUMNS": "300"}).stdout
+    operator = next(c for c in listed["components"] if c["name"] == "operator")
+    assert (operator["pid"], operator["port"], operator["health"]) == (os.getpid(), port, "ok")
+    assert f"{port} webhook" in table
     crds = subprocess.run(
         [toolchain.binary("kubectl"), f"--kubeconfig={report['kubeconfig']}", "get", "crds", "-o", "name"],
         capture_output=True,

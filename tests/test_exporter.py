@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from sovereign import cli
 from sovereign.errors import BadInput
 from sovereign.exporter.cardinality import OTHER, UNKNOWN, BoundedLabel
 from sovereign.exporter.dcgm import FIELDS, DcgmCollector
 from sovereign.exporter.decisions import DecisionCounter, record_decision
 from sovereign.exporter.engine_health import EngineHealth
+from sovereign.exporter.entry import parser
 from sovereign.exporter.gpu_trace import H100_TRACE, TraceReplayReader
 from sovereign.exporter.gpus import GpuSourceDown, NvmlReader
 from sovereign.exporter.health import SourceHealth
@@ -167,6 +170,32 @@ def test_bad_input_exits_2_naming_the_option(args: list[str], message: str) -> N
     assert done.returncode == 2
     assert message in done.stderr
     assert done.stdout == ""  # nothing half-printed
+
+
+def test_the_cli_command_serves_the_same_exposition_in_the_cli_s_style() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sovereign", "exporter", "--once", "--gpu-trace", str(TRACE), "--node", "n1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    families = {f.name: f for f in text_string_to_metric_families(done.stdout)}
+    assert families["DCGM_FI_DEV_GPU_UTIL"].samples[0].labels["Hostname"] == "n1"
+
+
+def test_both_entry_points_listen_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parser().parse_args([]).addr == "127.0.0.1"
+    monkeypatch.setenv("COLUMNS", "200")
+    help_text = CliRunner().invoke(cli.app, ["exporter", "--help"]).output
+    assert "╭─ Options" in help_text  # Typer's, as every other command's
+    assert "[default: 127.0.0.1]" in help_text
+
+
+def test_kubeconfig_and_in_cluster_are_one_or_the_other() -> None:
+    done = CliRunner().invoke(cli.app, ["exporter", "--once", "--kubeconfig", "/k", "--in-cluster"])
+    assert done.exit_code == 1 and isinstance(done.exception, BadInput)
 
 
 def test_an_empty_trace_is_refused_naming_the_field(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def project(tmp_path: Path) -> Path:
 
 def write_stack(project: Path, stack: str, config: dict[str, Any]) -> None:
     doc = {"config": {f"sovereign:{key}": value for key, value in config.items()}}
-    (project / "infra" / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(doc))
+    (project / "infra" / "stacks" / f"{stack}.yaml").write_text(yaml.safe_dump(doc))
 
 
 def test_every_committed_stack_config_is_valid() -> None:
@@ -295,13 +296,42 @@ def test_paths_are_taken_from_the_project_folder_unless_absolute_or_home(project
         Path("/abs/b.yaml"),
         Path.home() / "c.yaml",
     ]
-    with pytest.raises(BadInput, match=rf"sovereign:webhookCaFile: cannot read {Path.home() / 'ca'}"):
+    with pytest.raises(BadInput, match=rf"sovereign:webhookCaFile: cannot read {Path.home() / 'ca'}") as e:
         config.webhook_ca(project)
+    assert "`sovereign operator setup --out DIR` writes into DIR" in str(e.value)  # the fix is named
 
 
 def test_unknown_stack_lists_the_known_ones(project: Path) -> None:
     with pytest.raises(BadInput, match=r"no stack 'mars'.*eu-text-only, five-eyes, local, us-defense"):
         stack_config.load(project, "mars")
+
+
+def test_pulumi_s_stack_file_is_written_from_the_declaration_keeping_its_passphrase_check(
+    project: Path,
+) -> None:
+    declaration = project / "infra" / "stacks" / "local.yaml"
+    declared = declaration.read_text()
+    written = stack_config.write_pulumi_stack_file(project, "local")
+    assert written == project / "infra" / "stacks" / "Pulumi.local.yaml"
+    assert yaml.safe_load(written.read_text()) == yaml.safe_load(declared)
+    # As Pulumi does on a stack's first use; then the engineer edits the declaration.
+    written.write_text(written.read_text() + "encryptionsalt: v1:abc:def\n")
+    declaration.write_text(declared.replace("127.0.0.0/8", "10.0.0.0/8"))
+    stack_config.write_pulumi_stack_file(project, "local")
+    doc = yaml.safe_load(written.read_text())
+    assert doc["encryptionsalt"] == "v1:abc:def"
+    assert doc["config"]["sovereign:egressCidrs"] == ["10.0.0.0/8"]
+    assert stack_config.stacks(project) == ["eu-text-only", "five-eyes", "local", "us-defense"]
+
+
+def test_no_tracked_stack_declaration_holds_what_pulumi_writes() -> None:
+    for stack in stack_config.stacks(ROOT):
+        doc = yaml.safe_load(stack_config.stack_file(ROOT, stack).read_text())
+        assert set(doc) == {"config"}, stack
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "infra/stacks/Pulumi.local.yaml"], cwd=ROOT, check=False
+    )
+    assert ignored.returncode == 0  # Pulumi's own stack files are never tracked
 
 
 def test_program_side_reading_matches_the_file_side(project: Path) -> None:

@@ -337,6 +337,24 @@ def test_cli_writes_both_pages_and_a_summary(
     assert [p.name for p in only_md.iterdir()] == ["matrix.md"]
 
 
+def test_cli_writes_into_the_state_dir_never_where_it_is_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bundle_env: dict[str, str],
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path / "state"))
+    for name, value in bundle_env.items():  # the session's bundle, outside this state dir
+        monkeypatch.setenv(name, value)
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "matrix", "--as-of", AS_OF, "--format", "md")
+    assert code == 0, stderr
+    assert stdout.split() == [str(tmp_path / "state" / "matrix" / "matrix.md")]  # says where it wrote
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [

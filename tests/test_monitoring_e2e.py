@@ -185,14 +185,19 @@ def test_top_once_renders_gpus_quota_and_compliance_per_cluster(stack: Monitorin
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    rows = {  # cluster -> [region, allocated, quota, capacity, util, busy, GPU-h, non-compliant / all]
-        cols[1]: [cols[0], *cols[2:]]
-        for line in done.stdout.splitlines()
-        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
-    }
-    assert rows[SERVED][:4] == [REGION, "2", "8", "8"] and rows[SERVED][-1] == "0 / 1"
-    assert rows[QUOTA][:4] == [REGION, "4", "8", "8"] and rows[QUOTA][-1] == "0 / 1"
-    assert rows[SUSPENDED][:4] == [REGION, "-", "8", "8"] and rows[SUSPENDED][-1] == "1 / 1"
+    # A region's line, then its clusters' lines indented beneath it:
+    # cluster -> [region, allocated, quota, capacity, util, busy, GPU-h, non-compliant "of" all]
+    rows: dict[str, list[str]] = {}
+    region = None
+    for line in done.stdout.splitlines():
+        if line.startswith("  ") and region is not None:
+            cluster, *cells = line.replace("no data", "no-data").split()
+            rows[cluster] = [region, *cells]
+        elif line and not line.startswith(" ") and len(line.split()) == 1 and not line.startswith("─"):
+            region = line.strip()
+    assert rows[SERVED][:4] == [REGION, "2", "8", "8"] and rows[SERVED][-3:] == ["0", "of", "1"]
+    assert rows[QUOTA][:4] == [REGION, "4", "8", "8"] and rows[QUOTA][-3:] == ["0", "of", "1"]
+    assert rows[SUSPENDED][:4] == [REGION, "no-data", "8", "8"] and rows[SUSPENDED][-3:] == ["1", "of", "1"]
 
 
 # --- each alert, fired by its real condition and resolved when it clears ---------------------------------

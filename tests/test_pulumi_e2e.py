@@ -44,7 +44,6 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 ROOT = toolchain.REPO_ROOT
 SOVEREIGN = ROOT / ".venv" / "bin" / "sovereign"
-PLUGINS = ROOT / "tools" / "pulumi-plugins"
 CHAT = ("usdef-east-1", "usdef-east-1-chat-70b")  # the LlamaDeployment clusters/usdef-east-1.yaml declares
 # A US-defense cluster run by a company: not eligible for the region (OPERATOR_NOT_ELIGIBLE).
 NON_COMPLIANT = """\
@@ -76,9 +75,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, plane: ControlPlane) -> Pa
     (project / "infra" / "stacks").mkdir(parents=True)
     (project / "infra" / "__main__.py").symlink_to(ROOT / "infra" / "__main__.py")
     shutil.copytree(ROOT / "clusters", project / "clusters")
-    stack = yaml.safe_load((ROOT / "infra" / "stacks" / "Pulumi.local.yaml").read_text())
+    stack = yaml.safe_load((ROOT / "infra" / "stacks" / "local.yaml").read_text())
     stack["config"]["sovereign:kubeconfig"] = str(plane.kubeconfig)
-    (project / "infra" / "stacks" / "Pulumi.local.yaml").write_text(yaml.safe_dump(stack))
+    (project / "infra" / "stacks" / "local.yaml").write_text(yaml.safe_dump(stack))
     return project
 
 
@@ -106,19 +105,12 @@ def sovereign(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 
 
 def pulumi(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user's shell runs it: plugins on PATH, the same backend and passphrase as sovereign."""
-    pulumi_state = Path(env["SOVEREIGN_STATE_DIR"]) / "pulumi"
-    shell = {
-        **env,
-        "PATH": f"{PLUGINS}:{ROOT / '.venv' / 'bin'}:{env['PATH']}",
-        "PULUMI_BACKEND_URL": f"file://{pulumi_state / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE_FILE": str(pulumi_state / "passphrase"),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-    }
+    """Plain `pulumi` as infra/README.md has a shell run it: after `eval "$(sovereign dev env)"`."""
+    script = f'eval "$({SOVEREIGN} dev env --project-dir {project})" && exec pulumi "$@"'
     return subprocess.run(
-        [str(toolchain.binary("pulumi")), *args],
+        ["bash", "-c", script, "pulumi", *args],
         cwd=project,
-        env=shell,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -155,6 +147,8 @@ def test_region_stack_lifecycle(plane: ControlPlane, project: Path, env: dict[st
     api = Api(plane.kubeconfig)
     where = ["--project-dir", str(project)]
 
+    declared = (project / "infra" / "stacks" / "local.yaml").read_text()
+
     # 1. up creates the region's objects.
     out = ok(sovereign(env, "up", "local", *where))
     assert "OPERATOR_NOT_ELIGIBLE" not in out
@@ -190,7 +184,7 @@ def test_region_stack_lifecycle(plane: ControlPlane, project: Path, env: dict[st
 
     # 4. A non-compliant cluster fails preview with its code, and up creates nothing of it.
     (project / "clusters" / "usdef-west-9.yaml").write_text(NON_COMPLIANT)
-    stack_file = project / "infra" / "stacks" / "Pulumi.local.yaml"
+    stack_file = project / "infra" / "stacks" / "local.yaml"
     compliant_stack = stack_file.read_text()
     stack = yaml.safe_load(compliant_stack)
     stack["config"]["sovereign:clusters"].append("clusters/usdef-west-9.yaml")
@@ -216,6 +210,10 @@ def test_region_stack_lifecycle(plane: ControlPlane, project: Path, env: dict[st
     ok(sovereign(env, "destroy", "local", *where))
     assert_gone(api)
 
+    # 6. Pulumi kept its passphrase check in its own stack file, never in the declaration (tracked).
+    assert (project / "infra" / "stacks" / "local.yaml").read_text() == declared
+    assert "encryptionsalt:" in (project / "infra" / "stacks" / "Pulumi.local.yaml").read_text()
+
 
 def assert_gone(api: Api) -> None:
     for api_version, kind, name, namespace in [
@@ -234,7 +232,7 @@ def test_bad_input_exits_2_before_pulumi_starts(
 ) -> None:
     bad = tmp_path / "project"
     shutil.copytree(project, bad, symlinks=True)
-    stack_file = bad / "infra" / "stacks" / "Pulumi.local.yaml"
+    stack_file = bad / "infra" / "stacks" / "local.yaml"
     stack = yaml.safe_load(stack_file.read_text())
     state = Path(env["SOVEREIGN_STATE_DIR"])
     before = sorted(p.name for p in (state / "pulumi" / "state").rglob("*")) if state.exists() else []

@@ -30,7 +30,7 @@ def test_anything_else_is_refused_naming_the_form(text: str) -> None:
         parse_duration(text)
 
 
-def test_an_unreachable_prometheus_exits_1_naming_the_fix(
+def test_an_unreachable_prometheus_exits_2_naming_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
@@ -39,7 +39,7 @@ def test_an_unreachable_prometheus_exits_1_naming_the_fix(
     )
     with pytest.raises(SystemExit) as exited:
         main()
-    assert exited.value.code == 1
+    assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == (
         f"error: Prometheus at {url} is unreachable (ConnectionError): start it or fix --prometheus"
     )

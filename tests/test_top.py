@@ -33,12 +33,12 @@ def top(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *ar
     return Run(int(exited.value.code or 0), out.out, out.err)
 
 
-def test_unreachable_prometheus_exits_1_with_one_line(
+def test_unreachable_prometheus_exits_2_with_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = top(capsys, monkeypatch, "--prometheus", url)
-    assert done.code == 1
+    assert done.code == 2
     assert done.stderr.strip().splitlines() == [
         f"error: Prometheus at {url} is unreachable (ConnectionError): start it or fix --prometheus"
     ]
@@ -79,30 +79,47 @@ def test_something_else_at_the_url_exits_1_saying_so(
     assert done.stderr.strip() == f"error: {not_prometheus} answered HTTP 200 without JSON: is it Prometheus?"
 
 
-def _text(rows: dict) -> str:
-    console = Console(width=200, record=True, color_system=None)
+def _text(rows: dict, width: int = 200) -> str:
+    console = Console(width=width, record=True, color_system=None)
     console.print(render(rows, "http://p"))
     return console.export_text()
 
 
-def test_render_marks_over_quota_and_non_compliant_and_shows_missing_values_as_dashes() -> None:
+def _cells(text: str, cluster: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"  {cluster} "))
+    return line.replace("no data", "no-data").split()[1:]
+
+
+def test_render_marks_over_quota_and_non_compliant_and_says_no_data_where_it_has_none() -> None:
     eu = {"allocated": 9, "quota": 8, "capacity": 16, "util": 42.25, "busy": 2, "gpu_hours": 3.5}
     rows = {
-        ("eu-text-only", "eu-1"): {**eu, "deployments": 3, "noncompliant": 1},
-        ("us-defense", "us-1"): {"allocated": 1},
+        ("eu-text-only", "eu-frankfurt-1"): {**eu, "deployments": 3, "noncompliant": 1},
+        ("us-defense", "usdef-east-1"): {"allocated": 1},
     }
-    cells = {
-        cols[0]: cols[1:]
-        for line in _text(rows).splitlines()
-        if len(cols := [c.strip() for c in line.split("│")[1:-1]]) == 9
-    }
-    assert cells["eu-text-only"] == ["eu-1", "9", "8", "16", "42.2", "2", "3.50", "1 / 3"]
-    assert cells["us-defense"] == ["us-1", "1", "-", "-", "-", "-", "-", "0 / -"]
+    text = _text(rows)
+    assert _cells(text, "eu-frankfurt-1") == ["9", "8", "16", "42.2", "2", "3.50", "1", "of", "3"]
+    assert _cells(text, "usdef-east-1") == ["1"] + ["no-data"] * 6
+    assert "-" not in _cells(text, "usdef-east-1")
     console = Console(width=200, record=True, color_system="truecolor", force_terminal=True)
     console.print(render(rows, "http://p"))
-    eu_line = next(line for line in console.export_text(styles=True).splitlines() if "eu-text-only" in line)
+    eu_line = next(line for line in console.export_text(styles=True).splitlines() if "frankfurt" in line)
     assert "\x1b[1;31m9" in eu_line  # over quota: bold red
-    assert "\x1b[1;31m1" in eu_line  # a non-compliant deployment: bold red
+    assert "\x1b[1;31m1 of 3" in eu_line  # a non-compliant deployment: bold red
+
+
+def test_render_fits_80_columns_without_cutting_a_name() -> None:
+    busy = {"allocated": 1200, "quota": 64, "capacity": 1024, "util": 100, "busy": 1000}
+    rows = {
+        ("eu-text-only", "eu-rotterdam-1"): {**busy, "gpu_hours": 12345.5, "deployments": 120},
+        ("five-eyes", "fvey-london-1"): {"allocated": 2},
+        ("us-defense", "usdef-east-1"): {},
+    }
+    text = _text(rows, width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    lines = [line.strip() for line in text.splitlines()]
+    assert {"eu-text-only", "five-eyes", "us-defense"} <= set(lines)  # each region on a line of its own
+    assert _cells(text, "eu-rotterdam-1")[-4:] == ["12345.50", "0", "of", "120"]
 
 
 def test_render_says_when_there_is_nothing_yet() -> None:

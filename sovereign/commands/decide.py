@@ -9,15 +9,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from sovereign.errors import BadInput, Undecided
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput, parse_decision_inputs
 from sovereign.policy.engine import engine_from_env
+from sovereign.policy.hints import hints
 from sovereign.policy.judgement import Judge, Verdict, utc_today
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 from sovereign.policy.subjects import declared_inputs, model_input, sovereign_cluster
+from sovereign.policydata import load_policy_data
 
+_err = Console(stderr=True, soft_wrap=True)  # a hint is one line, however long
 _USAGE = (
     "give a decision input FILE (- for stdin), or --cluster FILE with --deployment NAME, "
     "or --cluster FILE with --model and --end-use"
@@ -58,6 +63,25 @@ def _from_cluster(
     return model_input(sovereign_cluster(spec), model, end_use, gpus, as_of)
 
 
+def _print_hints(inputs: list[DecisionInput], was_array: bool) -> None:
+    """Beside the decision, on stderr: advice on a probable slip, after the policy decided on the input as
+    given (a hint is never applied)."""
+    try:
+        data = load_policy_data()
+    except BadInput:  # no readable catalogue here: nothing to advise from, and the decision stands
+        return
+    for index, inp in enumerate(inputs):
+        where = f"input[{index}]" if was_array else "input"
+        for hint in hints(inp, data):
+            _err.print(f"[yellow]hint:[/] {escape(f'{where}.{hint}')}", highlight=False)
+
+
+def _print_schema(value: bool) -> None:
+    if value:
+        print(json.dumps(DecisionInput.model_json_schema(), indent=2))
+        raise typer.Exit()
+
+
 def decide(
     file: Annotated[
         str | None, typer.Argument(help="Decision input JSON: one object or an array of them; - reads stdin.")
@@ -86,8 +110,20 @@ def decide(
             help="Denied-party list (trade.gov CSL JSON) to screen operators.",
         ),
     ] = None,
+    schema: Annotated[
+        bool,
+        typer.Option(
+            "--schema",
+            callback=_print_schema,
+            is_eager=True,
+            help="Print the decision input's JSON Schema and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Decide whether a cluster may host a model for an end use; the decision is JSON on stdout.
+
+    The input: cluster, model, end_use, as_of (every field: --schema; examples: policies/examples/),
+    in snake_case or in camelCase (endUse) as the Kubernetes objects write them.
 
     Exit 0 when allowed, 1 when denied (any, for an array), 2 for bad input or when no engine could
     decide (no verified bundle: build one with `sovereign bundle build`; OPA server unreachable).
@@ -119,6 +155,7 @@ def decide(
     judgements = judge.judge_many(inputs) if was_array else [judge.judge(inputs[0])]
     decisions = [j.decision() for j in judgements]
     print(json.dumps(decisions if was_array else decisions[0], indent=2))
+    _print_hints(inputs, was_array)
     if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
         raise Undecided("; ".join(dict.fromkeys(j.message for j in undecided)))
     raise typer.Exit(0 if all(j.allowed for j in judgements) else 1)

@@ -1,19 +1,28 @@
-"""`sovereign dev up | down | status`: the local control plane (etcd, kube-apiserver, OPA)."""
+"""`sovereign dev up | down | status | env`: the local control plane (etcd, kube-apiserver,
+kube-controller-manager, OPA), what runs against it, and a shell's environment for plain pulumi."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sovereign import toolchain
 from sovereign.devenv import lifecycle
 from sovereign.devenv.controlplane import READY_TIMEOUT_S
-from sovereign.devenv.state import component_health, read_state
+from sovereign.devenv.state import attached_components, component_health, read_state
 
-app = typer.Typer(no_args_is_help=True, help="Run a local control plane: etcd, kube-apiserver, OPA.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="A local control plane (etcd, kube-apiserver, kube-controller-manager, OPA) and the shell's "
+    "environment for plain pulumi.",
+)
 _out = Console(soft_wrap=True)
 
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Control plane name (one per region).")]
@@ -51,11 +60,40 @@ def down(name: NameOpt = "dev") -> None:
 
 
 @app.command()
+def env(
+    name: NameOpt = "dev",
+    project_dir: Annotated[
+        Path, typer.Option(help="Folder holding Pulumi.yaml.", file_okay=False, exists=True)
+    ] = toolchain.REPO_ROOT,
+) -> None:
+    """Print the exports that let a shell run plain `pulumi` (the pinned CLI, the same backend and
+    passphrase as `sovereign up`) and kubectl on the control plane: eval "$(sovereign dev env)".
+
+    Also writes Pulumi's stack files (infra/stacks/Pulumi.<stack>.yaml, not tracked) from the stacks'
+    declarations (infra/stacks/<stack>.yaml), as `sovereign up` does: run it again after editing one."""
+    from infra import stack_config
+    from infra.workspace import pulumi_env
+
+    for stack in stack_config.stacks(project_dir):
+        stack_config.write_pulumi_stack_file(project_dir, stack)
+    variables = pulumi_env()
+    # The stand-in plugins find this Python through SOVEREIGN_PYTHON; the CLI itself is not on PATH yet.
+    path = [str(toolchain.binary("pulumi").parent), str(Path(variables.pop("PATH").split(os.pathsep)[0]))]
+    print(f'export PATH={shlex.quote(os.pathsep.join(path))}{os.pathsep}"$PATH"')
+    for key, value in variables.items():
+        print(f"export {key}={shlex.quote(value)}")
+    if state := read_state(name):
+        print(f"export KUBECONFIG={shlex.quote(state['kubeconfig'])}")
+
+
+@app.command()
 def status(
     name: NameOpt = "dev",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Each component with its port, PID and health. Exit 1 when not up or unhealthy."""
+    """Each component with its port, PID and health: what `dev up` started, and the operator and the data
+    plane (`sovereign operator run`, `sovereign serve`) while they run against it. Exit 1 when not up or
+    unhealthy."""
     state = read_state(name)
     if not state:
         if as_json:
@@ -63,7 +101,9 @@ def status(
         else:
             _out.print(f"control plane '{name}' is not running (start it: sovereign dev up --name {name})")
         raise typer.Exit(1)
-    components = [{**c, "health": component_health(state, c)} for c in state["components"]]
+    # What `dev up` started, then what runs against it apart (the operator, the data plane).
+    started = [*state["components"], *attached_components(state)]
+    components = [{**c, "health": component_health(state, c)} for c in started]
     healthy = all(c["health"] == "ok" for c in components)
     if as_json:
         keys = ("name", "kubeconfig", "apiserver_url", "opa_url", "supervisor_pid")
@@ -84,7 +124,9 @@ def status(
             table.add_column(column)
         for c in components:
             colour = "green" if c["health"] == "ok" else "red"
-            table.add_row(c["name"], str(c["port"]), str(c["pid"]), f"[{colour}]{c['health']}[/]", c["log"])
+            ports = c.get("ports") or {"": c["port"]}
+            shown = ", ".join(f"{port} {what}".strip() for what, port in ports.items())
+            table.add_row(c["name"], shown, str(c["pid"]), f"[{colour}]{c['health']}[/]", c["log"])
         _out.print(table)
         _out.print(
             f"kubeconfig {state['kubeconfig']}  ·  API {state['apiserver_url']}  ·  OPA {state['opa_url']}"

@@ -31,7 +31,13 @@ def export(
         str | None, typer.Option(help="Decisions from this UTC time on (ISO date or time).")
     ] = None,
     kubeconfig: Annotated[
-        Path | None, typer.Option(envvar="KUBECONFIG", help="The region's API server (default: $KUBECONFIG).")
+        Path | None,
+        typer.Option(
+            envvar="KUBECONFIG",
+            exists=True,
+            dir_okay=False,
+            help="The region's API server (default: $KUBECONFIG).",
+        ),
     ] = None,
     clusters: Annotated[
         Path, typer.Option(help="Cluster files the compliance matrix is computed from (the region's).")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from sovereign import toolchain
 from sovereign.errors import BadInput, SovereignError
 from sovereign.matrix.grid import compute_matrix, load_clusters
 from sovereign.matrix.html_page import render_html
@@ -21,6 +22,7 @@ from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 from sovereign.policydata import load_policy_data
+from sovereign.state_dir import state_root
 
 
 class Format(StrEnum):
@@ -62,10 +64,13 @@ def _write_all(out: Path, pages: dict[str, str]) -> list[Path]:
 def matrix(
     clusters: Annotated[
         Path, typer.Option("--clusters", help="Folder of cluster declarations (*.yaml).")
-    ] = Path("clusters"),
-    out: Annotated[Path, typer.Option("--out", help="Folder to write matrix.md / matrix.html into.")] = Path(
-        "build/matrix"
-    ),
+    ] = toolchain.REPO_ROOT / "clusters",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder to write matrix.md / matrix.html into (default: STATE_DIR/matrix)."
+        ),
+    ] = None,
     page_format: Annotated[Format, typer.Option("--format", help="Which pages to write.")] = Format.both,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Decide as of YYYY-MM-DD (default today, UTC).")
@@ -98,7 +103,8 @@ def matrix(
         pages["matrix.md"] = render_markdown(result)
     if page_format in (Format.html, Format.both):
         pages["matrix.html"] = render_html(result)
-    for path in _write_all(out, pages):
+    # Never the folder the user stands in: a default there would litter every checkout they run it from.
+    for path in _write_all(out or state_root() / "matrix", pages):
         print(path)
 
     allowed = result.allowed_count()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from sovereign.devenv.state import controlplane_dir, state_root
+from sovereign.devenv.state import attached, controlplane_dir, state_root
 from sovereign.errors import BadInput
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 
@@ -19,7 +19,13 @@ app = typer.Typer(
 )
 
 KubeconfigOpt = Annotated[
-    Path | None, typer.Option(envvar="KUBECONFIG", help="Administrator kubeconfig (default: $KUBECONFIG).")
+    Path | None,
+    typer.Option(
+        envvar="KUBECONFIG",
+        exists=True,
+        dir_okay=False,
+        help="Administrator kubeconfig (default: $KUBECONFIG).",
+    ),
 ]
 
 
@@ -152,4 +158,6 @@ def run(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    run_operator(found, config, liveness)
+    ports = {"webhook": int(found.webhook["port"])} | ({"metrics": metrics_port} if metrics_port else {})
+    with attached("operator", found.kubeconfig, ports):
+        run_operator(found, config, liveness)

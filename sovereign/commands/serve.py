@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from sovereign.audit.keys import load_signing_key
+from sovereign.devenv.state import attached
 from sovereign.errors import BadInput, ToolMissing
 from sovereign.policy.screening_source import configured_list
 
@@ -113,7 +114,8 @@ def serve(
         else:
             assert config_path is not None
             _say(f"watching RayServices through {config_path}")
-            watch_api(plane, config_path, stop, interval)
+            with attached("data plane", config_path, {"serve": port, "ray metrics": ray.metrics_port}):
+                watch_api(plane, config_path, stop, interval)
     except KeyboardInterrupt:
         pass
     finally:

@@ -17,7 +17,8 @@ from infra import stack_config, workspace
 from infra.region_plan import connect_stack, plan
 from sovereign import toolchain
 from sovereign.audit.keys import load_signing_key
-from sovereign.errors import SovereignError
+from sovereign.commands.failures import webhook_unreachable
+from sovereign.errors import NotRunning, SovereignError
 from sovereign.policy.bundle import configured_bundle
 from sovereign.policy.screening_source import Screening
 
@@ -56,7 +57,10 @@ def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
             if report.mandatory:
                 refused = "\n".join(f"  {line}" for line in report.mandatory)
                 raise SovereignError(f"stack {stack}: {step} refused by the policy:\n{refused}") from None
-            raise SovereignError(f"stack {stack}: pulumi {step} failed:\n{workspace.failure(exc)}") from None
+            said = workspace.failure(exc)
+            if webhook := webhook_unreachable(said):
+                raise NotRunning(f"stack {stack}: pulumi {step} failed: {webhook}") from None
+            raise SovereignError(f"stack {stack}: pulumi {step} failed:\n{said}") from None
 
 
 def preview(stack: StackArg, project_dir: ProjectDir = toolchain.REPO_ROOT) -> None:

@@ -3,51 +3,64 @@
 from __future__ import annotations
 
 import time
+from itertools import groupby
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from sovereign.exporter.readback import Row, snapshot
 from sovereign.report.prometheus_api import PrometheusApi
 
+NO_DATA = "no data"
+# (header, the row's key, format): short headers, so that a table fits 80 columns without cutting names.
+_COLUMNS = (
+    ("GPUs\nalloc", "allocated", "{:.0f}"),
+    ("GPU\nquota", "quota", "{:.0f}"),
+    ("GPUs\ntotal", "capacity", "{:.0f}"),
+    ("util\n%", "util", "{:.1f}"),
+    ("GPUs\nbusy", "busy", "{:.0f}"),
+    ("GPU-h\n24h", "gpu_hours", "{:.2f}"),
+)
 
-def _cell(row: Row, column: str, fmt: str = "{:.0f}") -> str:
-    return fmt.format(row[column]) if column in row else "-"
+
+def _cell(row: Row, key: str, fmt: str) -> str:
+    return fmt.format(row[key]) if key in row else f"[dim]{NO_DATA}[/]"
+
+
+def _noncompliant(row: Row) -> str:
+    if "deployments" not in row:
+        return f"[dim]{NO_DATA}[/]"
+    noncompliant = row.get("noncompliant", 0)
+    shown = f"{noncompliant:.0f} of {row['deployments']:.0f}"
+    return f"[bold red]{shown}[/]" if noncompliant else shown
 
 
 def render(rows: dict[tuple[str, str], Row], url: str) -> Table:
-    table = Table(title=f"sovereign GPUs and compliance ({url})", title_justify="left")
-    for header in (
-        "region",
-        "cluster",
-        "GPUs alloc",
-        "quota",
-        "capacity",
-        "util %",
-        "GPUs busy",
-        "GPU-h 24h",
-        "non-compliant",
-    ):
-        table.add_column(header, justify="left" if header in ("region", "cluster") else "right")
-    for (region, cluster), row in sorted(rows.items()):
-        over = "quota" in row and row.get("allocated", 0) > row["quota"]
-        noncompliant = row.get("noncompliant", 0)
-        table.add_row(
-            region,
-            cluster,
-            f"[bold red]{_cell(row, 'allocated')}[/]" if over else _cell(row, "allocated"),
-            _cell(row, "quota"),
-            _cell(row, "capacity"),
-            _cell(row, "util", "{:.1f}"),
-            _cell(row, "busy"),
-            _cell(row, "gpu_hours", "{:.2f}"),
-            f"[bold red]{noncompliant:.0f}[/] / {_cell(row, 'deployments')}"
-            if noncompliant
-            else f"0 / {_cell(row, 'deployments')}",
-        )
+    """One line per region, its clusters beneath it: a name is never cut, the numbers wrap instead."""
+    table = Table(
+        title=f"sovereign GPUs and compliance ({url})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=0,  # the box already puts a space between columns
+    )
+    table.add_column("region / cluster", no_wrap=True)
+    for header, _, _ in _COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("non-\ncompliant", justify="right")
+    for region, clusters in groupby(sorted(rows.items()), key=lambda item: item[0][0]):
+        table.add_row(f"[bold]{escape(region)}[/]")
+        for (_, cluster), row in clusters:
+            cells = [_cell(row, key, fmt) for _, key, fmt in _COLUMNS]
+            if "quota" in row and row.get("allocated", 0) > row["quota"]:
+                cells[0] = f"[bold red]{cells[0]}[/]"
+            table.add_row(f"  {escape(cluster)}", *cells, _noncompliant(row))
     if not rows:
         table.caption = "no sovereign series in this Prometheus yet"
     return table

@@ -333,6 +333,7 @@ class ControlPlane:
         ports = {
             "etcd": self.ports.etcd_client,
             "kube-apiserver": self.ports.apiserver,
+            "kube-controller-manager": self.ports.controller_manager,
             "opa": self.ports.opa,
         }
         return {
@@ -346,7 +347,7 @@ class ControlPlane:
                 {
                     "name": p.name,
                     "pid": p.pid,
-                    "port": ports.get(p.name),
+                    "port": ports[p.name],
                     "health_url": self._health_url(p.name),
                     "log": str(p.log_path),
                 }

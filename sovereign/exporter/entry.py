@@ -1,7 +1,8 @@
-"""The exporter's command line, shared by `python -m sovereign.exporter` and `sovereign exporter`.
+"""The exporter's own command line, `python -m sovereign.exporter`, and the serving both command lines share.
 
 argparse rather than Typer because this entry point must run on a bare GPU node that has only
-prometheus-client and nvidia-ml-py; `sovereign exporter` passes its arguments through to it.
+prometheus-client and nvidia-ml-py; `sovereign exporter` (sovereign/commands/exporter.py) takes the same
+options in the CLI's style and serves through `serve` here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from sovereign.errors import SovereignError
 from sovereign.exporter.service import Exporter, ExporterConfig, default_node
 from sovereign.vocabulary import CLUSTERS_RESOURCE
 
+# Loopback unless told otherwise: a scrape target on every interface is a choice made for a node's network.
+DEFAULT_ADDR = "127.0.0.1"
+DEFAULT_PORT = 9401
+DEFAULTS = ExporterConfig(node="", region="", cluster="")
+
 
 def _positive(text: str) -> float:
     value = float(text)
@@ -28,13 +34,13 @@ def _positive(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="sovereign exporter",
+        prog="python -m sovereign.exporter",
         description="Serve DCGM-compatible GPU metrics with sovereignty labels, GPU allocation accounting "
         "and per-source health on /metrics.",
     )
     p.add_argument("--once", action="store_true", help="print the exposition text once and exit")
-    p.add_argument("--addr", default="0.0.0.0", help="listen address (default: %(default)s)")
-    p.add_argument("--port", type=int, default=9401, help="listen port (default: %(default)s)")
+    p.add_argument("--addr", default=DEFAULT_ADDR, help="listen address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="listen port (default: %(default)s)")
     p.add_argument(
         "--node", default=default_node(), help="node name for Hostname (default: $NODE_NAME or host)"
     )
@@ -48,9 +54,14 @@ def parser() -> argparse.ArgumentParser:
     api.add_argument("--kubeconfig", type=Path, help="account GPU allocation from this API server")
     api.add_argument("--in-cluster", action="store_true", help="account from the API server of this pod")
     p.add_argument("--gpu-trace", type=Path, help="replay this NVML trace JSON instead of reading NVML")
-    p.add_argument("--interval", type=_positive, default=15.0, help="API server poll interval in seconds")
     p.add_argument(
-        "--tenant-limit", type=int, default=50, help="distinct tenants before others become 'other'"
+        "--interval", type=_positive, default=DEFAULTS.interval_s, help="API server poll interval in seconds"
+    )
+    p.add_argument(
+        "--tenant-limit",
+        type=int,
+        default=DEFAULTS.tenant_limit,
+        help="distinct tenants before others become 'other'",
     )
     p.add_argument(
         "--sovereignclusters-crd",
@@ -60,32 +71,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+def serve(config: ExporterConfig, addr: str, port: int, once: bool) -> int:
+    """Print the exposition once, or serve /metrics on addr:port until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="sovereign exporter: %(message)s", stream=sys.stderr)
-    exporter = Exporter(
-        ExporterConfig(
-            node=args.node,
-            region=args.region,
-            cluster=args.cluster,
-            kubeconfig=args.kubeconfig,
-            in_cluster=args.in_cluster,
-            gpu_trace=args.gpu_trace,
-            interval_s=args.interval,
-            tenant_limit=args.tenant_limit,
-            sovereign_clusters_crd=args.sovereignclusters_crd,
-        )
-    )
-    if args.once:
+    exporter = Exporter(config)
+    if once:
         exporter.poll()
         sys.stdout.write(exporter.exposition().decode())
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"sovereign exporter: serving http://{args.addr}:{args.port}/metrics", file=sys.stderr, flush=True)
-    exporter.serve(args.addr, args.port, stop)
+    print(f"sovereign exporter: serving http://{addr}:{port}/metrics", file=sys.stderr, flush=True)
+    exporter.serve(addr, port, stop)
     return 0
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    config = ExporterConfig(
+        node=args.node,
+        region=args.region,
+        cluster=args.cluster,
+        kubeconfig=args.kubeconfig,
+        in_cluster=args.in_cluster,
+        gpu_trace=args.gpu_trace,
+        interval_s=args.interval,
+        tenant_limit=args.tenant_limit,
+        sovereign_clusters_crd=args.sovereignclusters_crd,
+    )
+    return serve(config, args.addr, args.port, args.once)
 
 
 def main() -> None:

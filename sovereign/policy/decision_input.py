@@ -1,7 +1,9 @@
 """The decision input: checked here for shape and types only, every judgement is left to the Rego policy.
 
 Unknown fields are refused (a typo must not silently drop a fact the policy needs), and the user cannot
-supply `screening`: screening hits are always computed here from the denied-party list.
+supply `screening`: screening hits are always computed here from the denied-party list. Every field is
+written in snake_case (`end_use`) as the policy reads it, or in camelCase (`endUse`) as the Kubernetes
+objects (ClusterRequests, LlamaDeployments) write the same facts; giving both spellings is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
 
 from sovereign.errors import BadInput
 
@@ -60,52 +73,85 @@ class EndUse(StrEnum):
     intelligence = "intelligence"
 
 
+def _either_spelling(name: str) -> AliasChoices | None:
+    camel = to_camel(name)
+    return AliasChoices(name, camel) if camel != name else None
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The first choice, snake_case, is what the JSON Schema shows and what the policy is given.
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=AliasGenerator(validation_alias=_either_spelling)
+    )
 
 
 class Accreditation(Strict):
-    scheme: NonEmpty
+    scheme: NonEmpty = Field(description="a scheme of policies/data/accreditations.yaml, e.g. dod-il5")
     expires: IsoDate
-    reference: str | None = None  # the certificate or authorisation, for people: not a policy fact
+    reference: str | None = Field(
+        default=None, description="the certificate or authorisation, for people: not a policy fact"
+    )
 
 
 class Operator(Strict):
-    name: NonEmpty
-    country: CountryCode
+    """Who runs the cluster."""
+
+    name: NonEmpty = Field(description="as registered: it is screened against the denied-party list")
+    country: CountryCode = Field(description="where it is incorporated (an individual: domicile)")
     kind: OperatorKind
-    sponsor_country: CountryCode | None = None
-    # Where a company is run from, when not where it is incorporated (`country`); the Llama EU paragraph
-    # follows a company's principal place of business. Not read for an individual (domicile is `country`).
-    principal_place_of_business: CountryCode | None = None
+    sponsor_country: CountryCode | None = Field(
+        default=None, description="the government sponsoring a contractor"
+    )
+    # The Llama EU paragraph follows a company's principal place of business, not its incorporation.
+    principal_place_of_business: CountryCode | None = Field(
+        default=None,
+        description="where a company is run from, when not `country`; not read for an individual",
+    )
     monthly_active_users: Count | None = None
-    # Monthly active users of the licensee and its affiliates, by calendar month: Llama licences §2 count
-    # the month before each version's release date.
-    mau_by_month: dict[YearMonth, Count] | None = None
-    llama_licence_grant: StrictBool | None = None
+    # Llama licences §2 count the calendar month before each version's release date.
+    mau_by_month: dict[YearMonth, Count] | None = Field(
+        default=None, description="monthly active users of the licensee and its affiliates, by month"
+    )
+    llama_licence_grant: StrictBool | None = Field(
+        default=None,
+        description="true when Meta granted the licence §2 requires above 700 million monthly active users",
+    )
 
 
 class ClusterFacts(Strict):
+    """The cluster asked to host the model, as its declaration (clusters/*.yaml) states it."""
+
     name: DnsLabel
-    region: NonEmpty
-    country: CountryCode
-    weights_country: CountryCode | None = None
+    region: NonEmpty = Field(description="a region profile of policies/data/regions/, e.g. us-defense")
+    country: CountryCode = Field(description="where the cluster runs")
+    weights_country: CountryCode | None = Field(
+        default=None, description="where the weights are stored, when not `country`"
+    )
     gpu_quota: Count | None = None
     gpus_in_use: Count | None = None
     operator: Operator
     accreditations: list[Accreditation] = Field(default_factory=list)
-    tenants: list[DnsLabel] | None = None  # the namespaces that may deploy on it
+    tenants: list[DnsLabel] | None = Field(default=None, description="the namespaces that may deploy on it")
 
 
 class DecisionInput(Strict):
+    """One question for the policy: may this cluster host this model for this end use? Fields may also be
+    written in camelCase (endUse), as in the Kubernetes objects."""
+
     cluster: ClusterFacts
-    model: NonEmpty
+    model: NonEmpty = Field(
+        description="catalogue id (llama-3.3-70b-instruct) or Hugging Face repo id in any case "
+        "(meta-llama/Llama-3.3-70B-Instruct)"
+    )
     end_use: EndUse
-    gpus: Count | None = None
-    as_of: IsoDate | None = None
-    namespace: DnsLabel | None = None  # where the deployment is made (its tenant); None: no deployment
-    # Who must have signed the weights (an OpenSSF model signature), as the deployment names it.
-    weights_signer: DnsLabel | None = None
+    gpus: Count | None = Field(default=None, description="GPUs the deployment adds to the cluster's use")
+    as_of: IsoDate | None = Field(default=None, description="decide as of this date (default: today, UTC)")
+    namespace: DnsLabel | None = Field(
+        default=None, description="where the deployment is made (its tenant); absent: no deployment"
+    )
+    weights_signer: DnsLabel | None = Field(
+        default=None, description="who must have signed the weights (an OpenSSF model signature)"
+    )
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> DecisionInput:

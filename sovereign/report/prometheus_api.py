@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 import yaml
 
-from sovereign.errors import BadInput, SovereignError
+from sovereign.errors import BadInput, NotRunning, SovereignError
 
 Labels = dict[str, str]
 
@@ -37,7 +37,7 @@ class PrometheusApi:
             response = self.session.get(f"{self.url}{path}", params=params, timeout=10)
         except requests.RequestException as exc:
             why = type(exc).__name__
-            raise SovereignError(
+            raise NotRunning(
                 f"Prometheus at {self.url} is unreachable ({why}): start it or fix {self.setting}"
             ) from exc
         try:

@@ -108,4 +108,4 @@ def _write_stack(plan: RegionPlan, project: Path, kubeconfig: Path, clusters: li
             "sovereign:egressCidrs": ["127.0.0.0/8"],
         }
     }
-    (stacks / f"Pulumi.{plan.region}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (stacks / f"{plan.region}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
