@@ -34,7 +34,9 @@ policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>=
 
 test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	# A native crash (also while the interpreter exits) prints every thread's stack instead of only a signal.
-	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider
+	# Four workers, each running whole modules (their fixtures stay per module), longest modules first
+	# (tests/conftest.py): most of a module's time is spent waiting on real components.
+	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider -n 4 --dist loadfile --no-loadscope-reorder
 
 bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only step that signs
 	$(VENV)/bin/sovereign bundle build

@@ -34,10 +34,22 @@ from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sa
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test on the real control plane is marked `controlplane` from the fixtures it uses, so `make
-    test-fast` (-m "not controlplane and not slow") leaves it out without anyone remembering to mark it."""
+    test-fast` (-m "not controlplane and not slow") leaves it out without anyone remembering to mark it.
+
+    Then whole modules are ordered slow first (a longer allowed timeout first: the demo), control-plane
+    next: `make test`'s workers (pytest-xdist, whole modules each) start the longest modules first instead
+    of finishing on one of them."""
     for item in items:
         if "controlplane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.controlplane)
+    rank: dict[str, tuple[int, float]] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        kind = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("controlplane") else 2
+        timeout = item.get_closest_marker("timeout")
+        weight = (kind, -float(timeout.args[0]) if timeout else 0.0)
+        rank[module] = min(rank.get(module, weight), weight)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
 
 
 @pytest.fixture(scope="session", autouse=True)

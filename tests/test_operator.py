@@ -148,7 +148,8 @@ def test_an_edited_owned_rayservice_is_restored_to_what_was_judged_annotation_or
     assert (
         restored["metadata"]["generation"] > judged["metadata"]["generation"]
     )  # it was edited, then restored
-    assert "RayServiceUpdated" in op.event_reasons(ns, name)
+    # The Event follows the restoring write; it is not in the same request.
+    wait_until(lambda: "RayServiceUpdated" in op.event_reasons(ns, name), WAIT_S, "its Event")
 
 
 def test_without_admission_a_denied_deployment_gets_no_rayservice_but_reasons(
