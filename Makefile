@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 # The Pulumi stand-ins (tools/pulumi-plugins/README.md) must be on PATH for a plain `pulumi` run.
 export PATH := $(CURDIR)/tools/pulumi-plugins:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools venv venv-serving lint policy-test test bundle demo demo-check demo-down dev-up dev-down dev-status clean
+.PHONY: help tools venv venv-serving lint policy-test test test-fast bundle demo demo-check demo-down dev-up dev-down dev-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,9 +34,10 @@ policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>=
 
 test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	# A native crash (also while the interpreter exits) prints every thread's stack instead of only a signal.
-	# Four workers, each running whole modules (their fixtures stay per module), longest modules first
-	# (tests/conftest.py): most of a module's time is spent waiting on real components.
-	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider -n 4 --dist loadfile --no-loadscope-reorder
+	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider
+
+test-fast: venv-serving  ## the inner loop: every test without a control plane, a local Ray or a long run
+	pytest -p no:cacheprovider -m "not controlplane and not slow" -n 2
 
 bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only step that signs
 	$(VENV)/bin/sovereign bundle build
