@@ -29,6 +29,7 @@ from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 
 MODEL = "llama-3.1-8b-instruct"
+pytestmark = pytest.mark.slow  # 10,000 generated attempts through the real guard
 
 
 @pytest.fixture(scope="module")
