@@ -233,9 +233,11 @@ def _replica_window(answers: list[Answer], timeline: Timeline) -> tuple[float, f
     return killed, back.done if back else float("inf")
 
 
-def checks(answers: list[Answer], timeline: Timeline | None, records: dict[str, Any] | None) -> list[Check]:
+def checks(
+    answers: list[Answer], timeline: Timeline | None, records: dict[str, Logged] | None
+) -> list[Check]:
     """The must-holds of one run. `records`: the decision log's serving records by request id (None: the
-    log was not read); a record has `time` (datetime) and `allow`."""
+    log was not read)."""
     found: list[Check] = []
     window = _replica_window(answers, timeline) if timeline else None
     errors = [a for a in answers if a.outcome is Outcome.ERROR]
@@ -256,7 +258,7 @@ def checks(answers: list[Answer], timeline: Timeline | None, records: dict[str, 
     detail = f"{len(unguarded)} of {len(served) + len(unguarded)} 200s without the guard's request id"
     unrecorded: list[Answer] = []
     if records is not None:
-        unrecorded = [a for a in served if not getattr(records.get(str(a.request_id)), "allow", False)]
+        unrecorded = [a for a in served if not (r := records.get(str(a.request_id))) or not r.allow]
         detail += f"; {len(unrecorded)} without an allowed decision record"
     found.append(Check("every 200 from the guard", not unguarded and not unrecorded, detail))
     if timeline is None:
@@ -283,7 +285,7 @@ def checks(answers: list[Answer], timeline: Timeline | None, records: dict[str, 
             judged_down = [
                 a
                 for a in served
-                if (record := records.get(str(a.request_id))) and down[0] <= record.time.timestamp() < down[1]
+                if (record := records.get(str(a.request_id))) and down[0] <= record.time < down[1]
             ]
             detail += f"; {len(judged_down)} 200s judged while it was down (decision log)"
         found.append(Check("no 200 while OPA is down", not sent_down and not judged_down, detail))
@@ -358,14 +360,13 @@ def serving(workdir: Path, max_tokens: int) -> Iterator[Gateway]:
     from serving.manifest import rayservice
     from sovereign.policy.bundle import build_bundle
 
-    bundle = build_bundle(progress=lambda _: None)
-    opa = LocalOpa(workdir / "opa", bundle)
-    opa.start()
+    opa = LocalOpa(workdir / "opa", build_bundle(progress=lambda _: None))
     args = serving_args(_text_model(workdir), max_tokens)
     service = rayservice("load", "eu", args, runtime_env={"env_vars": {"SOVEREIGN_OPA_URL": opa.url}})
     ray = LocalRay(num_cpus=2, http_port=free_port())
-    ray.start()
     try:
+        opa.start()
+        ray.start()
         plane = DataPlane(ray, progress=lambda _: None)
         deadline = time.monotonic() + 300
         while not all(s["serviceStatus"] == "Running" for s in plane.reconcile([service]).values()):
@@ -374,7 +375,7 @@ def serving(workdir: Path, max_tokens: int) -> Iterator[Gateway]:
             time.sleep(1)
         yield Gateway(f"{ray.url}/load/eu/v1", opa, ray)
     finally:
-        ray.stop()
+        ray.stop()  # harmless where Ray never started
         opa.stop()
 
 
@@ -398,7 +399,20 @@ def kill_replica(deployment: str) -> str:
     return name
 
 
-def decision_records() -> dict[str, Any]:
+@dataclass(frozen=True)
+class Logged:
+    """A request's decision record, as far as the checks need it."""
+
+    time: float  # wall-clock seconds
+    verdict: str  # allowed, denied, undecided
+    segment: str  # the log segment: one per replica process
+
+    @property
+    def allow(self) -> bool:
+        return self.verdict == "allowed"
+
+
+def decision_records() -> dict[str, Logged]:
     """The serving decision records the replicas wrote, by request id."""
     from sovereign.audit.location import audit_dir
     from sovereign.audit.query import Query, read_records
@@ -407,7 +421,11 @@ def decision_records() -> dict[str, Any]:
     logged, _ = read_records(audit_dir(), Query(point=Point.SERVING))
     prefix = "request "
     return {
-        r.record.subject.removeprefix(prefix): r.record for r in logged if r.record.subject.startswith(prefix)
+        r.record.subject.removeprefix(prefix): Logged(
+            r.record.time.timestamp(), r.record.verdict, r.record_id.rpartition(":")[0]
+        )
+        for r in logged
+        if r.record.subject.startswith(prefix)
     }
 
 
@@ -623,27 +641,49 @@ def rows(phase: str, answers: list[Answer]) -> list[list[str]]:
     return table
 
 
-def timeline_facts(answers: list[Answer], timeline: Timeline) -> list[tuple[str, str]]:
-    """The faults and what the clients saw, in seconds from the start of the run."""
+def timeline_facts(
+    answers: list[Answer], timeline: Timeline, records: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """The faults, what the clients saw and what the guard decided (its log), in seconds from the start of
+    the run. A client's answer may wait in Serve's queue behind generations; the log shows when the guard
+    itself saw the change."""
 
     def t(at: float | None) -> str:
         return "-" if at is None else f"t+{at - timeline.start:.2f} s"
+
+    def first_logged(after: float, verdict: str | None = None, new_process: bool = False) -> float | None:
+        earlier = {r.segment for r in records.values() if r.time < after}
+        return min(
+            (
+                r.time
+                for r in records.values()
+                if r.time >= after
+                and (verdict is None or r.verdict == verdict)
+                and not (new_process and r.segment in earlier)
+            ),
+            default=None,
+        )
 
     killed, restarted = timeline.at("OPA killed"), timeline.at("OPA restarted")
     replica = timeline.at("replica killed")
     events: list[tuple[str, float | None]] = [("OPA SIGKILLed", killed)]
     if killed is not None:
         first = _first(answers, killed, Outcome.FAIL_CLOSED)
-        events.append(("first 503 after the kill", first.done if first else None))
+        events.append(("first undecided (engine unavailable) in the log", first_logged(killed, "undecided")))
+        events.append(("first 503 answered after the kill", first.done if first else None))
     events += [("OPA started again", restarted), ("OPA ready", timeline.ended("OPA restarted"))]
     if restarted is not None:
         first = _first(answers, restarted, Outcome.SERVED, by="sent")
-        events.append(("first 200 after the restart", first.done if first else None))
+        events.append(("first allowed in the log after the restart", first_logged(restarted, "allowed")))
+        events.append(("first 200 to a request sent after the restart", first.done if first else None))
     events.append(("ingress replica killed", replica))
-    events.append(("new ingress replica running", timeline.at("replica replaced")))
+    events.append(("new ingress replica actor", timeline.at("replica replaced")))
     if replica is not None:
         first = _first(answers, replica, Outcome.SERVED, by="sent")
-        events.append(("first 200 after the replica's kill", first.done if first else None))
+        events.append(
+            ("first decision of the new replica in the log", first_logged(replica, new_process=True))
+        )
+        events.append(("first 200 to a request sent after the replica's kill", first.done if first else None))
     return [(f"faults: {name}", t(at)) for name, at in events]
 
 
@@ -698,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
                     Check(f"{phase}: {c.name}", c.met, c.detail) for c in checks(answers, timeline, records)
                 ]
                 if timeline is not None:
-                    facts += timeline_facts(answers, timeline)
+                    facts += timeline_facts(answers, timeline, records)
         if "operator" in phases:
             figures, operator_checks = operator_phase(workdir, options.deployments)
             facts += [("operator", _rollout_fact(figures)), ("load average after the rollout", load())]

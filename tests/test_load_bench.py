@@ -9,8 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -48,24 +47,21 @@ def test_fault_verdicts_flag_what_breaks_a_must_hold_and_nothing_else(bench: Any
         Answer(Kind.TEXT, T0 + 10, T0 + 10.3, closed, 503, "ENGINE_UNAVAILABLE", "d"),
         # Sent during the outage, queued in Serve, judged after the restart: rightly served.
         Answer(Kind.TEXT, T0 + 19, T0 + 22, served, 200, "ok", "e"),
-        Answer(
-            Kind.TEXT, T0 + 29, T0 + 31, Outcome.ERROR, 500, "http_500"
-        ),  # in-flight on the killed replica
+        # In flight on the replica when it was killed: the fault's error, not the gateway's.
+        Answer(Kind.TEXT, T0 + 29, T0 + 31, Outcome.ERROR, 500, "http_500"),
         Answer(Kind.TEXT, T0 + 32, T0 + 40, served, 200, "ok", "f"),
     ]
     judged = {"a": 1.5, "c": 9.5, "e": 21.5, "f": 39.0}
-    records = {
-        rid: SimpleNamespace(time=datetime.fromtimestamp(T0 + at, UTC), allow=True)
-        for rid, at in judged.items()
-    }
+
+    def logged(at: dict[str, float]) -> dict[str, Any]:
+        return {rid: bench.Logged(T0 + t, "allowed", "serving-1") for rid, t in at.items()}
+
+    records = logged(judged)
     assert [c.name for c in bench.checks(answers, timeline, records) if not c.met] == []
 
-    def broken(extra: list[Any], logged: dict[str, float] | None = None) -> list[str]:
-        more = {
-            rid: SimpleNamespace(time=datetime.fromtimestamp(T0 + at, UTC), allow=True)
-            for rid, at in (logged or {}).items()
-        }
-        return [c.name for c in bench.checks(answers + extra, timeline, records | more) if not c.met]
+    def broken(extra: list[Any], judged_too: dict[str, float] | None = None) -> list[str]:
+        found = bench.checks(answers + extra, timeline, records | logged(judged_too or {}))
+        return [c.name for c in found if not c.met]
 
     down = "no 200 while OPA is down"
     assert broken([Answer(Kind.TEXT, T0 + 5, T0 + 18, served, 200, "ok", "g")], {"g": 15.0}) == [down]
