@@ -34,7 +34,7 @@ from ray.serve import Application
 
 from serving.app import build_with_ingress
 from serving.args import ServingArgs
-from serving.ingress import OpenAiIngress
+from serving.ingress import INGRESS_OPTIONS, OpenAiIngress
 from sovereign import toolchain
 from sovereign.policy import subjects
 from sovereign.policy.clusters import load_cluster
@@ -45,13 +45,11 @@ MODEL = "llama-3.1-8b-instruct"
 class _UnguardedIngress(OpenAiIngress.func_or_class):  # type: ignore[name-defined,misc]
     """The served ingress minus the guard: everything else (parsing, limits, metrics) is the same."""
 
-    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
+    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None, request_id: str) -> None:
         return None
 
 
-UnguardedIngress = serve.deployment(name="SovereignIngress", ray_actor_options={"num_cpus": 0})(
-    _UnguardedIngress
-)
+UnguardedIngress = serve.deployment(**INGRESS_OPTIONS)(_UnguardedIngress)
 
 
 def build_unguarded_app(args: dict[str, Any]) -> Application:
