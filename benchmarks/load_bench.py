@@ -10,8 +10,9 @@ region refuses (403 REGION_MODALITY) and streamed chat completions, 2:1:1.
 Phases (`--phases`, default all three):
 
 - load: the load for `--seconds`;
-- faults: the same load while OPA is SIGKILLed (at 15 % of the run), started again (35 %), and the
-  ingress replica, the guard's home, is killed with `ray.kill` (55 %) for Serve to replace;
+- faults: the same load while OPA is SIGKILLed (15 % into the run), started again (20 % later), and
+  the ingress replica, the guard's home, killed with `ray.kill` (20 % after OPA is back) for Serve to
+  replace;
 - operator: a fresh control plane and `sovereign operator run`; `--deployments` LlamaDeployments are
   submitted, the operator is SIGKILLed once a quarter of their RayServices exist, started again, and
   the rollout must converge with exactly one RayService per deployment.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -42,8 +44,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,9 @@ TENANT_HEADER = "x-tenant-id"
 # Enough for the guard to see an image (the region refuses it before any model would read it).
 IMAGE_PART = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAE="}}
 FAIL_CLOSED_WITHIN_S = 1.0
-# Where in the faults run each fault is injected, as a fraction of --seconds.
-OPA_KILL_AT, OPA_RESTART_AT, REPLICA_KILL_AT = 0.15, 0.35, 0.55
+# The faults run, in fractions of --seconds: OPA killed after 15 %, down for 20 %; 20 % after it is ready
+# again, the ingress replica killed.
+OPA_KILL_AT, OPA_DOWN, BEFORE_REPLICA_KILL = 0.15, 0.2, 0.2
 
 
 class Kind(StrEnum):
@@ -164,47 +167,94 @@ class Timeline:
         return self.events[name][1] if name in self.events else None
 
 
-Fault = tuple[float, str, Callable[[], Any]]  # (seconds after the start, name, blocking action)
+Fault = tuple[float, str, Callable[[], Any]]  # (seconds after the previous one ended, name, action)
 
 
-async def _inject(faults: list[Fault], timeline: Timeline) -> None:
-    for offset, name, action in faults:
-        await asyncio.sleep(max(0.0, timeline.start + offset - time.time()))
-        begun = time.time()
-        await asyncio.to_thread(action)
-        timeline.events[name] = (begun, time.time())
+async def _lag(stop: asyncio.Event, lags: list[float], period: float = 0.1) -> None:
+    """How late the clients' event loop wakes: its lag is in every latency measured, so it is reported."""
+    while not stop.is_set():
+        asked = time.perf_counter()
+        await asyncio.sleep(period)
+        lags.append((time.perf_counter() - asked - period) * 1000)
 
 
-async def _drive(
-    url: str,
-    options: argparse.Namespace,
-    faults: list[Fault] | None = None,
-    timeline: Timeline | None = None,
-) -> list[Answer]:
-    """`options.clients` clients for `options.seconds`; each fault injected at its time, into `timeline`
-    (whose start is set here)."""
+@dataclass
+class Run:
+    answers: list[Answer]
+    timeline: Timeline
+    loop_lag_ms: list[float]
+
+
+async def _clients(
+    url: str, options: argparse.Namespace, timeline: Timeline, started: threading.Event
+) -> Run:
+    """`options.clients` clients for `options.seconds`; `started` is set when the clock starts."""
     answers: list[Answer] = []
     clients, max_tokens = options.clients, options.max_tokens
-    timeline = timeline or Timeline(0.0)
-    timeline.start = time.time()
-    deadline = timeline.start + options.seconds
-
-    async def one_client(index: int) -> None:
-        # One client, one connection, one request at a time, as N users of the API would be.
-        async with openai.AsyncOpenAI(
+    # One client, one connection, one request at a time, as N users of the API would be. Made before the
+    # clock starts: making hundreds (each its own TLS context) takes seconds of CPU.
+    made = [
+        openai.AsyncOpenAI(
             base_url=url,
             api_key="unused",
             max_retries=0,
             timeout=options.timeout,
             default_headers={TENANT_HEADER: f"load-{index % 10}"},
-        ) as client:
+        )
+        for index in range(clients)
+    ]
+    timeline.start = time.time()
+    deadline = timeline.start + options.seconds
+    started.set()
+
+    async def one_client(index: int) -> None:
+        async with made[index] as client:
             i = index
             while time.time() < deadline:
                 answers.append(await ask(client, MIX[i % len(MIX)], i, max_tokens))
                 i += clients
 
-    await asyncio.gather(_inject(faults or [], timeline), *(one_client(c) for c in range(clients)))
-    return answers
+    lags: list[float] = []
+    lag_stop = asyncio.Event()
+    lag = asyncio.create_task(_lag(lag_stop, lags))
+    try:
+        await asyncio.gather(*(one_client(c) for c in range(clients)))
+    finally:
+        lag_stop.set()
+        await lag
+    return Run(answers, timeline, lags)
+
+
+def drive(url: str, options: argparse.Namespace, faults: list[Fault]) -> Run:
+    """The clients, their event loop in a thread of its own, and each fault in turn, `gap` seconds after
+    the previous one ended (the first after the start), from this thread. Not the other way round: a
+    process started from a thread gets SIGKILL when that thread ends (ManagedProcess's PDEATHSIG), and
+    OPA started again from a short-lived thread went down with it."""
+    timeline, started, finished = Timeline(0.0), threading.Event(), threading.Event()
+    outcome: list[Run | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(asyncio.run(_clients(url, options, timeline, started)))
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            outcome.append(exc)
+        finally:
+            started.set()
+            finished.set()
+
+    thread = threading.Thread(target=run, name="load-clients", daemon=True)
+    thread.start()
+    started.wait()
+    for gap, name, action in faults:
+        if finished.wait(gap):
+            break
+        begun = time.time()
+        action()
+        timeline.events[name] = (begun, time.time())
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 # --- what must hold -----------------------------------------------------------------------------------------
@@ -364,19 +414,33 @@ def serving(workdir: Path, max_tokens: int) -> Iterator[Gateway]:
     args = serving_args(_text_model(workdir), max_tokens)
     service = rayservice("load", "eu", args, runtime_env={"env_vars": {"SOVEREIGN_OPA_URL": opa.url}})
     ray = LocalRay(num_cpus=2, http_port=free_port())
-    try:
+    with ExitStack() as started:
         opa.start()
-        ray.start()
+        started.callback(opa.stop)
+        _start(ray)
+        started.callback(ray.stop)
         plane = DataPlane(ray, progress=lambda _: None)
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900  # a loaded 2-core machine has taken over 5 min
         while not all(s["serviceStatus"] == "Running" for s in plane.reconcile([service]).values()):
             if time.monotonic() > deadline:
                 raise SystemExit(f"the app did not start: {ray.applications()}")
             time.sleep(1)
         yield Gateway(f"{ray.url}/load/eu/v1", opa, ray)
-    finally:
-        ray.stop()  # harmless where Ray never started
-        opa.stop()
+
+
+def _start(local: Any, tries: int = 3) -> None:
+    """Start the local Ray, again if its raylet did not register within Ray's fixed 30 s (seen here with
+    the load average above 20)."""
+    import ray
+
+    for attempt in range(1, tries + 1):
+        try:
+            local.start()
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == tries:
+                raise
+            ray.shutdown()
 
 
 def replicas(deployment: str) -> list[str]:
@@ -441,9 +505,13 @@ def _warm_up(url: str, max_tokens: int) -> None:
         raise SystemExit(f"the warm-up was not answered as expected: {wrong}")
 
 
-def faults_phase(gateway: Gateway, options: argparse.Namespace) -> tuple[list[Answer], Timeline]:
-    """The load, with OPA killed and restarted, then the ingress replica killed."""
-    timeline = Timeline(0.0)
+def load_phase(gateway: Gateway, options: argparse.Namespace) -> Run:
+    return drive(gateway.url, options, [])
+
+
+def faults_phase(gateway: Gateway, options: argparse.Namespace) -> Run:
+    """The load, with OPA killed and started again, then the ingress replica killed."""
+    replaced: dict[str, float] = {}
     stop = threading.Event()
 
     def kill_ingress() -> None:
@@ -452,7 +520,7 @@ def faults_phase(gateway: Gateway, options: argparse.Namespace) -> tuple[list[An
         def watch() -> None:  # when Serve has a new replica actor in place of the killed one
             while not stop.is_set():
                 if any(name != killed for name in replicas("SovereignIngress")):
-                    timeline.events["replica replaced"] = (time.time(), time.time())
+                    replaced["at"] = time.time()
                     return
                 time.sleep(0.1)
 
@@ -461,14 +529,16 @@ def faults_phase(gateway: Gateway, options: argparse.Namespace) -> tuple[list[An
     seconds = options.seconds
     faults: list[Fault] = [
         (OPA_KILL_AT * seconds, "OPA killed", gateway.opa.kill),
-        (OPA_RESTART_AT * seconds, "OPA restarted", gateway.opa.start),
-        (REPLICA_KILL_AT * seconds, "replica killed", kill_ingress),
+        (OPA_DOWN * seconds, "OPA restarted", gateway.opa.start),
+        (BEFORE_REPLICA_KILL * seconds, "replica killed", kill_ingress),
     ]
     try:
-        answers = asyncio.run(_drive(gateway.url, options, faults, timeline))
+        run = drive(gateway.url, options, faults)
     finally:
         stop.set()
-    return answers, timeline
+    if "at" in replaced:
+        run.timeline.events["replica replaced"] = (replaced["at"], replaced["at"])
+    return run
 
 
 # --- the operator -------------------------------------------------------------------------------------------
@@ -687,6 +757,16 @@ def timeline_facts(
     return [(f"faults: {name}", t(at)) for name, at in events]
 
 
+def _save(path: Path, runs: list[tuple[str, Run]]) -> None:
+    with path.open("w") as out:
+        for phase, run in runs:
+            out.write(
+                json.dumps({"phase": phase, "start": run.timeline.start, "events": run.timeline.events})
+            )
+            out.write("\n")
+            out.writelines(json.dumps({"phase": phase, **asdict(answer)}) + "\n" for answer in run.answers)
+
+
 def _rollout_fact(figures: dict[str, Any]) -> str:
     return (
         f"{figures['deployments']} LlamaDeployments; SIGKILL at t+{figures['killed_s']:.1f} s with "
@@ -707,6 +787,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
     parser.add_argument("--deployments", type=int, default=200, help="the operator phase's rollout")
     parser.add_argument("--markdown", action="store_true", help="print the results as Markdown")
+    parser.add_argument("--answers", type=Path, help="write every answer and the fault timeline (JSON lines)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the state, logs and decision log here (default: a temporary dir)"
+    )
     options = parser.parse_args(argv)
     phases = [p.strip() for p in options.phases.split(",") if p.strip()]
     if unknown := set(phases) - {"load", "faults", "operator"}:
@@ -718,27 +802,33 @@ def main(argv: list[str] | None = None) -> int:
         facts.append(("clients", f"{options.clients}, {each}, timeout {options.timeout:.0f} s"))
     table: list[list[str]] = []
     found: list[Check] = []
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
-        workdir = Path(tmp)
+    with ExitStack() as cleanup:
+        workdir = options.workdir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="load-")))
         _dev_state(workdir / "state")
         if {"load", "faults"} & set(phases):
             with serving(workdir, options.max_tokens) as gateway:
                 _warm_up(gateway.url, options.max_tokens)
-                runs: list[tuple[str, list[Answer], Timeline | None]] = []
+                runs: list[tuple[str, Run]] = []
                 if "load" in phases:
-                    runs.append(("load", asyncio.run(_drive(gateway.url, options)), None))
+                    runs.append(("load", load_phase(gateway, options)))
                 if "faults" in phases:
-                    runs.append(("faults", *faults_phase(gateway, options)))
+                    runs.append(("faults", faults_phase(gateway, options)))
                 facts.append(("load average after the serving runs", load()))
                 time.sleep(1)  # the replicas' log writers flush within milliseconds; leave them a second
                 records = decision_records()
-            for phase, answers, timeline in runs:
-                table += rows(phase, answers)
+            if options.answers:
+                _save(options.answers, runs)
+            for phase, run in runs:
+                table += rows(phase, run.answers)
+                timeline = run.timeline if run.timeline.events else None
                 found += [
-                    Check(f"{phase}: {c.name}", c.met, c.detail) for c in checks(answers, timeline, records)
+                    Check(f"{phase}: {c.name}", c.met, c.detail)
+                    for c in checks(run.answers, timeline, records)
                 ]
+                lag = f"p50 {_ms(run.loop_lag_ms, 50)} ms, p99 {_ms(run.loop_lag_ms, 99)} ms"
+                facts.append((f"{phase}: the clients' event loop woke late by", lag))
                 if timeline is not None:
-                    facts += timeline_facts(answers, timeline, records)
+                    facts += timeline_facts(run.answers, timeline, records)
         if "operator" in phases:
             figures, operator_checks = operator_phase(workdir, options.deployments)
             facts += [("operator", _rollout_fact(figures)), ("load average after the rollout", load())]
