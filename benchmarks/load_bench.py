@@ -48,10 +48,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 from report import load, machine, show
+
+if TYPE_CHECKING:  # for the hints: the stack's modules are imported where it is started
+    from operators.localrun import LocalOpa
+    from serving.dataplane import LocalRay
 
 REQUEST_ID_HEADER = "x-sovereign-request-id"  # serving.ingress's; not imported, so no Ray to load here
 TENANT_HEADER = "x-tenant-id"
@@ -396,8 +400,8 @@ def _text_model(workdir: Path) -> Path:
 @dataclass
 class Gateway:
     url: str  # the OpenAI base URL
-    opa: Any  # operators.localrun.LocalOpa
-    ray: Any  # serving.dataplane.LocalRay
+    opa: LocalOpa
+    ray: LocalRay
 
 
 @contextmanager
@@ -428,7 +432,7 @@ def serving(workdir: Path, max_tokens: int) -> Iterator[Gateway]:
         yield Gateway(f"{ray.url}/load/eu/v1", opa, ray)
 
 
-def _start(local: Any, tries: int = 3) -> None:
+def _start(local: LocalRay, tries: int = 3) -> None:
     """Start the local Ray, again if its raylet did not register within Ray's fixed 30 s (seen here with
     the load average above 20)."""
     import ray
