@@ -71,8 +71,9 @@ def test_fault_verdicts_flag_what_breaks_a_must_hold_and_nothing_else(bench: Any
     assert broken([Answer(Kind.TEXT, T0 + 2, T0 + 3, Outcome.UNGUARDED, 200, "ok")]) == [guarded]
     image = replace(answers[0], kind=Kind.IMAGE)
     assert broken([image], {"a": 1.5}) == ["no image request served"]
-    late_error = Answer(Kind.TEXT, T0 + 41, T0 + 42, Outcome.ERROR, None, "timeout")
-    assert broken([late_error]) == ["no error that is not a policy answer (outside the replica's restart)"]
+    errors = "no error that is not a policy answer (but for requests in flight on the killed replica)"
+    assert broken([Answer(Kind.TEXT, T0 + 41, T0 + 42, Outcome.ERROR, None, "timeout")]) == [errors]
+    assert broken([Answer(Kind.TEXT, T0 + 30.5, T0 + 31, Outcome.ERROR, 500, "http_500")]) == [errors]
     slow = [a for a in answers if a.outcome is not closed] + [replace(answers[3], done=T0 + 11.5)]
     assert [c.name for c in bench.checks(slow, timeline, records) if not c.met] == [
         "503 within 1 s of OPA's kill"
