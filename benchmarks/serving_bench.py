@@ -34,7 +34,7 @@ from ray.serve import Application
 
 from serving.app import build_with_ingress
 from serving.args import ServingArgs
-from serving.ingress import OpenAiIngress
+from serving.ingress import INGRESS_OPTIONS, OpenAiIngress
 from sovereign import toolchain
 from sovereign.policy import subjects
 from sovereign.policy.clusters import load_cluster
@@ -45,20 +45,18 @@ MODEL = "llama-3.1-8b-instruct"
 class _UnguardedIngress(OpenAiIngress.func_or_class):  # type: ignore[name-defined,misc]
     """The served ingress minus the guard: everything else (parsing, limits, metrics) is the same."""
 
-    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None) -> None:
+    async def _check(self, body: dict[str, Any], model_id: str, tenant: str | None, request_id: str) -> None:
         return None
 
 
-UnguardedIngress = serve.deployment(name="SovereignIngress", ray_actor_options={"num_cpus": 0})(
-    _UnguardedIngress
-)
+UnguardedIngress = serve.deployment(**INGRESS_OPTIONS)(_UnguardedIngress)
 
 
 def build_unguarded_app(args: dict[str, Any]) -> Application:
     return build_with_ingress(ServingArgs.model_validate(args), UnguardedIngress)
 
 
-def _args(model_source: Path, max_new_tokens: int) -> ServingArgs:
+def serving_args(model_source: Path, max_new_tokens: int) -> ServingArgs:
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     return ServingArgs.model_validate(
         {
@@ -74,11 +72,11 @@ def _args(model_source: Path, max_new_tokens: int) -> ServingArgs:
     )
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _request_body(i: int, max_tokens: int) -> dict[str, Any]:
+def request_body(i: int, max_tokens: int) -> dict[str, Any]:
     # Varied text (so nothing is cached on the way) of a realistic shape: system + user turn.
     return {
         "model": MODEL,
@@ -99,7 +97,7 @@ def _latencies(
         order = list(urls.items()) if i % 2 == 0 else list(reversed(urls.items()))
         for name, url in order:
             start = time.perf_counter()
-            reply = session.post(url, json=_request_body(i, max_tokens), headers={"x-tenant-id": "bench"})
+            reply = session.post(url, json=request_body(i, max_tokens), headers={"x-tenant-id": "bench"})
             times[name].append((time.perf_counter() - start) * 1000)
             reply.raise_for_status()
     return times
@@ -150,7 +148,7 @@ def _throughput(
         i, url = args
         session = sessions[i % concurrency]
         session.post(
-            url, json=_request_body(i, max_tokens), headers={"x-tenant-id": "bench"}
+            url, json=request_body(i, max_tokens), headers={"x-tenant-id": "bench"}
         ).raise_for_status()
 
     with ThreadPoolExecutor(concurrency) as pool:
@@ -170,7 +168,7 @@ def _guard_alone(n: int) -> dict[str, float]:
 
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
     guard = RequestGuard(cluster, "commercial", [MODEL])
-    bodies = [_request_body(i, 1) for i in range(n)]
+    bodies = [request_body(i, 1) for i in range(n)]
     inputs = [guard.decision_input(MODEL, request_modalities(b), "bench") for b in bodies]
     parts = {
         "guard_check": lambda i: guard.check(bodies[i], MODEL, "bench"),
@@ -211,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get(SCREENING_LIST_ENV):
         install_dev_sample()  # the guard screens every request: against the dev sample, as after `dev up`
     source = next(folder for model, folder, _ in build_all(models_dir()) if model.name == "tiny-llama-text")
-    args = _args(source, max(options.max_tokens, 1))
+    args = serving_args(source, max(options.max_tokens, 1))
     guarded = rayservice("bench", "guarded", args)
     # The twin's builder lives here, beside this script: its workers find it through PYTHONPATH.
     here = str(Path(__file__).resolve().parent)
@@ -252,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_tokens": options.max_tokens,
         "concurrency": options.concurrency,
         **{
-            f"{name}_p{q}_ms": round(_percentile(times, q), 3)
+            f"{name}_p{q}_ms": round(percentile(times, q), 3)
             for name, times in latency.items()
             for q in (50, 90, 99)
         },

@@ -41,6 +41,16 @@ REQUEST_ID_HEADER = "x-sovereign-request-id"  # the subject of the request's dec
 # Seconds between engine health checks of an idle replica: well inside the alert's 2 minutes.
 ENGINE_CHECK_S = 10.0
 api = FastAPI(title="sovereign Llama serving", docs_url=None, redoc_url=None, openapi_url=None)
+# Each request holds the ingress while its body arrives and while the model generates, but costs it only
+# milliseconds of work: at Ray's default of 5 ongoing requests per replica, five slow clients stalled the
+# gateway, and under load policy refusals and fail-closed 503s queued in the proxy behind generations
+# (benchmarks/load_bench.py: the first 503 came 3.6 s after OPA died). Backpressure on generation stays
+# with the model deployment's own limit.
+INGRESS_OPTIONS: dict[str, Any] = {
+    "name": "SovereignIngress",
+    "ray_actor_options": {"num_cpus": 0},
+    "max_ongoing_requests": 1000,
+}
 
 
 class _Refusal(Exception):
@@ -102,7 +112,7 @@ _COMPLETION = _Endpoint(
 )
 
 
-@serve.deployment(name="SovereignIngress", ray_actor_options={"num_cpus": 0})
+@serve.deployment(**INGRESS_OPTIONS)
 @serve.ingress(api)
 class OpenAiIngress:
     def __init__(self, args: dict[str, Any], servers: list[DeploymentHandle]) -> None:

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,6 +243,34 @@ def test_image_request_to_the_eu_text_only_cluster_is_refused_with_region_modali
     error = refused.value.body
     assert refused.value.status_code == 403 and error["type"] == "permission_error"
     assert error["code"] == "REGION_MODALITY", error
+
+
+def test_requests_held_open_by_slow_clients_do_not_hold_up_the_guards_answer_to_others(
+    served: dict[str, Any],
+) -> None:
+    # More requests whose bodies never finish arriving than Ray's default limit of ongoing requests per
+    # replica (5): each one holds the ingress while it waits for the rest of its body. At that limit, every
+    # other request waited in the proxy behind them (and behind generations: under load, the first 503
+    # after OPA died came 3.6 s late; benchmarks/load_bench.py).
+    ray = served["ray"]
+    head = (
+        f"POST /default/eu/v1/chat/completions HTTP/1.1\r\nHost: {ray.host}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    held = [socket.create_connection((ray.host, ray.http_port), timeout=10) for _ in range(8)]
+    try:
+        for sock in held:
+            sock.sendall(head.encode())
+        time.sleep(2)  # the proxy hands each to the ingress, which waits for the rest of its body
+        start = time.monotonic()
+        with pytest.raises(openai.PermissionDeniedError):
+            client(served, "eu").with_options(timeout=20).chat.completions.create(
+                model=TEXT_8B, messages=IMAGE_CHAT, max_tokens=4
+            )
+        assert time.monotonic() - start < 10
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_the_same_image_request_is_answered_on_the_us_defense_cluster(served: dict[str, Any]) -> None:

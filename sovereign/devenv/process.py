@@ -7,6 +7,7 @@ leaves no orphans. Python's subprocess has no option for the latter, hence the s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -103,6 +104,14 @@ class ManagedProcess:
         except OSError:
             return "(no log)"
         return "\n".join("  " + line for line in text[-lines:])
+
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL the whole process group: no cleanup runs, as in a node failure or an OOM kill."""
+        if not self.popen or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # the group is gone: it exited meanwhile
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=timeout)
 
     def stop(self, grace: float = 10.0) -> None:
         if not self.popen or self.popen.poll() is not None:
