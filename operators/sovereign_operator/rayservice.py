@@ -13,11 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from operators.sovereign_operator.weights_mounts import weights_path
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
-from serving.manifest import serve_config
+from serving.manifest import dump_serve_config, serve_config
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.vocabulary import (
     ANNOTATION_SPEC_HASH,
@@ -44,7 +42,8 @@ def label_value(text: str) -> str:
     return _LABEL_VALUE.sub(".", text)[:63].strip("._-")
 
 
-def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
+def serve_document(deployment: Mapping[str, Any], judged: DecisionInput) -> dict[str, Any]:
+    """The Serve config (as data) of the RayService for `deployment`, judged on `judged`."""
     spec = deployment["spec"]
     gpus = int(spec.get("gpusPerReplica", 1))
     args = ServingArgs(
@@ -67,7 +66,7 @@ def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
             weights_signer=judged.weights_signer,
         ),
     )
-    return yaml.safe_dump(serve_config(args), sort_keys=True)
+    return serve_config(args)
 
 
 def _container(name: str, image: str, limits: dict[str, str]) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def desired(
     if gpus:
         worker_limits[GPU_RESOURCE] = str(gpus)
     rayservice_spec = {
-        "serveConfigV2": _serve_config(deployment, judged),
+        "serveConfigV2": dump_serve_config(serve_document(deployment, judged)),
         "rayClusterConfig": {
             "suspend": False,
             "headGroupSpec": {
