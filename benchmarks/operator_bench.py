@@ -16,7 +16,6 @@ Both bundles are built and signed in a state dir of the benchmark's own, with a 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -28,35 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from operator_env import REGIONS, bench_cluster, dev_state, running_operator
+from report import load
 
-from operators.localrun import LocalOpa, LocalOperator, wait_until
+from operators.localrun import LocalOpa, wait_until
 from operators.sovereign_operator.facts import Claim, claim_of, deployment_facts, judge_deployments
 from sovereign import toolchain
-from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.policy import subjects
-from sovereign.policy.bundle import (
-    BUNDLE_DIR_ENV,
-    TRUST_ANCHOR_ENV,
-    PolicySources,
-    SignedBundle,
-    build_bundle,
-)
-from sovereign.policy.clusters import ClusterSpec, Deployment
+from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
+from sovereign.policy.clusters import Deployment
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.judgement import Judge, Judgement, Verdict
 from sovereign.policy.rest_engine import RestEngine
-from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
 RECONCILE_TARGET_S = 60.0
+RECONCILE_MARGIN = 0.2  # all running with 20 % of the budget to spare
+RATIO_TARGET = 1.1  # submitted->all running over submitted->last create: the operator keeps up
 REJUDGE_TARGET_S = 10.0
-REGIONS = {
-    "us-defense": ("US", "government_agency", "dod-il5", ["defense", "intelligence", "research"]),
-    "five-eyes": ("GB", "government_agency", "uk-official", ["public_sector", "intelligence", "defense"]),
-    "eu-text-only": ("DE", "company", "bsi-c5", ["commercial", "research", "public_sector"]),
-}
 MODELS = [
     "llama-3.3-70b-instruct",
     "llama-3.1-8b-instruct",
@@ -67,26 +57,6 @@ MODELS = [
 ]
 
 
-# The namespaces deployments are made in: part 1's, and part 2's fifty teams, each a tenant of every cluster.
-TENANTS = ["bench", *(f"tenant-{team}" for team in range(50))]
-
-
-def _cluster(index: int, region: str, quota: int | None) -> ClusterSpec:
-    country, kind, scheme, _ = REGIONS[region]
-    expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
-    return ClusterSpec.model_validate(
-        {
-            "name": f"bench-{region}-{index}",
-            "region": region,
-            "country": country,
-            "gpu_quota": quota,
-            "operator": {"name": f"Bench Operator {index}", "country": country, "kind": kind},
-            "accreditations": [{"scheme": scheme, "expires": expires}],
-            "tenants": TENANTS,
-        }
-    )
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     result = fn()
@@ -95,21 +65,11 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 # --- part 1: reconcile ------------------------------------------------------------------------------------
 def reconcile(count: int, workdir: Path, bundle: SignedBundle) -> dict[str, Any]:
-    plane = ControlPlane(
-        ControlPlaneConfig(name="bench", state_dir=workdir / "controlplane"), progress=lambda _: None
-    )
-    plane.start()
-    operator = LocalOperator(
-        plane.kubeconfig, plane.pki_dir, workdir / "operator", bundle, ["--drift-interval=5"]
-    )
-    try:
-        operator.setup()
-        operator.start_opa()
-        operator.start()
+    with running_operator(workdir, bundle, ["--drift-interval=5"]) as (_, operator):
         namespace = "bench"
         operator.onboard(namespace)
-        cluster = _cluster(0, "us-defense", None)
-        operator.create(subjects.sovereign_cluster(cluster))
+        cluster = bench_cluster(0, "us-defense", None)
+        operator.create(subjects.sovereignbench_cluster(cluster))
         bodies = [
             subjects.llama_deployment(
                 cluster,
@@ -134,12 +94,15 @@ def reconcile(count: int, workdir: Path, bundle: SignedBundle) -> dict[str, Any]
             ]
             return len(running) == count and len(operator.list("rayservices", namespace)) == count
 
-        wait_until(all_running, 1800, f"{count} RayServices", interval=1.0)
+        wait_until(all_running, 1800, f"{count} RayServices", interval=0.25)
         total = time.perf_counter() - started
-    finally:
-        operator.close()
-        plane.stop()
-    return {"deployments": count, "submitted_s": submitted, "reconciled_s": total}
+    return {
+        "deployments": count,
+        "submitted_s": submitted,
+        "reconciled_s": total,
+        "ratio": total / submitted,
+        "load": load(),
+    }
 
 
 # --- part 2: re-judge after a policy change -----------------------------------------------------------------
@@ -147,7 +110,7 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
     """`size` running deployments, 100 per cluster, in creation order (so GPUs-in-use differ)."""
     names = list(REGIONS)
     specs = [
-        _cluster(index, names[index % len(names)], quota=100_000) for index in range(max(1, size // 100))
+        bench_cluster(index, names[index % len(names)], quota=100_000) for index in range(max(1, size // 100))
     ]
     deployments: list[dict[str, Any]] = []
     for index in range(size):
@@ -170,7 +133,7 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
     claims: dict[str, list[Claim]] = {}
     for obj in deployments:
         claims.setdefault(obj["spec"]["clusterRef"], []).append(claim_of(obj))
-    return deployments, {spec.name: subjects.sovereign_cluster(spec) for spec in specs}, claims
+    return deployments, {spec.name: subjects.sovereignbench_cluster(spec) for spec in specs}, claims
 
 
 def changed_policy(workdir: Path) -> SignedBundle:
@@ -200,7 +163,7 @@ def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
     judged, batched_s = _timed(batched)
     singles, single_s = _timed(one_by_one)
     failed = sum(1 for j in judged if j.verdict is Verdict.UNDECIDED)
-    agree = [j.allowed for j in judged] == [j.allowed for j in singles]
+    agree = [(j.verdict, j.codes) for j in judged] == [(j.verdict, j.codes) for j in singles]
     return {
         "engine": engine.name,
         "deployments": size,
@@ -210,6 +173,8 @@ def rejudge(engine: PolicyEngine, size: int) -> dict[str, Any]:
         "batched_failed_closed": failed,
         "denied": sum(1 for j in singles if not j.allowed),
         "same_decisions": agree,
+        # What was decided, less which engine said so (compared across engines).
+        "decisions": [(j.verdict, j.codes) for j in judged],
     }
 
 
@@ -218,31 +183,36 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--deployments", type=int, default=1000, help="LlamaDeployments to reconcile")
-    parser.add_argument("--fleet", type=int, default=10_000, help="LlamaDeployments to re-judge")
+    parser.add_argument("--runs", type=int, default=1, help="reconcile runs, each on a fresh control plane")
+    parser.add_argument("--fleet", type=int, default=10_000, help="LlamaDeployments to re-judge (0: skip)")
     parser.add_argument("--skip-reconcile", action="store_true", help="only part 2")
     args = parser.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
         workdir = Path(tmp)
-        # The control plane's OPA and the engines find this bundle and its trust anchor by default.
-        os.environ["SOVEREIGN_STATE_DIR"] = str(workdir / "state")
-        for name in (BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SCREENING_LIST_ENV):
-            os.environ.pop(name, None)
-        install_dev_sample()  # the operator screens against it, as after `sovereign dev up`
+        dev_state(workdir / "state")
         bundle = build_bundle(progress=lambda _: None)
         changed = changed_policy(workdir)
-        rows = []
-        opa = LocalOpa(workdir / "opa", changed)
-        opa.start()
-        try:
-            rows.append(rejudge(RestEngine(opa.url, timeout_s=600, bundle=changed), args.fleet))
-        finally:
-            opa.stop()
-        rows.append(rejudge(WasmEngine(changed.wasm, changed.verification_key, timeout_s=600), args.fleet))
-        reconciled = None if args.skip_reconcile else reconcile(args.deployments, workdir, bundle)
+        if args.fleet:
+            opa = LocalOpa(workdir / "opa", changed)
+            opa.start()
+            try:
+                rows.append(rejudge(RestEngine(opa.url, timeout_s=600, bundle=changed), args.fleet))
+            finally:
+                opa.stop()
+            wasm = WasmEngine(changed.wasm, changed.verification_key, timeout_s=600)
+            rows.append(rejudge(wasm, args.fleet))
+        for run in range(0 if args.skip_reconcile else args.runs):
+            runs.append(reconcile(args.deployments, workdir / f"run-{run + 1}", bundle))
 
     print(f"policy change: revision {bundle.revision} -> {changed.revision} (defense out of us-defense)")
-    print("| engine | deployments | distinct inputs | batched | one query each | failed closed | same |")
-    print("|---|---|---|---|---|---|---|")
+    if rows:
+        print(
+            "| engine | deployments | distinct inputs | batched | one query each | failed closed "
+            "| same as one query each | same as REST |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [
             row["engine"],
@@ -252,15 +222,32 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['per_object_s']:.1f} s",
             row["batched_failed_closed"],
             row["same_decisions"],
+            row["decisions"] == rows[0]["decisions"],
         ]
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
-    if reconciled:
-        verdict = "met" if reconciled["reconciled_s"] <= RECONCILE_TARGET_S else "MISSED"
+    if runs:
+        budget = RECONCILE_TARGET_S * (1 - RECONCILE_MARGIN)
+        print(f"reconcile {args.deployments} LlamaDeployments (8 clients), {len(runs)} run(s):")
+        print("| run | load avg at end | submitted (last create) | all running | ratio |")
+        print("|---|---|---|---|---|")
+        for number, run in enumerate(runs, 1):
+            cells = [
+                number,
+                run["load"],
+                f"{run['submitted_s']:.1f} s",
+                f"{run['reconciled_s']:.1f} s",
+                f"{run['ratio']:.2f}",
+            ]
+            print("| " + " | ".join(str(cell) for cell in cells) + " |")
+        worst = max(run["reconciled_s"] for run in runs)
+        ratio = max(run["ratio"] for run in runs)
+        met = "met" if worst <= budget else "MISSED"
         print(
-            f"reconcile: {reconciled['deployments']} LlamaDeployments submitted in "
-            f"{reconciled['submitted_s']:.1f} s; every RayService running after "
-            f"{reconciled['reconciled_s']:.1f} s (target {RECONCILE_TARGET_S:.0f} s: {verdict})"
+            f"target all running <= {budget:.0f} s ({RECONCILE_MARGIN:.0%} under "
+            f"{RECONCILE_TARGET_S:.0f} s): {met} (worst {worst:.1f} s)"
         )
+        met = "met" if ratio <= RATIO_TARGET else "MISSED"
+        print(f"target ratio <= {RATIO_TARGET:.2f}: {met} (worst {ratio:.2f})")
     return 0
 
 
