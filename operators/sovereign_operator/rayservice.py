@@ -86,6 +86,43 @@ def labels(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[st
     }
 
 
+def ray_cluster_config(
+    deployment: Mapping[str, Any], pod_labels: dict[str, str], image: str
+) -> dict[str, Any]:
+    """The RayService's rayClusterConfig for `deployment`: a CPU-only head, `replicas` GPU workers."""
+    spec = deployment["spec"]
+    replicas = int(spec.get("replicas", 1))
+    gpus = int(spec.get("gpusPerReplica", 1))
+    worker_limits = {"cpu": "4", "memory": "32Gi"}
+    if gpus:
+        worker_limits[GPU_RESOURCE] = str(gpus)
+    return {
+        "suspend": False,
+        "headGroupSpec": {
+            "rayStartParams": {"dashboard-host": "0.0.0.0", "num-gpus": "0"},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"containers": [_container("ray-head", image, {"cpu": "2", "memory": "8Gi"})]},
+            },
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": "llama",
+                "replicas": replicas,
+                "minReplicas": replicas,
+                "maxReplicas": replicas,
+                # KubeRay's CRD defaults it: written as stored, the live object compares equal to this.
+                "numOfHosts": 1,
+                "rayStartParams": {},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {"containers": [_container("ray-worker", image, worker_limits)]},
+                },
+            }
+        ],
+    }
+
+
 def desired(
     deployment: Mapping[str, Any], cluster: Mapping[str, Any], judged: DecisionInput, image: str
 ) -> dict[str, Any]:
@@ -93,40 +130,11 @@ def desired(
 
     Its serving args carry the facts the deployment was judged on (`judged`), so every request is judged
     on exactly those facts."""
-    meta, spec = deployment["metadata"], deployment["spec"]
-    replicas = int(spec.get("replicas", 1))
-    gpus = int(spec.get("gpusPerReplica", 1))
+    meta = deployment["metadata"]
     pod_labels = labels(deployment, cluster)
-    worker_limits = {"cpu": "4", "memory": "32Gi"}
-    if gpus:
-        worker_limits[GPU_RESOURCE] = str(gpus)
     rayservice_spec = {
         "serveConfigV2": dump_serve_config(serve_document(deployment, judged)),
-        "rayClusterConfig": {
-            "suspend": False,
-            "headGroupSpec": {
-                "rayStartParams": {"dashboard-host": "0.0.0.0", "num-gpus": "0"},
-                "template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {"containers": [_container("ray-head", image, {"cpu": "2", "memory": "8Gi"})]},
-                },
-            },
-            "workerGroupSpecs": [
-                {
-                    "groupName": "llama",
-                    "replicas": replicas,
-                    "minReplicas": replicas,
-                    "maxReplicas": replicas,
-                    # KubeRay's CRD defaults it: written as stored, the live object compares equal to this.
-                    "numOfHosts": 1,
-                    "rayStartParams": {},
-                    "template": {
-                        "metadata": {"labels": pod_labels},
-                        "spec": {"containers": [_container("ray-worker", image, worker_limits)]},
-                    },
-                }
-            ],
-        },
+        "rayClusterConfig": ray_cluster_config(deployment, pod_labels, image),
     }
     digest = hashlib.sha256(json.dumps(rayservice_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {

@@ -87,11 +87,15 @@ def _overrides(
         judged = deployment_input(cluster, deployment)
     except BadInput:
         return []  # the deployment itself cannot be judged: admission refuses it on that
-    owned = {**deployment, "metadata": {**deployment["metadata"], "uid": "template"}}
-    template = rayservice.desired(owned, cluster, judged, "image")["spec"]
+    # The spec `rayservice.desired` writes, with its Serve config as data (the image is a value: any does).
+    template_config = rayservice.serve_document(deployment, judged)
+    pod_labels = rayservice.labels(deployment, cluster)
+    template = {
+        "serveConfigV2": template_config,
+        "rayClusterConfig": rayservice.ray_cluster_config(deployment, pod_labels, "image"),
+    }
     found = _extra("spec.rayClusterConfig", spec.get("rayClusterConfig"), template["rayClusterConfig"])
     found += [f"spec.{key}" for key in spec if key not in template]
-    template_config = rayservice.serve_document(owned, judged)
     found += [f"spec.serveConfigV2.{key}" for key in config if key not in template_config]
     template_app = {key for key in template_config["applications"][0] if key != _RUNTIME_ENV}
     for index, app in enumerate(apps):
