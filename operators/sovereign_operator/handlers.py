@@ -100,18 +100,19 @@ def stop_background_work(memo: kopf.Memo, **_: Any) -> None:
 
 
 # --- indexes: what admission and single reconciles read instead of asking the API server ---------------
+# Async: kopf runs them on every watch event of their kind, in its loop rather than through a handler thread.
 @kopf.index(GROUP, VERSION, CLUSTERS)
-def cluster_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def cluster_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {name: _plain(body)}
 
 
 @kopf.index(GROUP, VERSION, DEPLOYMENTS)
-def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
+async def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
     return {str(body.get("spec", {}).get("clusterRef")): claim_of(body)}
 
 
 @kopf.index(RAY_GROUP, RAY_VERSION, RAYSERVICES)
-def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None:
+async def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None:
     direct = rayservice_claim(body)
     return None if direct is None else {direct[0]: direct[1]}
 
@@ -229,9 +230,9 @@ async def validate_llama_deployment(
     **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
-    new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
+        new, previous = _plain(body), _plain(old) if old is not None else None
         clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes)
         return runtime.admission.review_deployment(new, previous, clusters, claims)
 
@@ -247,9 +248,9 @@ async def validate_rayservice(
     **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
-    new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
+        new, previous = _plain(body), _plain(old) if old is not None else None
         ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
         clusters, claims = _facts(runtime, [ref], indexes)
         return runtime.admission.review_rayservice(new, previous, clusters, claims)

@@ -139,9 +139,11 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
     if not verbose:
-        # kopf logs every handler run of every object at INFO: at a thousand deployments that is CPU and log
-        # volume spent saying what the operator's statuses and Events say already.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # kopf logs every handler run of every object, and aiohttp every webhook request, at INFO: at a
+        # thousand deployments, or a hundred reviews a second, CPU and log volume spent saying what the
+        # statuses, Events, decision log and metrics say already.
+        for chatty in ("kopf.objects", "aiohttp.access"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     config = OperatorConfig(
         kubeconfig=found.kubeconfig,
         drift_interval_s=drift_interval,
