@@ -56,15 +56,18 @@ def dev_state(root: Path) -> None:
 
 @contextmanager
 def running_operator(
-    workdir: Path, bundle: SignedBundle, run_args: list[str] | None = None
+    workdir: Path, bundle: SignedBundle, run_args: list[str] | None = None, in_process: bool = False
 ) -> Iterator[tuple[ControlPlane, LocalOperator]]:
     """etcd, kube-apiserver (KubeRay CRDs), an OPA server on `bundle` and `sovereign operator run` under its
-    ServiceAccount, all as processes; stopped in reverse order."""
+    ServiceAccount, judging through that server or, `in_process`, with the bundle in-process (Wasm); all
+    as processes, stopped in reverse order."""
     plane = ControlPlane(
         ControlPlaneConfig(name="bench", state_dir=workdir / "controlplane"), progress=lambda _: None
     )
     plane.start()
-    operator = LocalOperator(plane.kubeconfig, plane.pki_dir, workdir / "operator", bundle, run_args)
+    operator = LocalOperator(
+        plane.kubeconfig, plane.pki_dir, workdir / "operator", bundle, run_args, in_process
+    )
     try:
         operator.setup()
         operator.start_opa()
