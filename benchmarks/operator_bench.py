@@ -1,12 +1,15 @@
 """Operator benchmark: 1,000 LlamaDeployments reconciled into RayServices, and 10,000 re-judged after a
 policy change, batched (the operator's drift pass) vs one query per deployment, side by side.
 
-    .venv/bin/python benchmarks/operator_bench.py [--deployments 1000] [--fleet 10000]
+    .venv/bin/python benchmarks/operator_bench.py [--deployments 1000] [--runs 3] [--engine wasm]
+        [--fleet 10000]
 
 Part 1 runs everything as processes on a fresh local control plane (etcd, kube-apiserver, an OPA server
-on a signed bundle, `sovereign operator run` under its ServiceAccount) and times from the first create
-(eight clients; every create passes the admission webhook) until every RayService exists and every
-status says Running.
+on a signed bundle, `sovereign operator run` under its ServiceAccount, judging through that server or,
+with --engine wasm, with the same signed bundle in-process) and times from the first create (eight
+clients; every create passes the admission webhook) until every RayService exists and every status says
+Running; and the last create, so that all running over last create says whether the operator keeps up.
+Each of --runs is on a fresh control plane.
 Part 2 builds the fleet in memory (the API server is not what is measured there), changes the policy
 (defence taken out of the us-defense region) and times the operator's own Judge: forming every decision
 input, then one batched query of the distinct inputs, or one query per deployment.
@@ -39,7 +42,9 @@ from sovereign.policy.clusters import Deployment
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.judgement import Judge, Judgement, Verdict
+from sovereign.policy.rest_engine import NAME as REST_NAME
 from sovereign.policy.rest_engine import RestEngine
+from sovereign.policy.wasm_engine import NAME as WASM_NAME
 from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
@@ -64,8 +69,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 # --- part 1: reconcile ------------------------------------------------------------------------------------
-def reconcile(count: int, workdir: Path, bundle: SignedBundle) -> dict[str, Any]:
-    with running_operator(workdir, bundle, ["--drift-interval=5"]) as (_, operator):
+def reconcile(count: int, workdir: Path, bundle: SignedBundle, engine: str) -> dict[str, Any]:
+    in_process = engine == WASM_NAME
+    with running_operator(workdir, bundle, ["--drift-interval=5"], in_process) as (_, operator):
         namespace = "bench"
         operator.onboard(namespace)
         cluster = bench_cluster(0, "us-defense", None)
@@ -186,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="reconcile runs, each on a fresh control plane")
     parser.add_argument("--fleet", type=int, default=10_000, help="LlamaDeployments to re-judge (0: skip)")
     parser.add_argument("--skip-reconcile", action="store_true", help="only part 2")
+    parser.add_argument(
+        "--engine",
+        choices=[REST_NAME, WASM_NAME],
+        default=REST_NAME,
+        help="how the operator judges in part 1: through the OPA server, or the bundle in-process",
+    )
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
@@ -204,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             wasm = WasmEngine(changed.wasm, changed.verification_key, timeout_s=600)
             rows.append(rejudge(wasm, args.fleet))
         for run in range(0 if args.skip_reconcile else args.runs):
-            runs.append(reconcile(args.deployments, workdir / f"run-{run + 1}", bundle))
+            runs.append(reconcile(args.deployments, workdir / f"run-{run + 1}", bundle, args.engine))
 
     print(f"policy change: revision {bundle.revision} -> {changed.revision} (defense out of us-defense)")
     if rows:
@@ -227,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
     if runs:
         budget = RECONCILE_TARGET_S * (1 - RECONCILE_MARGIN)
-        print(f"reconcile {args.deployments} LlamaDeployments (8 clients), {len(runs)} run(s):")
+        print(
+            f"reconcile {args.deployments} LlamaDeployments (8 clients), the operator judging with "
+            f"{args.engine}, {len(runs)} run(s):"
+        )
         print("| run | load avg at end | submitted (last create) | all running | ratio |")
         print("|---|---|---|---|---|")
         for number, run in enumerate(runs, 1):
