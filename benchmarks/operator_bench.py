@@ -75,7 +75,7 @@ def reconcile(count: int, workdir: Path, bundle: SignedBundle, engine: str) -> d
         namespace = "bench"
         operator.onboard(namespace)
         cluster = bench_cluster(0, "us-defense", None)
-        operator.create(subjects.sovereignbench_cluster(cluster))
+        operator.create(subjects.sovereign_cluster(cluster))
         bodies = [
             subjects.llama_deployment(
                 cluster,
@@ -139,7 +139,7 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
     claims: dict[str, list[Claim]] = {}
     for obj in deployments:
         claims.setdefault(obj["spec"]["clusterRef"], []).append(claim_of(obj))
-    return deployments, {spec.name: subjects.sovereignbench_cluster(spec) for spec in specs}, claims
+    return deployments, {spec.name: subjects.sovereign_cluster(spec) for spec in specs}, claims
 
 
 def changed_policy(workdir: Path) -> SignedBundle:
