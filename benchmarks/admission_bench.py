@@ -456,8 +456,8 @@ def summarise(run: Measured, duration: float, engine: str, markdown: bool) -> No
         ("the operator judges with", engine),
         (
             "sent",
-            f"{len(run.sent)} in {duration:.0f} s ({run.rate:.1f}/s): "
-            + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+            f"{len(run.sent)} in {duration:.0f} s ({run.rate:.1f}/s; the last answered after "
+            f"{run.elapsed:.0f} s): " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
         ),
         ("answers", ", ".join(f"{outcome} {n}" for outcome, n in sorted(outcomes.items()))),
         (
@@ -483,7 +483,7 @@ def summarise(run: Measured, duration: float, engine: str, markdown: bool) -> No
     ]
     header = [
         "webhook",
-        "calls in the window",
+        "calls (per s answered)",
         "p50",
         "p99",
         f"within {limit}",
