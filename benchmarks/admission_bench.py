@@ -45,9 +45,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
-from operator_env import bench_cluster, dev_state, running_operator
+from operator_env import (
+    apiserver_metrics,
+    bench_cluster,
+    component_pids,
+    cpu_seconds,
+    dev_state,
+    running_operator,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from report import load, machine, show
 
@@ -167,6 +173,7 @@ class Client:
     client validates each call's arguments, which would cost this process more CPU than the requests)."""
 
     def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
         self.base = plane.apiserver_url
         self.token = plane.admin_token
         self.ca = str(plane.pki_dir / "ca.crt")
@@ -197,9 +204,7 @@ class Client:
         return Sent(kind, elapsed, response.status_code, message)
 
     def metrics(self) -> str:
-        response = self.session().get(f"{self.base}/metrics", timeout=30)
-        response.raise_for_status()
-        return response.text
+        return apiserver_metrics(self.plane)
 
 
 class Workload:
@@ -360,15 +365,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """CPU time (user + system) each process and its children have used so far."""
-    used = {}
-    for name, pid in pids.items():
-        process = psutil.Process(pid)
-        used[name] = sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
-    return used
-
-
 @dataclass
 class Measured:
     sent: list[Sent]
@@ -394,10 +390,7 @@ def measure(rate: float, duration: float, in_process: bool) -> Measured:
             workload = Workload(client, spec)
             workload.create_pools(operator)
             with noop_webhook(client, operator, workdir) as noop:
-                # The control plane's own OPA server is idle here: the operator has its own.
-                pids = {p.name: p.pid for p in plane.processes if p.pid is not None and p.name != "opa"}
-                pids.update({"operator": _pid(operator.process), "OPA": _pid(operator.opa.process)})
-                pids["no-op webhook"] = noop
+                pids = {**component_pids(plane, operator), "no-op webhook": noop}
                 before, load_before, cpu_before = client.metrics(), load(), cpu_seconds(pids)
                 started = time.perf_counter()
                 sent, sent_rate = drive(workload, rate, duration)
@@ -405,11 +398,6 @@ def measure(rate: float, duration: float, in_process: bool) -> Measured:
                 after, elapsed = client.metrics(), time.perf_counter() - started
                 cpu = {name: used - cpu_before[name] for name, used in cpu_seconds(pids).items()}
                 return Measured(sent, sent_rate, elapsed, before, after, load_before, load(), cpu)
-
-
-def _pid(process: ManagedProcess | None) -> int:
-    assert process is not None and process.pid is not None
-    return process.pid
 
 
 def summarise(run: Measured, duration: float, engine: str, markdown: bool) -> None:
