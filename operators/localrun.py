@@ -76,7 +76,8 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interva
         time.sleep(interval)
 
 
-def _tls_ready(host: str, port: int, ca: Path) -> bool:
+def tls_ready(host: str, port: int, ca: Path) -> bool:
+    """Whether a TLS server with a certificate of `ca` for `host` answers at host:port (raises if not)."""
     context = ssl.create_default_context(cafile=str(ca))
     with (
         socket.create_connection((host, port), timeout=1) as raw,
@@ -130,12 +131,16 @@ class LocalOperator:
         workdir: Path,
         bundle: SignedBundle,
         run_args: list[str] | None = None,
+        in_process: bool = False,
     ) -> None:
+        """`in_process`: the operator judges with the signed bundle in-process (Wasm) instead of asking the
+        OPA server (which still serves the same bundle, for whoever else asks)."""
         self.kubeconfig = kubeconfig
         self.ca_dir = ca_dir
         self.workdir = workdir
         self.bundle = bundle
         self.run_args = run_args or []
+        self.in_process = in_process
         self.credentials = workdir / "credentials"
         self.bundle_dir = workdir / "policy-bundle"  # what OPA serves and the operator verifies
         self.opa = LocalOpa(workdir, bundle)
@@ -256,7 +261,7 @@ class LocalOperator:
             *extra,
         ]
         env = {
-            "SOVEREIGN_OPA_URL": self.opa_url,
+            "SOVEREIGN_OPA_URL": "" if self.in_process else self.opa_url,
             BUNDLE_DIR_ENV: str(self.bundle_dir),
             TRUST_ANCHOR_ENV: str(self.bundle.verification_key),
             "PYTHONUNBUFFERED": "1",
@@ -271,7 +276,7 @@ class LocalOperator:
 
     def _ready(self) -> bool:
         live = requests.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200
-        return live and _tls_ready("127.0.0.1", self.webhook_port, self.credentials / "ca.crt")
+        return live and tls_ready("127.0.0.1", self.webhook_port, self.credentials / "ca.crt")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -10,6 +10,20 @@ import yaml
 from serving.args import IMPORT_PATH, ServingArgs
 
 RAY_IMAGE = "rayproject/ray:2.60.0-py311"
+# libyaml's safe loader and dumper where PyYAML was built with it (the wheels are): the same documents as
+# the pure-Python ones at a seventh of the cost, which admission pays on every RayService it reviews.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def load_serve_config(text: str) -> Any:
+    """A serveConfigV2 string as data (yaml.YAMLError when it is not YAML)."""
+    return yaml.load(text, Loader=_LOADER)
+
+
+def dump_serve_config(config: dict[str, Any], sort_keys: bool = True) -> str:
+    """The serveConfigV2 string of `config`."""
+    return yaml.dump(config, Dumper=_DUMPER, sort_keys=sort_keys)
 
 
 def serve_config(
@@ -39,7 +53,7 @@ def rayservice(
         "kind": "RayService",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "serveConfigV2": yaml.safe_dump(serve_config(args, runtime_env=runtime_env), sort_keys=False),
+            "serveConfigV2": dump_serve_config(serve_config(args, runtime_env=runtime_env), sort_keys=False),
             "rayClusterConfig": {
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "2"},

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
 from serving.args import IMPORT_PATH, ServingArgs
+from serving.manifest import load_serve_config
 from sovereign import vocabulary as k8s
 from sovereign.policy.decision_input import describe_errors
 
@@ -94,7 +95,7 @@ def desired_service(obj: dict[str, Any]) -> DesiredService:
             f"{key}: spec.serveConfigV2 is missing: add the Serve config (a YAML string)"
         )
     try:
-        config = yaml.safe_load(raw)
+        config = load_serve_config(raw)
     except yaml.YAMLError as exc:
         raise InvalidServeConfig(f"{key}: spec.serveConfigV2 is not valid YAML: {exc}") from None
     try:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from judgements import decision
+from kubernetes.client.exceptions import ApiException
 
 from operators import manifests
 from operators.sovereign_operator import rayservice
@@ -20,7 +21,7 @@ from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.drift import DriftWatcher
 from operators.sovereign_operator.facts import Claim, claim_of, gpus_in_use, judge_deployments
-from operators.sovereign_operator.reconcile import Course, resolve
+from operators.sovereign_operator.reconcile import Course, Reconciler, resolve
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
 from sovereign import vocabulary as k8s
@@ -388,3 +389,78 @@ def test_ray_pods_take_ingress_only_from_their_namespace_and_kuberay_except_serv
     )
     pod_labels = built["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["metadata"]["labels"]
     assert pod_labels[k8s.LABEL_MANAGED_BY] == k8s.MANAGED_BY  # the policy selects the Ray pods
+
+
+class RayServiceCreates:
+    """An API server taking a RayService create: done, or refused because `taken` (another's) has the name."""
+
+    def __init__(self, taken: dict[str, Any] | None = None) -> None:
+        self.taken = taken
+        self.calls: list[str] = []
+
+    def create_rayservice(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("create")
+        if self.taken is not None:
+            raise ApiException(status=409, reason="Conflict")
+        return body
+
+    def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append("get")
+        return self.taken
+
+    def restore_rayservice(self, *_: Any) -> None:
+        self.calls.append("restore")
+
+    def patch_status(self, *_: Any) -> None:
+        self.calls.append("status")
+
+    def event(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        self.calls.append(reason)
+
+
+def _converge_new(signed_bundle: SignedBundle, kube: RayServiceCreates) -> list[dict[str, Any]]:
+    """Converge a new, allowed LlamaDeployment as kopf's create handler does: no RayService assumed, its
+    status handed over (to kopf's patch) rather than PATCHed; the statuses handed over."""
+    judge = Judge(
+        WasmEngine(signed_bundle.wasm, signed_bundle.verification_key),
+        lambda name, as_of: {"performed": True, "hits": []},
+        lambda: date.fromisoformat(AS_OF),
+    )
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
+    allowed = next(d for d in spec.deployments if d.model == "llama-3.1-8b-instruct")
+    deployment = subjects.llama_deployment(spec, allowed, spec.name)
+    deployment["metadata"]["uid"] = "mine"
+    statuses: list[dict[str, Any]] = []
+    reconciler = Reconciler(kube, "image", ComplianceReport(ComplianceGauges(registry=None)))  # type: ignore[arg-type]
+    result = reconciler.converge(
+        judge,
+        [deployment],
+        {spec.name: subjects.sovereign_cluster(spec)},
+        {},
+        rayservices={},
+        status_to=lambda _, status: statuses.append(status),
+    )
+    assert not result.failed
+    return statuses
+
+
+def _deployed(status: dict[str, Any]) -> str:
+    return next(c["reason"] for c in status["conditions"] if c["type"] == k8s.CONDITION_DEPLOYED)
+
+
+def test_a_new_deployment_costs_one_create_and_one_event_its_status_going_out_with_kopfs_patch(
+    signed_bundle: SignedBundle,
+) -> None:
+    kube = RayServiceCreates()
+    statuses = _converge_new(signed_bundle, kube)
+    assert kube.calls == ["create", "RayServiceCreated"]  # no GET first, no status PATCH of its own
+    assert [(s["phase"], _deployed(s)) for s in statuses] == [(k8s.PHASE_RUNNING, k8s.REASON_APPLIED)]
+
+
+def test_a_new_deployment_whose_rayservice_name_is_taken_reads_it_and_leaves_it_alone(
+    signed_bundle: SignedBundle,
+) -> None:
+    kube = RayServiceCreates(taken=_owned_rayservice("catalogue-8b", "someone-else"))
+    statuses = _converge_new(signed_bundle, kube)
+    assert kube.calls == ["create", "get"]  # never restored over another's RayService
+    assert [_deployed(s) for s in statuses] == [k8s.REASON_NAME_CONFLICT]  # only what holds after the read

@@ -29,6 +29,7 @@ from operators.sovereign_operator.facts import Claim, deployment_documents, judg
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
+from serving.manifest import load_serve_config
 from sovereign.exporter.allocation import most_gpus
 from sovereign.exporter.decisions import record_decision
 from sovereign.exporter.engine_health import observe_engine
@@ -152,11 +153,13 @@ class Admission:
             return []
         if rayservice.is_suspended(body):
             return []
-        deployments, declared = self._as_deployments(body, claims)
+        deployments, declared, config = self._as_deployments(body, claims)
         cluster = clusters.get(str(deployments[0]["spec"].get("clusterRef")))
         # Judged with what it would run besides the deployments it declares (a missing cluster is refused
         # by the review itself).
-        workload = workload_facts(body, cluster, deployments[0], declared) if cluster is not None else None
+        workload = (
+            workload_facts(body, config, cluster, deployments[0], declared) if cluster is not None else None
+        )
         return self._review(body, deployments, clusters, claims, workload)
 
     def rayservice_action(
@@ -183,7 +186,7 @@ class Admission:
         what it would run (an UNJUDGEABLE judgement in their place when it cannot be read as a judged
         workload or its cluster is gone), and its SovereignCluster."""
         try:
-            deployments, declared = self._as_deployments(body, claims)
+            deployments, declared, config = self._as_deployments(body, claims)
         except kopf.AdmissionError as exc:
             return [Judgement.unjudgeable(REASON_INVALID_SPEC, str(exc))], None
         ref = str(deployments[0]["spec"].get("clusterRef"))
@@ -193,7 +196,7 @@ class Admission:
                 f"SovereignCluster {ref} does not exist: create it, or fix metadata.labels[{LABEL_CLUSTER}]"
             )
             return [Judgement.unjudgeable(REASON_CLUSTER_NOT_FOUND, message)], None
-        workload = workload_facts(body, cluster, deployments[0], declared)
+        workload = workload_facts(body, config, cluster, deployments[0], declared)
         return deployment_documents(self.judge, deployments, clusters, claims, workload), cluster
 
     def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
@@ -272,10 +275,10 @@ class Admission:
     @staticmethod
     def _as_deployments(
         body: Mapping[str, Any], claims: Mapping[str, list[Claim]]
-    ) -> tuple[list[dict[str, Any]], list[ServingArgs]]:
+    ) -> tuple[list[dict[str, Any]], list[ServingArgs], dict[str, Any]]:
         """The LlamaDeployment(s) a RayService amounts to, read from what it would actually run, so that
-        it is judged through the one decision-input mapping like any LlamaDeployment; and the serving args
-        that declare them."""
+        it is judged through the one decision-input mapping like any LlamaDeployment; the serving args
+        that declare them; and its spec.serveConfigV2 as read (once: the workload facts read it too)."""
         what = _describe(body)
         meta = body.get("metadata") or {}
         ref = (meta.get("labels") or {}).get(LABEL_CLUSTER)
@@ -285,8 +288,8 @@ class Admission:
                 "RayService comes from a LlamaDeployment; declare one instead"
             )
         try:
-            config = yaml.safe_load((body.get("spec") or {}).get("serveConfigV2") or "")
-            apps = list((config or {}).get("applications") or [])
+            config = load_serve_config((body.get("spec") or {}).get("serveConfigV2") or "") or {}
+            apps = list(config.get("applications") or [])
         except (yaml.YAMLError, AttributeError, TypeError):
             raise _refuse(
                 f"{what}: spec.serveConfigV2 is not a Serve config (YAML with applications[])"
@@ -317,7 +320,7 @@ class Admission:
                     f"{what}: {where}.args is invalid\n{describe_errors(exc, f'{where}.args')}"
                 ) from None
             declared.append(args)
-            for config in args.llm_configs:
+            for llm in args.llm_configs:
                 deployments.append(
                     {
                         "apiVersion": API_VERSION,
@@ -325,19 +328,19 @@ class Admission:
                         "metadata": {**meta, "creationTimestamp": created},
                         "spec": {
                             "clusterRef": ref,
-                            "model": config.model_loading_config.model_id,
+                            "model": llm.model_loading_config.model_id,
                             "endUse": args.policy.end_use.value,
                             "replicas": 1,
                             "gpusPerReplica": gpus,
                             "weights": {
                                 "country": args.policy.cluster.weights_country,
-                                "path": str(config.model_loading_config.model_source),
+                                "path": str(llm.model_loading_config.model_source),
                                 "signer": args.policy.weights_signer,
                             },
                         },
                     }
                 )
-        return deployments, declared
+        return deployments, declared, config
 
 
 def _record(deployment: Mapping[str, Any], cluster: Mapping[str, Any], judgement: Judgement) -> None:

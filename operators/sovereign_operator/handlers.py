@@ -23,7 +23,7 @@ from operators.sovereign_operator.admission import (
 )
 from operators.sovereign_operator.cluster_requests import NotYet
 from operators.sovereign_operator.facts import Claim, claim_of, rayservice_claim
-from operators.sovereign_operator.reconcile import Converged
+from operators.sovereign_operator.reconcile import Converged, StatusSink
 from operators.sovereign_operator.runtime import Runtime
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -55,6 +55,12 @@ def _runtime(memo: Any) -> Runtime:
 
 def _first(store: Iterable[Any] | None) -> Any:
     return next(iter(store or []), None)
+
+
+def _deleted(type: str, **_: Any) -> bool:
+    """kopf's filter for an event handler that acts on deletions only: every other event of the watch
+    (most of them) is passed over in kopf's loop, without a hop to a handler thread."""
+    return type == "DELETED"
 
 
 def _facts(
@@ -94,18 +100,19 @@ def stop_background_work(memo: kopf.Memo, **_: Any) -> None:
 
 
 # --- indexes: what admission and single reconciles read instead of asking the API server ---------------
+# Async: kopf runs them on every watch event of their kind, in its loop rather than through a handler thread.
 @kopf.index(GROUP, VERSION, CLUSTERS)
-def cluster_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def cluster_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {name: _plain(body)}
 
 
 @kopf.index(GROUP, VERSION, DEPLOYMENTS)
-def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
+async def claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim]:
     return {str(body.get("spec", {}).get("clusterRef")): claim_of(body)}
 
 
 @kopf.index(RAY_GROUP, RAY_VERSION, RAYSERVICES)
-def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None:
+async def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None:
     direct = rayservice_claim(body)
     return None if direct is None else {direct[0]: direct[1]}
 
@@ -115,17 +122,33 @@ def rayservice_claim_index(body: kopf.Body, **_: Any) -> dict[str, Claim] | None
 @kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
 def reconcile_llama_deployment(
     body: kopf.Body,
+    patch: kopf.Patch,
+    reason: kopf.Reason,
     memo: kopf.Memo,
     **indexes: Any,
 ) -> None:
-    _settled(_converge(_runtime(memo), _plain(body), indexes))
+    # A LlamaDeployment just created has no RayService yet (one there after all is read when its create is
+    # refused as a conflict); its status goes out in kopf's own status patch: one write, not two.
+    fresh = {} if reason == kopf.Reason.CREATE else None
+    _settled(
+        _converge(_runtime(memo), _plain(body), indexes, fresh, lambda _, status: patch.status.update(status))
+    )
 
 
-def _converge(runtime: Runtime, deployment: dict[str, Any], indexes: Mapping[str, Any]) -> Converged:
-    """Judge one LlamaDeployment on its cluster's facts and bring its RayService and status in line."""
+def _converge(
+    runtime: Runtime,
+    deployment: dict[str, Any],
+    indexes: Mapping[str, Any],
+    rayservices: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    status_to: StatusSink | None = None,
+) -> Converged:
+    """Judge one LlamaDeployment on its cluster's facts and bring its RayService and status in line
+    (see Reconciler.converge for `rayservices` and `status_to`)."""
     ref = str(deployment["spec"].get("clusterRef"))
     clusters, claims = _facts(runtime, [ref], indexes)
-    return runtime.reconciler.converge(runtime.single, [deployment], clusters, claims)
+    return runtime.reconciler.converge(
+        runtime.single, [deployment], clusters, claims, rayservices, status_to=status_to
+    )
 
 
 def _settled(result: Converged) -> None:
@@ -136,15 +159,14 @@ def _settled(result: Converged) -> None:
         raise kopf.TemporaryError("the policy engine cannot judge now; held, judging again", delay=RETRY_S)
 
 
-@kopf.on.event(GROUP, VERSION, DEPLOYMENTS)
+@kopf.on.event(GROUP, VERSION, DEPLOYMENTS, when=_deleted)
 def remove_rayservice_of_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED":
-        _runtime(memo).reconciler.remove(event["object"])
+    _runtime(memo).reconciler.remove(event["object"])
 
 
 # --- RayServices the operator owns: an edited one is restored at once ------------------------------------
 @kopf.on.event(RAY_GROUP, RAY_VERSION, RAYSERVICES, labels={LABEL_MANAGED_BY: MANAGED_BY})
-def restore_edited_rayservice(
+async def restore_edited_rayservice(
     event: kopf.RawEvent,
     memo: kopf.Memo,
     **indexes: Any,
@@ -154,8 +176,13 @@ def restore_edited_rayservice(
     obj = event["object"]
     runtime = _runtime(memo)
     changed = runtime.spec_changed(obj)  # every sighting is recorded: listing, creation, edits
-    if event["type"] != "MODIFIED" or not changed:
-        return
+    if event["type"] == "MODIFIED" and changed:
+        # Only an edit takes a thread (to read its owner and converge it); the sightings are kept in kopf's
+        # loop, with no hop to a handler thread for each.
+        await asyncio.to_thread(_restore, runtime, obj, indexes)
+
+
+def _restore(runtime: Runtime, obj: Mapping[str, Any], indexes: Mapping[str, Any]) -> None:
     meta = obj.get("metadata") or {}
     owner = rayservice.owner(obj)
     deployment = runtime.kube.get_deployment(meta["namespace"], owner["name"]) if owner else None
@@ -171,10 +198,9 @@ def rejudge_cluster_deployments(name: str, memo: kopf.Memo, **_: Any) -> None:
     _settled(_runtime(memo).fleet.converge(cluster=name))
 
 
-@kopf.on.event(GROUP, VERSION, CLUSTERS)
+@kopf.on.event(GROUP, VERSION, CLUSTERS, when=_deleted)
 def rejudge_deleted_cluster_deployments(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED":
-        _runtime(memo).fleet.converge(cluster=event["object"]["metadata"]["name"])
+    _runtime(memo).fleet.converge(cluster=event["object"]["metadata"]["name"])
 
 
 # --- ClusterRequests -------------------------------------------------------------------------------------
@@ -186,10 +212,9 @@ def decide_cluster_request(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
 
 
-@kopf.on.event(GROUP, VERSION, REQUESTS)
+@kopf.on.event(GROUP, VERSION, REQUESTS, when=_deleted)
 def withdraw_deleted_request(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED":
-        _runtime(memo).desk.withdraw(event["object"])
+    _runtime(memo).desk.withdraw(event["object"])
 
 
 # --- admission -------------------------------------------------------------------------------------------
@@ -205,9 +230,9 @@ async def validate_llama_deployment(
     **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
-    new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
+        new, previous = _plain(body), _plain(old) if old is not None else None
         clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes)
         return runtime.admission.review_deployment(new, previous, clusters, claims)
 
@@ -223,9 +248,9 @@ async def validate_rayservice(
     **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
-    new, previous = _plain(body), _plain(old) if old is not None else None
 
     def review() -> list[str]:
+        new, previous = _plain(body), _plain(old) if old is not None else None
         ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
         clusters, claims = _facts(runtime, [ref], indexes)
         return runtime.admission.review_rayservice(new, previous, clusters, claims)

@@ -13,11 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from operators.sovereign_operator.weights_mounts import weights_path
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
-from serving.manifest import serve_config
+from serving.manifest import dump_serve_config, serve_config
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.vocabulary import (
     ANNOTATION_SPEC_HASH,
@@ -44,7 +42,8 @@ def label_value(text: str) -> str:
     return _LABEL_VALUE.sub(".", text)[:63].strip("._-")
 
 
-def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
+def serve_document(deployment: Mapping[str, Any], judged: DecisionInput) -> dict[str, Any]:
+    """The Serve config (as data) of the RayService for `deployment`, judged on `judged`."""
     spec = deployment["spec"]
     gpus = int(spec.get("gpusPerReplica", 1))
     args = ServingArgs(
@@ -67,7 +66,7 @@ def _serve_config(deployment: Mapping[str, Any], judged: DecisionInput) -> str:
             weights_signer=judged.weights_signer,
         ),
     )
-    return yaml.safe_dump(serve_config(args), sort_keys=True)
+    return serve_config(args)
 
 
 def _container(name: str, image: str, limits: dict[str, str]) -> dict[str, Any]:
@@ -87,6 +86,43 @@ def labels(deployment: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[st
     }
 
 
+def ray_cluster_config(
+    deployment: Mapping[str, Any], pod_labels: dict[str, str], image: str
+) -> dict[str, Any]:
+    """The RayService's rayClusterConfig for `deployment`: a CPU-only head, `replicas` GPU workers."""
+    spec = deployment["spec"]
+    replicas = int(spec.get("replicas", 1))
+    gpus = int(spec.get("gpusPerReplica", 1))
+    worker_limits = {"cpu": "4", "memory": "32Gi"}
+    if gpus:
+        worker_limits[GPU_RESOURCE] = str(gpus)
+    return {
+        "suspend": False,
+        "headGroupSpec": {
+            "rayStartParams": {"dashboard-host": "0.0.0.0", "num-gpus": "0"},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"containers": [_container("ray-head", image, {"cpu": "2", "memory": "8Gi"})]},
+            },
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": "llama",
+                "replicas": replicas,
+                "minReplicas": replicas,
+                "maxReplicas": replicas,
+                # KubeRay's CRD defaults it: written as stored, the live object compares equal to this.
+                "numOfHosts": 1,
+                "rayStartParams": {},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {"containers": [_container("ray-worker", image, worker_limits)]},
+                },
+            }
+        ],
+    }
+
+
 def desired(
     deployment: Mapping[str, Any], cluster: Mapping[str, Any], judged: DecisionInput, image: str
 ) -> dict[str, Any]:
@@ -94,40 +130,11 @@ def desired(
 
     Its serving args carry the facts the deployment was judged on (`judged`), so every request is judged
     on exactly those facts."""
-    meta, spec = deployment["metadata"], deployment["spec"]
-    replicas = int(spec.get("replicas", 1))
-    gpus = int(spec.get("gpusPerReplica", 1))
+    meta = deployment["metadata"]
     pod_labels = labels(deployment, cluster)
-    worker_limits = {"cpu": "4", "memory": "32Gi"}
-    if gpus:
-        worker_limits[GPU_RESOURCE] = str(gpus)
     rayservice_spec = {
-        "serveConfigV2": _serve_config(deployment, judged),
-        "rayClusterConfig": {
-            "suspend": False,
-            "headGroupSpec": {
-                "rayStartParams": {"dashboard-host": "0.0.0.0", "num-gpus": "0"},
-                "template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {"containers": [_container("ray-head", image, {"cpu": "2", "memory": "8Gi"})]},
-                },
-            },
-            "workerGroupSpecs": [
-                {
-                    "groupName": "llama",
-                    "replicas": replicas,
-                    "minReplicas": replicas,
-                    "maxReplicas": replicas,
-                    # KubeRay's CRD defaults it: written as stored, the live object compares equal to this.
-                    "numOfHosts": 1,
-                    "rayStartParams": {},
-                    "template": {
-                        "metadata": {"labels": pod_labels},
-                        "spec": {"containers": [_container("ray-worker", image, worker_limits)]},
-                    },
-                }
-            ],
-        },
+        "serveConfigV2": dump_serve_config(serve_document(deployment, judged)),
+        "rayClusterConfig": ray_cluster_config(deployment, pod_labels, image),
     }
     digest = hashlib.sha256(json.dumps(rayservice_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {

@@ -20,7 +20,7 @@ the operator never deletes a RayService except with its LlamaDeployment.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -127,6 +127,21 @@ class Applied:
 
 
 Written = Literal["written", "unchanged", "moved-on"]
+# Takes a deployment's status to write instead of PATCHing it at once (see Reconciler.converge).
+StatusSink = Callable[[Mapping[str, Any], dict[str, Any]], None]
+
+
+@dataclass
+class _Writes:
+    """How one deployment's status is written."""
+
+    guard_version: bool  # only if the object is unchanged since it was read
+    sink: StatusSink | None  # None: PATCHed at once; else handed over once the deployment is converged
+    pending: dict[str, Any] | None = None  # for the sink: the last status written
+
+
+class _Exists(ApiException):
+    """A RayService assumed absent exists (a create answered 409): read it and converge again."""
 
 
 @dataclass
@@ -156,11 +171,16 @@ class Reconciler:
         claims: Mapping[str, list[Claim]],
         rayservices: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
         guard_version: bool = False,
+        status_to: StatusSink | None = None,
     ) -> Converged:
         """Judge `deployments` in one batched query of `judge`; bring their RayServices and statuses in line.
 
-        `rayservices` (by namespace/name) saves a GET per deployment when the caller listed them all;
-        `guard_version` acts only on objects unchanged since they were read (the others are returned).
+        `rayservices` (by namespace/name) saves a GET per deployment when the caller listed them all, or
+        knows there are none yet (a LlamaDeployment just created): one that exists after all is read when
+        its create is refused as a conflict. `guard_version` acts only on objects unchanged since they were
+        read (the others are returned). `status_to` takes each status instead of a PATCH now: kopf's patch
+        of the object it handles, written with kopf's own bookkeeping in one request once the handler
+        returns (so after acting, which is idempotent: a crash in between converges again).
         """
         judgements = judge_deployments(judge, list(deployments), clusters, claims)
         result = Converged()
@@ -171,13 +191,22 @@ class Reconciler:
             key = _key(deployment)
             if resolution.course is Course.HOLD:
                 result.held.append(key)
+            writes = _Writes(guard_version, status_to)
             try:
                 actual = rayservices.get(key) if rayservices is not None else self.kube.get_rayservice(*key)
-                done = self._converge_one(deployment, cluster, resolution, actual, guard_version)
+                try:
+                    done = self._converge_one(deployment, cluster, resolution, actual, writes)
+                except _Exists:
+                    writes = _Writes(guard_version, status_to)  # what was planned without it is moot
+                    actual = self.kube.get_rayservice(*key)
+                    done = self._converge_one(deployment, cluster, resolution, actual, writes)
             except ApiException as exc:
                 log.warning("LlamaDeployment %s/%s: %s", *key, api_error(exc))
                 result.failed.append(key)
                 continue
+            finally:
+                if status_to is not None and writes.pending is not None:
+                    status_to(deployment, writes.pending)
             if done == "moved-on":
                 result.moved_on.append(key)
             elif done == "written":
@@ -191,7 +220,7 @@ class Reconciler:
         cluster: Mapping[str, Any],
         out: Resolution,
         actual: Mapping[str, Any] | None,
-        guard_version: bool,
+        writes: _Writes,
     ) -> Written:
         meta = deployment["metadata"]
         if actual is not None and rayservice.owner_uid(actual) != meta["uid"]:
@@ -203,18 +232,22 @@ class Reconciler:
                 f"RayService {meta['namespace']}/{meta['name']} exists and is not this LlamaDeployment's: "
                 "delete it or rename the LlamaDeployment",
             )
-            return self._write(deployment, out, applied, guard_version)
-        planned = self._plan(deployment, cluster, out, actual)
-        written = self._write(deployment, out, planned, guard_version)
+            return self._write(deployment, out, applied, writes)
+        # What a RUN course writes, built once (a YAML dump) for the plan and the act alike.
+        wanted = self._wanted(deployment, cluster, out) if out.course is Course.RUN else None
+        planned = self._plan(deployment, out, actual, wanted)
+        written = self._write(deployment, out, planned, writes)
         if written == "moved-on" or (written == "unchanged" and planned.event is None):
             return written
         try:
-            self._act(deployment, cluster, out, actual)
+            self._act(deployment, out, actual, wanted)
+        except _Exists:
+            raise
         except ApiException as exc:
             failed = Applied(
                 k8s.PHASE_PENDING, actual is not None, "False", k8s.REASON_APPLY_FAILED, api_error(exc)
             )
-            self._write(deployment, out, failed, False)
+            self._write(deployment, out, failed, writes, guarded=False)
             self._event(deployment, "Warning", "RayServiceApplyFailed", api_error(exc))
             return "written"
         kind = "Normal" if out.compliant == "True" else "Warning"
@@ -228,14 +261,14 @@ class Reconciler:
     def _plan(
         self,
         deployment: Mapping[str, Any],
-        cluster: Mapping[str, Any],
         out: Resolution,
         actual: Mapping[str, Any] | None,
+        wanted: Mapping[str, Any] | None,
     ) -> Applied:
-        """The state the action will leave, without acting yet (the status is written first)."""
+        """The state the action will leave, without acting yet (the status says so before the act, or in
+        kopf's patch right after it)."""
         name = "RayService {}/{}".format(*_key(deployment))
-        if out.course is Course.RUN:
-            wanted = self._wanted(deployment, cluster, out)
+        if wanted is not None:
             if actual is None:
                 event: str | None = "RayServiceCreated"
             elif rayservice.is_suspended(actual):
@@ -271,20 +304,20 @@ class Reconciler:
     def _act(
         self,
         deployment: Mapping[str, Any],
-        cluster: Mapping[str, Any],
         out: Resolution,
         actual: Mapping[str, Any] | None,
+        wanted: dict[str, Any] | None,
     ) -> None:
         namespace, name = _key(deployment)
-        if out.course is Course.RUN:
-            wanted = self._wanted(deployment, cluster, out)
+        if wanted is not None:
             if actual is None:
                 try:
                     self.kube.create_rayservice(wanted)
                     return
                 except ApiException as exc:
-                    if exc.status != 409:  # created meanwhile (a retry after a crash): update it instead
-                        raise
+                    if exc.status == 409:  # there after all (a retry after a crash, a name taken): read it
+                        raise _Exists(status=409, reason=exc.reason) from None
+                    raise
             elif rayservice.is_current(actual, wanted):
                 return
             self.kube.restore_rayservice(namespace, name, rayservice.restoration(wanted))
@@ -339,14 +372,22 @@ class Reconciler:
         }
 
     def _write(
-        self, deployment: Mapping[str, Any], out: Resolution, applied: Applied, guard_version: bool
+        self,
+        deployment: Mapping[str, Any],
+        out: Resolution,
+        applied: Applied,
+        writes: _Writes,
+        guarded: bool = True,
     ) -> Written:
         """Write the status if it changes; "moved-on" when the object changed since it was read."""
         status = self._status(deployment, out, applied)
         if self._essence(status) == self._essence(deployment.get("status")):
             return "unchanged"
+        if writes.sink is not None:
+            writes.pending = status
+            return "written"
         namespace, name = _key(deployment)
-        version = deployment["metadata"].get("resourceVersion") if guard_version else None
+        version = deployment["metadata"].get("resourceVersion") if writes.guard_version and guarded else None
         try:
             self.kube.patch_status(k8s.DEPLOYMENTS, namespace, name, status, version)
         except ApiException as exc:

@@ -44,10 +44,17 @@ def settings(credentials: Credentials) -> kopf.OperatorSettings:
     # Decisions are recorded as Events by the operator itself; kopf's per-handler chatter is not.
     configured.posting.level = logging.WARNING
     configured.execution.max_workers = 16
+    configured.admission.server = webhook_server(credentials)
+    return configured
+
+
+def webhook_server(credentials: Credentials, port: int | None = None) -> kopf.WebhookServer:
+    """The server the admission webhook is served from: kopf's, with the certificate `setup` issued, on
+    the port `setup` registered (or `port`: the admission benchmark serves a no-op beside it this way)."""
     webhook = credentials.webhook
-    configured.admission.server = kopf.WebhookServer(
+    return kopf.WebhookServer(
         addr=webhook["host"],
-        port=int(webhook["port"]),
+        port=port or int(webhook["port"]),
         host=webhook["host"],
         certfile=str(credentials.cert),
         pkeyfile=str(credentials.key),
@@ -57,7 +64,6 @@ def settings(credentials: Credentials) -> kopf.OperatorSettings:
         verify_mode=ssl.CERT_REQUIRED,
         verify_cafile=str(credentials.ca),
     )
-    return configured
 
 
 def run(credentials: Credentials, config: OperatorConfig, liveness_endpoint: str | None = None) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
-
 from operators.sovereign_operator import rayservice
 from serving.args import ServingArgs
 from sovereign.errors import BadInput
@@ -27,25 +25,22 @@ _VALUES = frozenset({"image", "resources", "replicas", "minReplicas", "maxReplic
 
 def workload_facts(
     body: Mapping[str, Any],
+    config: Mapping[str, Any],
     cluster: Mapping[str, Any],
     deployment: Mapping[str, Any],
     serving_args: list[ServingArgs],
 ) -> dict[str, Any]:
-    """The `workload` facts of RayService `body`, on SovereignCluster `cluster`, whose serving args amount
-    to `deployment` (the LlamaDeployment it stands for) and declare `serving_args`."""
+    """The `workload` facts of RayService `body`, whose spec.serveConfigV2 reads as `config`, on
+    SovereignCluster `cluster`, whose serving args amount to `deployment` (the LlamaDeployment it stands
+    for) and declare `serving_args`."""
     spec = body.get("spec") or {}
-    apps = _applications(spec)
+    apps = [app for app in config.get("applications") or [] if isinstance(app, Mapping)]
     return {
         "images": sorted({str(c.get("image")) for c in _containers(spec)}),
         "runtime_env": sorted({key for env in _runtime_envs(apps) for key in env}),
-        "overrides": _overrides(spec, apps, cluster, deployment),
+        "overrides": _overrides(spec, config, apps, cluster, deployment),
         "cluster_facts_match": all(_facts_match(args, cluster) for args in serving_args),
     }
-
-
-def _applications(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    config = yaml.safe_load(spec.get("serveConfigV2") or "") or {}
-    return [app for app in config.get("applications") or [] if isinstance(app, Mapping)]
 
 
 def _pod_specs(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -82,6 +77,7 @@ def _facts_match(args: ServingArgs, cluster: Mapping[str, Any]) -> bool:
 
 def _overrides(
     spec: Mapping[str, Any],
+    config: Mapping[str, Any],
     apps: list[Mapping[str, Any]],
     cluster: Mapping[str, Any],
     deployment: Mapping[str, Any],
@@ -91,13 +87,15 @@ def _overrides(
         judged = deployment_input(cluster, deployment)
     except BadInput:
         return []  # the deployment itself cannot be judged: admission refuses it on that
-    template = rayservice.desired(
-        {**deployment, "metadata": {**deployment["metadata"], "uid": "template"}}, cluster, judged, "image"
-    )["spec"]
+    # The spec `rayservice.desired` writes, with its Serve config as data (the image is a value: any does).
+    template_config = rayservice.serve_document(deployment, judged)
+    pod_labels = rayservice.labels(deployment, cluster)
+    template = {
+        "serveConfigV2": template_config,
+        "rayClusterConfig": rayservice.ray_cluster_config(deployment, pod_labels, "image"),
+    }
     found = _extra("spec.rayClusterConfig", spec.get("rayClusterConfig"), template["rayClusterConfig"])
     found += [f"spec.{key}" for key in spec if key not in template]
-    config = yaml.safe_load(spec.get("serveConfigV2") or "") or {}
-    template_config = yaml.safe_load(template["serveConfigV2"])
     found += [f"spec.serveConfigV2.{key}" for key in config if key not in template_config]
     template_app = {key for key in template_config["applications"][0] if key != _RUNTIME_ENV}
     for index, app in enumerate(apps):

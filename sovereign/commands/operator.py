@@ -144,6 +144,12 @@ def run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
+    if not verbose:
+        # kopf logs every handler run of every object, and aiohttp every webhook request, at INFO: at a
+        # thousand deployments, or a hundred reviews a second, CPU and log volume spent saying what the
+        # statuses, Events, decision log and metrics say already.
+        for chatty in ("kopf.objects", "aiohttp.access"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     config = OperatorConfig(
         kubeconfig=found.kubeconfig,
         drift_interval_s=drift_interval,

@@ -149,6 +149,11 @@ class RestEngine:
     def decide_many(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not inputs:
             return []
+        if len(inputs) == 1:
+            # The batch rule's result for an item is the decision for it (policies/sovereign/batch): one
+            # input is asked as one decision, off the batch client's lock, so concurrent admission reviews
+            # (a batch of one each) do not queue behind each other or behind a fleet batch.
+            return [self.decide(inputs[0])]
         with self._batch_lock:
             self._batch_client.timeout = self.timeout_s + BATCH_ITEM_TIMEOUT_S * len(inputs)
             results, revision, failure = self._query(
