@@ -37,7 +37,8 @@ def up(
         float, typer.Option(help="Seconds each component gets to become ready.", min=0.1)
     ] = READY_TIMEOUT_S,
 ) -> None:
-    """Start etcd, kube-apiserver (KubeRay CRDs installed) and OPA on loopback; print how to use them."""
+    """Start etcd, kube-apiserver (KubeRay's and sovereign's CRDs, the operator's RBAC, the example
+    namespaces of operators/examples/namespaces.yaml onboarded) and OPA on loopback; print how to use them."""
     state = lifecycle.up(
         name,
         apiserver_port=apiserver_port,
