@@ -78,6 +78,9 @@ REASON_ENGINE_UNAVAILABLE = "PolicyEngineUnavailable"
 REASON_SCREENING_UNAVAILABLE = "ScreeningListUnavailable"
 REASON_CLUSTER_NOT_FOUND = "ClusterNotFound"
 REASON_INVALID_SPEC = "InvalidSpec"
+REASON_RETRYING = (
+    "Retrying"  # a ClusterRequest: a transient failure (the API server refused a write), retried
+)
 REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"  # admission cannot read the checkpoint it must judge
 # Deployed: what happened to the RayService.
 REASON_APPLIED = "RayServiceApplied"

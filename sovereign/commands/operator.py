@@ -159,5 +159,9 @@ def run(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     ports = {"webhook": int(found.webhook["port"])} | ({"metrics": metrics_port} if metrics_port else {})
-    with attached("operator", found.kubeconfig, ports):
+    with attached("operator", found.kubeconfig, ports) as record:
+        # What the operator could not do (kopf's handler failures, a status it may not write) is kept with
+        # its record: `sovereign request status` names it instead of leaving the user to guess.
+        for name, level in (("operators", logging.WARNING), ("kopf", logging.ERROR)):
+            logging.getLogger(name).addHandler(record.log_handler(level))
         run_operator(found, config, liveness)
