@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -38,16 +38,6 @@ def _kubeconfig(explicit: Path | None, controlplane: str) -> Path:
             f"'sovereign dev up --name {controlplane}'"
         )
     return Path(state["kubeconfig"])
-
-
-def _report(statuses: dict[Any, dict[str, Any]], shown: dict[Any, str]) -> None:
-    """Print each service's Ready condition when it changes."""
-    for key, status in statuses.items():
-        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-        line = f"{key}: Ready={ready['status']} ({ready['reason']}) {ready['message']}".rstrip()
-        if shown.get(key) != line:
-            shown[key] = line
-            _say(line)
 
 
 def serve(
@@ -107,9 +97,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if obj is not None:
-            shown: dict[Any, str] = {}
             while not stop.is_set():
-                _report(plane.reconcile([obj]), shown)
+                plane.reconcile([obj])  # each change of its Ready condition is printed
                 time.sleep(interval)
         else:
             assert config_path is not None
