@@ -41,6 +41,7 @@ from sovereign import vocabulary as k8s
 
 Progress = Callable[[str], None]
 GROUP, VERSION, PLURAL = k8s.RAY_GROUP, k8s.RAY_VERSION, k8s.RAYSERVICES
+START_TRIES = 3
 
 
 def free_port() -> int:
@@ -73,15 +74,24 @@ class LocalRay:
         self._fatal_handlers = fatal_signals.current()  # Ray replaces them: see serving/fatal_signals.py
         # Sovereign deployments send nothing out: Ray's usage statistics stay off.
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        ray.init(
-            num_cpus=self.num_cpus,
-            num_gpus=self.num_gpus,
-            include_dashboard=False,
-            namespace="serve",
-            _metrics_export_port=self.metrics_port,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        for attempt in range(1, START_TRIES + 1):
+            try:
+                ray.init(
+                    num_cpus=self.num_cpus,
+                    num_gpus=self.num_gpus,
+                    include_dashboard=False,
+                    namespace="serve",
+                    _metrics_export_port=self.metrics_port,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                )
+                break
+            except Exception as exc:
+                # Ray gives its raylet a fixed 30 s to register, which a busy machine (load above 20 on
+                # two cores, seen here) misses; a second start usually makes it.
+                if "timed out during startup" not in str(exc) or attempt == START_TRIES:
+                    raise
+                ray.shutdown()
         self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
         fatal_signals.restore(self._fatal_handlers)
 
