@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from sovereign.audit.keys import load_signing_key
-from sovereign.devenv.state import attached
+from sovereign.devenv.state import attached, dev_kubeconfig
 from sovereign.errors import BadInput, ToolMissing
 from sovereign.policy.screening_source import configured_list
 
@@ -29,15 +29,12 @@ def _kubeconfig(explicit: Path | None, controlplane: str) -> Path:
         return explicit
     if env := os.environ.get("KUBECONFIG"):
         return Path(env)
-    from sovereign.devenv.state import read_state
-
-    state = read_state(controlplane)
-    if not state:
-        raise BadInput(
-            f"--watch needs an API server: give --kubeconfig, set KUBECONFIG, or start one with "
-            f"'sovereign dev up --name {controlplane}'"
-        )
-    return Path(state["kubeconfig"])
+    if found := dev_kubeconfig(controlplane):
+        return found
+    raise BadInput(
+        f"--watch needs an API server: give --kubeconfig, set KUBECONFIG, or start one with "
+        f"'sovereign dev up --name {controlplane}'"
+    )
 
 
 def serve(
@@ -55,7 +52,12 @@ def serve(
         Path | None, typer.Option(help="For --watch (default: $KUBECONFIG, else the dev control plane's).")
     ] = None,
     controlplane: Annotated[str, typer.Option("--name", "-n", help="Dev control plane for --watch.")] = "dev",
-    port: Annotated[int, typer.Option(help="HTTP port of the local Serve proxy.", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="HTTP port of the local Serve proxy.", min=1, max=65535, envvar="SOVEREIGN_SERVE_PORT"
+        ),
+    ] = 8000,
     num_cpus: Annotated[int, typer.Option(help="CPUs the local Ray may schedule on.", min=1)] = 2,
     num_gpus: Annotated[
         int,

@@ -32,6 +32,13 @@ def read_state(name: str) -> dict[str, Any] | None:
         return None
 
 
+def dev_kubeconfig(name: str = "dev") -> Path | None:
+    """The kubeconfig of the running dev control plane `name`, if it runs: what a command falls back to
+    when neither --kubeconfig nor $KUBECONFIG names one (a second terminal, where nothing was exported)."""
+    state = read_state(name)
+    return Path(state["kubeconfig"]) if state and Path(state["kubeconfig"]).is_file() else None
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
