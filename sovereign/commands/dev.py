@@ -73,10 +73,10 @@ def env(
     Also writes Pulumi's stack files (infra/stacks/Pulumi.<stack>.yaml, not tracked) from the stacks'
     declarations (infra/stacks/<stack>.yaml), as `sovereign up` does: run it again after editing one."""
     from infra import stack_config
-    from infra.workspace import pulumi_env
+    from infra.workspace import backend_url, pulumi_env
 
     for stack in stack_config.stacks(project_dir):
-        stack_config.write_pulumi_stack_file(project_dir, stack)
+        stack_config.write_pulumi_stack_file(project_dir, stack, backend_url())
     variables = pulumi_env()
     # The stand-in plugins find this Python through SOVEREIGN_PYTHON; the CLI itself is not on PATH yet.
     path = [str(toolchain.binary("pulumi").parent), str(Path(variables.pop("PATH").split(os.pathsep)[0]))]
