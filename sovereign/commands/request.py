@@ -106,6 +106,13 @@ def submit(
     _out.print(f"  follow the decision: sovereign request status {name} --namespace {namespace}")
 
 
+def _refuse_missing(exc: Any, namespace: str, name: str) -> None:
+    if exc.status == 404:
+        raise BadInput(
+            f"clusterrequest {namespace}/{name} not found: check the name and --namespace"
+        ) from None
+
+
 def _show(request: dict[str, Any]) -> None:
     # Policy text may hold square brackets, which rich would take for markup.
     from rich.markup import escape
@@ -239,10 +246,7 @@ def status(
         try:
             request = api.get_namespaced_custom_object(k8s.GROUP, k8s.VERSION, namespace, k8s.REQUESTS, name)
         except ApiException as exc:
-            if exc.status == 404:
-                raise BadInput(
-                    f"clusterrequest {namespace}/{name} not found: check the name and --namespace"
-                ) from None
+            _refuse_missing(exc, namespace, name)
             raise
         phase = (request.get("status") or {}).get("phase")
         if phase in DECIDED or time.monotonic() >= deadline:
@@ -272,9 +276,6 @@ def delete(
             k8s.GROUP, k8s.VERSION, namespace, k8s.REQUESTS, name
         )
     except ApiException as exc:
-        if exc.status == 404:
-            raise BadInput(
-                f"clusterrequest {namespace}/{name} not found: check the name and --namespace"
-            ) from None
+        _refuse_missing(exc, namespace, name)
         raise
     _out.print(f"clusterrequest {namespace}/{name} deleted (the operator removes the cluster made for it)")
