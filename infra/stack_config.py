@@ -12,6 +12,7 @@ so no Pulumi command can change a tracked file.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,12 +129,41 @@ def stacks(project_dir: Path) -> list[str]:
     return sorted(p.stem for p in _stacks_dir(project_dir).glob("*.yaml") if not p.name.startswith("Pulumi."))
 
 
-def write_pulumi_stack_file(project_dir: Path, stack: str) -> Path:
-    """Pulumi's stack file for `stack`: its declaration's config, and whatever Pulumi keeps there itself."""
+def _backend_secrets(backend_url: str | None, stack: str) -> dict[str, str] | None:
+    """Pulumi's own stack-file keys for `stack` as its backend holds them: none when a file backend
+    (file://DIR) has no such stack, the passphrase's salt from its checkpoint; None when they cannot be
+    read here (another kind of backend, another secrets provider)."""
+    if not backend_url or not backend_url.startswith("file://"):
+        return None
+    stacks = Path(backend_url.removeprefix("file://")).expanduser() / ".pulumi" / "stacks"
+    # Project-scoped layout (Pulumi 3.61 and later), then the legacy one.
+    found = [p for p in (stacks / PROJECT / f"{stack}.json", stacks / f"{stack}.json") if p.is_file()]
+    if not found:
+        return {}
+    try:
+        checkpoint = json.loads(found[0].read_text())
+    except (OSError, ValueError):
+        return None
+    provider = ((checkpoint.get("checkpoint") or {}).get("latest") or {}).get("secrets_providers") or {}
+    salt = (provider.get("state") or {}).get("salt") if provider.get("type") == "passphrase" else None
+    return {"encryptionsalt": salt} if salt else None
+
+
+def write_pulumi_stack_file(project_dir: Path, stack: str, backend_url: str | None = None) -> Path:
+    """Pulumi's stack file for `stack`: its declaration's config, and the secrets provider's state of the
+    stack in the backend at `backend_url`.
+
+    That state (the passphrase's salt) belongs to the backend's stack, not to the checkout, whose file
+    every state dir it is used with shares (each with its own backend and passphrase): it is taken from the
+    backend's checkpoint, and left out when the backend has no such stack (Pulumi makes one with the stack).
+    A salt kept from another backend made a fresh state dir's first use fail: "incorrect passphrase"."""
     declared = _read_yaml(stack_file(project_dir, stack), "stack file")
     path = _stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
     kept = _read_yaml(path, "Pulumi stack file") if path.is_file() else {}
-    doc = {key: kept[key] for key in _PULUMI_OWN_KEYS if key in kept} | {"config": declared.get("config")}
+    own = _backend_secrets(backend_url, stack)
+    if own is None:  # not readable here: what Pulumi wrote into the file stays
+        own = {key: kept[key] for key in _PULUMI_OWN_KEYS if key in kept}
+    doc = own | {"config": declared.get("config")}
     text = (
         f"# Written by sovereign from {stack}.yaml, which is the one to edit (this file is not tracked).\n"
         + yaml.safe_dump(doc, sort_keys=False)

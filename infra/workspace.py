@@ -42,6 +42,15 @@ def _passphrase_file() -> Path:
     return path
 
 
+def backend_url() -> str:
+    """Where stacks live: $PULUMI_BACKEND_URL, else a file backend in the state dir (made here)."""
+    if explicit := os.environ.get("PULUMI_BACKEND_URL"):
+        return explicit
+    state = pulumi_dir() / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    return f"file://{state}"
+
+
 def pulumi_env() -> dict[str, str]:
     """What the CLI needs besides our environment: backend, passphrase, stand-in plugins, no phoning home."""
     env = {
@@ -51,9 +60,7 @@ def pulumi_env() -> dict[str, str]:
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
     if "PULUMI_BACKEND_URL" not in os.environ:
-        state = pulumi_dir() / "state"
-        state.mkdir(parents=True, exist_ok=True)
-        env["PULUMI_BACKEND_URL"] = f"file://{state}"
+        env["PULUMI_BACKEND_URL"] = backend_url()
     if not {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & os.environ.keys():
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(_passphrase_file())
     return env
@@ -76,7 +83,7 @@ class PolicyReport:
 
 
 def select_stack(project_dir: Path, stack: str) -> auto.Stack:
-    write_pulumi_stack_file(project_dir, stack)  # Pulumi reads the declaration as it is now
+    write_pulumi_stack_file(project_dir, stack, backend_url())  # the declaration as it is now
     pulumi = toolchain.binary("pulumi")
     return auto.create_or_select_stack(
         stack_name=stack,

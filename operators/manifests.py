@@ -20,9 +20,19 @@ RBAC_FILE = _HERE / "rbac" / "operator.yaml"
 EXAMPLES_DIR = _HERE / "examples"
 
 
-def dev_manifests() -> list[Path]:
-    """What `sovereign dev up` applies after the KubeRay CRDs: sovereign's CRDs, then the operator's RBAC."""
+NAMESPACES_FILE = EXAMPLES_DIR / "namespaces.yaml"
+
+
+def operator_manifests() -> list[Path]:
+    """What `sovereign operator setup` applies: sovereign's CRDs, then the operator's RBAC."""
     return [*CRD_FILES, RBAC_FILE]
+
+
+def dev_manifests() -> list[Path]:
+    """What `sovereign dev up` applies after the KubeRay CRDs: the operator's manifests, then the example
+    tenant namespaces, onboarded (labelled for the webhook, the operator's RoleBinding), so the examples
+    (the contractors' ClusterRequests, the teams' LlamaDeployments) can be submitted as they are."""
+    return [*operator_manifests(), NAMESPACES_FILE]
 
 
 def crd(plural: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from serving import fatal_signals
+from serving.args import IMPORT_PATH, LLMConfig, ServingArgs
 from serving.rayservice import (
     DesiredService,
     InvalidServeConfig,
@@ -123,28 +124,93 @@ class LocalRay:
         fatal_signals.restore(self._fatal_handlers)
 
 
+def _stand_ins() -> str:
+    from sovereign.models.tiny import TINY_MODELS
+
+    return " and ".join(model.stands_in_for for model in TINY_MODELS)
+
+
+def _llm_configs(service: DesiredService) -> list[LLMConfig]:
+    """The models of the service's sovereign apps (another builder's needs only Serve knows)."""
+    return [
+        config
+        for app in service.applications
+        if app.get("import_path") == IMPORT_PATH
+        for config in ServingArgs.model_validate(app.get("args") or {}).llm_configs
+    ]
+
+
+def _gpus(service: DesiredService) -> float:
+    """The GPUs its replicas ask Ray for, all together."""
+    total = 0.0
+    for config in _llm_configs(service):
+        options = config.deployment_config
+        replicas = options.num_replicas if isinstance(options.num_replicas, int) else 1
+        total += float((options.ray_actor_options or {}).get("num_gpus") or 0) * replicas
+    return total
+
+
+def _unservable(service: DesiredService, advertised: float, taken: float) -> tuple[str, str] | None:
+    """(reason, message naming the fix) when this local Ray cannot place the service's replicas (GPUs
+    beyond what it advertises, `taken` of them by services placed before it) or load its weights (no
+    checkpoint at model_source); None when it can. Deployed anyway, it would wait for resources or fail
+    its replicas, with requests hanging in Serve's queue and nothing on the console."""
+    problems = []
+    if (gpus := _gpus(service)) > advertised - taken:
+        held = f", {taken:g} of them taken by the services placed before it" if taken else ""
+        problems.append(
+            (
+                k8s.RAY_REASON_UNSCHEDULABLE,
+                f"cannot place it: its replicas ask for {gpus:g} GPUs and this local Ray advertises "
+                f"{advertised:g}{held}: restart `sovereign serve` with --num-gpus {taken + gpus:g}",
+            )
+        )
+    for config in _llm_configs(service):
+        model, source = config.model_loading_config.model_id, config.model_loading_config.model_source
+        if not source.is_dir():
+            problems.append(
+                (
+                    k8s.RAY_REASON_WEIGHTS_NOT_FOUND,
+                    f"the weights of {model} are not at {source}: put its checkpoint there, or point the "
+                    "deployment's weights path at one (spec.weights.path; a cluster file's "
+                    "deployments[].weights); `sovereign models build` builds tiny stand-ins for "
+                    f"{_stand_ins()}",
+                )
+            )
+    if not problems:
+        return None
+    return problems[0][0], "; ".join(message for _, message in problems)
+
+
 @dataclass
 class DataPlane:
     ray: LocalRay
     progress: Progress = print
     _applied: str | None = None
     _weights: dict[RayServiceKey, list[dict[str, Any]]] = field(default_factory=dict)
+    _shown: dict[RayServiceKey, str] = field(default_factory=dict)  # each service's Ready line, last printed
 
     def endpoint(self, service: DesiredService) -> str:
         return self.ray.url + service.key.route_prefix
 
     def reconcile(self, objects: list[dict[str, Any]]) -> dict[RayServiceKey, dict[str, Any]]:
-        """Serve what the objects ask for; the status (without timestamps) of each object."""
+        """Serve what the objects ask for and this Ray can place and load; the status (without timestamps)
+        of each object. Each service's Ready condition is printed when it changes."""
         desired: dict[RayServiceKey, DesiredService] = {}
-        invalid: dict[RayServiceKey, str] = {}
-        for obj in objects:
+        refused: dict[RayServiceKey, tuple[str, str]] = {}
+        taken = 0.0
+        for obj in sorted(objects, key=lambda o: str(key_of(o))):
             if is_suspended(obj):
                 continue
             try:
                 service = desired_service(obj)
             except InvalidServeConfig as exc:
-                invalid[key_of(obj)] = str(exc)
+                refused[key_of(obj)] = (k8s.RAY_REASON_VALIDATION_FAILED, str(exc))
                 continue
+            if unservable := _unservable(service, self.ray.num_gpus, taken):
+                refused[service.key] = unservable
+                continue
+            taken += _gpus(service)
             desired[service.key] = service
         fingerprint = ",".join(f"{key}={desired[key].fingerprint}" for key in sorted(desired, key=str))
         if fingerprint != self._applied:
@@ -159,9 +225,20 @@ class DataPlane:
             key = key_of(obj)
             service = desired.get(key)
             apps = {name: running[name] for name in service.routes if name in running} if service else None
-            status = service_status(obj, apps, invalid.get(key), self._weights_of(service, apps))
+            status = service_status(obj, apps, refused.get(key), self._weights_of(service, apps))
             statuses[key] = status
+        self._report(statuses)
         return statuses
+
+    def _report(self, statuses: dict[RayServiceKey, dict[str, Any]]) -> None:
+        for key, status in statuses.items():
+            ready = next(c for c in status["conditions"] if c["type"] == k8s.RAY_CONDITION_READY)
+            line = f"{key}: Ready={ready['status']} ({ready['reason']}) {ready['message']}".rstrip()
+            if self._shown.get(key) != line:
+                self._shown[key] = line
+                self.progress(line)
+        for gone in set(self._shown) - set(statuses):
+            del self._shown[gone]
 
     def _weights_of(
         self, service: DesiredService | None, apps: dict[str, dict[str, Any]] | None

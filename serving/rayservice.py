@@ -143,13 +143,14 @@ def _condition(kind: str, status: bool, reason: str, message: str, generation: i
 def service_status(
     obj: dict[str, Any],
     applications: dict[str, dict[str, Any]] | None,
-    invalid: str | None = None,
+    refused: tuple[str, str] | None = None,
     weights: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The RayService status as KubeRay reports one (without timestamps: see stamp()).
 
     `applications` maps each of the service's local app names to {status, message, deployments:
-    {name: {status, message}}}, as Serve reports them; None when the service is not deployed.
+    {name: {status, message}}}, as Serve reports them; None when the service is not deployed. `refused`,
+    (reason, message), says why it is not: its config is invalid, or it cannot be placed or loaded here.
     """
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
     conditions = []
@@ -174,8 +175,8 @@ def service_status(
         condition(
             k8s.RAY_CONDITION_SUSPENDED, True, k8s.RAY_REASON_SUSPEND_COMPLETE, "removed from the local Ray"
         )
-    elif invalid is not None:
-        condition(k8s.RAY_CONDITION_READY, False, k8s.RAY_REASON_VALIDATION_FAILED, invalid)
+    elif refused is not None:
+        condition(k8s.RAY_CONDITION_READY, False, *refused)
     elif ready:
         condition(k8s.RAY_CONDITION_READY, True, k8s.RAY_REASON_SERVING, "every application is RUNNING")
     else:

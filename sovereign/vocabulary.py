@@ -78,6 +78,9 @@ REASON_ENGINE_UNAVAILABLE = "PolicyEngineUnavailable"
 REASON_SCREENING_UNAVAILABLE = "ScreeningListUnavailable"
 REASON_CLUSTER_NOT_FOUND = "ClusterNotFound"
 REASON_INVALID_SPEC = "InvalidSpec"
+REASON_RETRYING = (
+    "Retrying"  # a ClusterRequest: a transient failure (the API server refused a write), retried
+)
 REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"  # admission cannot read the checkpoint it must judge
 # Deployed: what happened to the RayService.
 REASON_APPLIED = "RayServiceApplied"
@@ -105,6 +108,9 @@ RAY_CONDITION_UPGRADE_IN_PROGRESS = "UpgradeInProgress"
 RAY_REASON_SUSPENDED = "Suspended"
 RAY_REASON_SUSPEND_COMPLETE = "SuspendComplete"
 RAY_REASON_VALIDATION_FAILED = "ValidationFailed"
+# The local data plane's own: it cannot place (GPUs) or load (weights) the service, so it does not deploy it.
+RAY_REASON_UNSCHEDULABLE = "Unschedulable"
+RAY_REASON_WEIGHTS_NOT_FOUND = "WeightsNotFound"
 RAY_REASON_SERVING = "NonZeroServeEndpoints"
 RAY_REASON_INITIALIZING = "Initializing"
 RAY_REASON_NO_PENDING_CLUSTER = "NoPendingCluster"

@@ -12,11 +12,15 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from sovereign import toolchain
 from sovereign.commands.failures import explain
@@ -88,29 +92,42 @@ def _kubeconfig(tmp_path: Path, server: str) -> Path:
     return path
 
 
-@pytest.fixture
-def webhook_down_server() -> Iterator[str]:
-    """An API server whose admission webhook does not answer: every request gets its HTTP 500."""
+Answer = Callable[[str, str], tuple[int, dict[str, Any]]]  # (method, path) -> (HTTP status, JSON body)
+
+
+@contextmanager
+def stand_in_api_server(answer: Answer) -> Iterator[str]:
+    """An HTTP server answering the Kubernetes client as `answer` says; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps(WEBHOOK_DOWN).encode()
-            self.send_response(500)
+            code, doc = answer(self.command, self.path)
+            body = json.dumps(doc).encode()
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = do_PATCH = _answer
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
         def log_message(self, *_: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def webhook_down_server() -> Iterator[str]:
+    """An API server whose admission webhook does not answer: every request gets its HTTP 500."""
+    with stand_in_api_server(lambda *_: (500, WEBHOOK_DOWN)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("command", CLUSTER_COMMANDS, ids=lambda c: " ".join(c[:2]))
@@ -201,3 +218,98 @@ def test_a_pulumi_update_the_webhook_refused_names_the_operator(
             f"error: stack local: pulumi {'preview' if action == 'up' else 'destroy'} failed"
         )
         assert err.endswith("start the operator, which serves it: sovereign operator run"), err
+
+
+# --- a contractor's request, where the API server answers but nothing decides ---------------------------
+def _pending_request() -> dict[str, Any]:
+    doc = yaml.safe_load(REQUEST.read_text())
+    doc["metadata"].update(uid="u-1", creationTimestamp="2026-11-28T10:00:00Z")
+    return json.loads(json.dumps(doc, default=str))
+
+
+def _request_answers(method: str, path: str) -> tuple[int, dict[str, Any]]:
+    """The API server of a cluster with the README's request, undecided: no status, no Events."""
+    if method == "GET" and path.startswith(
+        "/apis/sovereign.dev/v1alpha1/namespaces/contractors/clusterrequests/"
+    ):
+        return 200, _pending_request()
+    if method == "GET" and "/events" in path:
+        return 200, {"kind": "EventList", "apiVersion": "v1", "items": []}
+    if method == "POST" and path.endswith("/clusterrequests"):
+        name = _pending_request()["metadata"]["name"]
+        message = f'clusterrequests.sovereign.dev "{name}" already exists'
+        return 409, {
+            "kind": "Status",
+            "status": "Failure",
+            "message": message,
+            "reason": "AlreadyExists",
+            "code": 409,
+        }
+    return 404, {"kind": "Status", "status": "Failure", "message": f"{path} not found", "code": 404}
+
+
+@pytest.fixture
+def request_env(user_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A user whose KUBECONFIG reaches an API server holding the README's request, undecided, and whose
+    state dir records no operator."""
+    with stand_in_api_server(_request_answers) as url:
+        state = tmp_path / "state"
+        yield {**user_env, "KUBECONFIG": str(_kubeconfig(tmp_path, url)), "SOVEREIGN_STATE_DIR": str(state)}
+
+
+def _error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one error line ending stderr, after any progress lines; never a traceback."""
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and done.stderr.strip().endswith(errors[0]), done.stderr
+    return errors[0]
+
+
+STATUS = ["request", "status", "lattice-usdef-approved", "-n", "contractors", "--timeout", "1"]
+
+
+def test_request_status_with_no_operator_running_says_so_and_how_to_start_it(
+    request_env: dict[str, str],
+) -> None:
+    done = sovereign(*STATUS, env=request_env)
+    assert done.returncode == 2
+    line = _error_line(done)
+    server = yaml.safe_load(Path(request_env["KUBECONFIG"]).read_text())["clusters"][0]["cluster"]["server"]
+    assert line.startswith(
+        "error: clusterrequest contractors/lattice-usdef-approved has no decision after 1 s: "
+        f"no operator is running against {server}"
+    )
+    assert line.endswith("sovereign operator setup && sovereign operator run")
+    assert "waiting for the operator's decision" in done.stderr  # it said so while it waited
+
+
+def test_request_status_with_a_failing_operator_names_its_last_error(request_env: dict[str, str]) -> None:
+    """The operator runs (here: this test process stands in for it, alive) and recorded why it fails."""
+    server = yaml.safe_load(Path(request_env["KUBECONFIG"]).read_text())["clusters"][0]["cluster"]["server"]
+    attached = Path(request_env["SOVEREIGN_STATE_DIR"]) / "attached"
+    attached.mkdir(parents=True)
+    error = "clusterrequest contractors/x: the API server refused: forbidden; retrying in 4 s"
+    record = {
+        "name": "operator",
+        "pid": os.getpid(),
+        "ports": {"webhook": 9443},
+        "server": server,
+        "last_error": {"message": error, "time": time.time()},
+    }
+    (attached / f"operator-{os.getpid()}.json").write_text(json.dumps(record))
+    done = sovereign(*STATUS, env=request_env)
+    assert done.returncode == 1
+    line = _error_line(done)
+    assert line.endswith(f"has no decision after 1 s: operator (pid {os.getpid()}) failing: {error}")
+
+
+def test_resubmitting_a_request_names_request_status_and_delete(request_env: dict[str, str]) -> None:
+    done = sovereign("request", "submit", str(REQUEST), env=request_env)
+    assert done.returncode == 2
+    line = _one_line_error(done)
+    assert line == (
+        "error: clusterrequest contractors/lattice-usdef-approved already exists, and a request cannot be "
+        "changed: see its decision with `sovereign request status lattice-usdef-approved -n contractors`, "
+        "or withdraw it with `sovereign request delete lattice-usdef-approved -n contractors` and submit "
+        "again"
+    )

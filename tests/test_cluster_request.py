@@ -27,9 +27,11 @@ def sovereign(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _renamed(source: Path, tmp_path: Path, name: str, cluster: str, **spec: object) -> Path:
+def _renamed(
+    source: Path, tmp_path: Path, name: str, cluster: str, namespace: str = "requests", **spec: object
+) -> Path:
     doc = yaml.safe_load(source.read_text())
-    doc["metadata"] = {"name": name, "namespace": "requests"}
+    doc["metadata"] = {"name": name, "namespace": namespace}
     doc["spec"].update(clusterName=cluster, **spec)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -116,3 +118,31 @@ def test_bad_requests_are_refused_naming_the_field_and_decisions_cannot_be_rewri
         '{"spec":{"gpus":4}}',
     )
     assert patched.returncode != 0 and "spec is immutable" in patched.stderr
+
+
+def test_a_request_the_operator_may_not_answer_says_why_and_is_decided_once_it_may(
+    sovereign_operator: LocalOperator, controlplane: ControlPlane, tmp_path: Path
+) -> None:
+    """A namespace nobody onboarded: the operator may not write the request's status (403). `request
+    status` says the operator is failing and why, and once the namespace is onboarded the same request is
+    decided by the operator's retries: never stuck, never resubmitted."""
+    namespace = "requests-not-onboarded"
+    assert controlplane.kubectl("create", "namespace", namespace).returncode == 0
+    path = _renamed(REQUESTS / "clusterrequest-approved.yaml", tmp_path, "waits", "req-waits-1", namespace)
+    assert sovereign(controlplane.kubeconfig, "request", "submit", str(path)).returncode == 0
+    waiting = sovereign(controlplane.kubeconfig, "request", "status", "waits", "-n", namespace, "--timeout=6")
+    assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+    assert "Traceback" not in waiting.stderr
+    error = waiting.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: clusterrequest requests-not-onboarded/waits has no decision after 6 s: ")
+    assert "failing: clusterrequest requests-not-onboarded/waits: the API server refused:" in error
+    assert 'cannot patch resource "clusterrequests/status"' in error
+    assert "onboard the namespace: label it sovereign.dev/managed=true" in error
+
+    sovereign_operator.onboard(namespace)
+    decided = sovereign(
+        controlplane.kubeconfig, "request", "status", "waits", "-n", namespace, "--timeout=60"
+    )
+    assert decided.returncode == 0, decided.stdout + decided.stderr
+    assert "Approved" in decided.stdout and "SovereignCluster req-waits-1 created" in decided.stdout
+    sovereign_operator.delete("clusterrequests", "waits", namespace)

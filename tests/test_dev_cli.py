@@ -1,4 +1,8 @@
-"""`sovereign dev up | down | status` as a user runs them: real processes, no orphans, clear failures."""
+"""`sovereign dev up | down | status` as a user runs them: real processes, no orphans, clear failures.
+
+`up`, `status` (what `up` started and the operator and data plane running against it, each with its ports
+and health), `up` again and `down` leaving nothing behind are run as the README has a platform engineer run
+them, in tests/test_readme_journeys.py."""
 
 from __future__ import annotations
 
@@ -14,9 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sovereign import toolchain
 from sovereign.devenv.process import free_port
-from sovereign.devenv.state import attached
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
@@ -60,62 +62,6 @@ def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
         alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
         time.sleep(0.1)
     return alive
-
-
-def test_up_status_down_leaves_nothing_behind(state_dir: Path) -> None:
-    up = _run(state_dir, "up", "--name", "cli")
-    assert up.returncode == 0, up.stderr
-    assert "control plane 'cli' is up" in up.stdout
-    assert "starting kube-apiserver" in up.stdout  # progress is shown
-    # The dated screening sample every local enforcement point picks up by default.
-    sample = state_dir / "screening" / "dev-sample.json"
-    assert f"screening list: {sample}, a dated SAMPLE" in up.stdout
-    assert json.loads(sample.read_text())["sample"] is True
-
-    status = _run(state_dir, "status", "--name", "cli", "--json")
-    assert status.returncode == 0, status.stdout + status.stderr
-    report = json.loads(status.stdout)
-    assert report["healthy"] is True
-    assert Path(report["kubeconfig"]).is_file()
-    assert report["apiserver_url"].startswith("https://127.0.0.1:")
-    assert {c["name"]: c["health"] for c in report["components"]} == {
-        "etcd": "ok",
-        "kube-apiserver": "ok",
-        "kube-controller-manager": "ok",
-        "opa": "ok",
-    }
-    assert all(isinstance(c["port"], int) for c in report["components"])  # each one's port, never None
-    pids = [report["supervisor_pid"], *(c["pid"] for c in report["components"])]
-
-    # What runs against it apart from `dev up` (here this process, as the operator would) is listed too.
-    with socket.socket() as webhook, pytest.MonkeyPatch.context() as patch:
-        webhook.bind(("127.0.0.1", 0))
-        webhook.listen()
-        port = webhook.getsockname()[1]
-        patch.setenv("SOVEREIGN_STATE_DIR", str(state_dir))
-        with attached("operator", Path(report["kubeconfig"]), {"webhook": port}):
-            listed = json.loads(_run(state_dir, "status", "--name", "cli", "--json").stdout)
-            table = _run(state_dir, "status", "--name", "cli", env={"COLUMNS": "300"}).stdout
-    operator = next(c for c in listed["components"] if c["name"] == "operator")
-    assert (operator["pid"], operator["port"], operator["health"]) == (os.getpid(), port, "ok")
-    assert f"{port} webhook" in table
-    crds = subprocess.run(
-        [toolchain.binary("kubectl"), f"--kubeconfig={report['kubeconfig']}", "get", "crds", "-o", "name"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for crd in ("rayservices.ray.io", "sovereignclusters.sovereign.dev", "llamadeployments.sovereign.dev"):
-        assert crd in crds  # KubeRay's CRDs and sovereign's own are installed
-
-    again = _run(state_dir, "up", "--name", "cli")
-    assert again.returncode == 0 and "already up" in again.stdout
-
-    down = _run(state_dir, "down", "--name", "cli")
-    assert down.returncode == 0, down.stderr
-    assert _wait_gone(pids) == []
-    after = _run(state_dir, "status", "--name", "cli", "--json")
-    assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
 
 
 def test_killing_the_supervisor_takes_every_component_with_it(state_dir: Path) -> None:

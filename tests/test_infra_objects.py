@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -219,9 +220,12 @@ def test_dashboards_and_rules_carry_the_sidecar_labels() -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the project's Pulumi.yaml, stack files and clusters/, to edit."""
+    """A copy of the project's Pulumi.yaml, stack declarations and clusters/, to edit (not the Pulumi stack
+    files a Pulumi run wrote into this checkout: untracked, and no part of the project)."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "infra" / "stacks", tmp_path / "infra" / "stacks")
+    shutil.copytree(
+        ROOT / "infra" / "stacks", tmp_path / "infra" / "stacks", ignore=shutil.ignore_patterns("Pulumi.*")
+    )
     shutil.copytree(ROOT / "clusters", tmp_path / "clusters")
     return tmp_path
 
@@ -322,6 +326,28 @@ def test_pulumi_s_stack_file_is_written_from_the_declaration_keeping_its_passphr
     assert doc["encryptionsalt"] == "v1:abc:def"
     assert doc["config"]["sovereign:egressCidrs"] == ["10.0.0.0/8"]
     assert stack_config.stacks(project) == ["eu-text-only", "five-eyes", "local", "us-defense"]
+
+
+def test_the_passphrase_salt_in_pulumi_s_stack_file_is_the_backend_s_own(
+    project: Path, tmp_path: Path
+) -> None:
+    """The stack file is the checkout's, the salt each state dir's backend's: a fresh state dir (a new
+    backend and passphrase) must not inherit the salt another one left there ("incorrect passphrase")."""
+    written = stack_config.write_pulumi_stack_file(project, "local")
+    written.write_text(written.read_text() + "encryptionsalt: v1:left:by-another-state-dir\n")
+    fresh = f"file://{tmp_path / 'fresh-backend'}"
+    stack_config.write_pulumi_stack_file(project, "local", fresh)
+    assert "encryptionsalt" not in yaml.safe_load(written.read_text())  # Pulumi makes one with the stack
+
+    # The checkpoint of the stack as Pulumi v3.250 writes it into a file backend, project-scoped.
+    checkpoint = tmp_path / "fresh-backend" / ".pulumi" / "stacks" / "sovereign" / "local.json"
+    checkpoint.parent.mkdir(parents=True)
+    provider = {"type": "passphrase", "state": {"salt": "v1:this:backend"}}
+    checkpoint.write_text(
+        json.dumps({"version": 3, "checkpoint": {"latest": {"secrets_providers": provider}}})
+    )
+    stack_config.write_pulumi_stack_file(project, "local", fresh)
+    assert yaml.safe_load(written.read_text())["encryptionsalt"] == "v1:this:backend"
 
 
 def test_no_tracked_stack_declaration_holds_what_pulumi_writes() -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from operators.localrun import LocalOperator
-from operators.sovereign_operator.kube import api_client
+from operators.sovereign_operator.kube import Kube, api_client
 from sovereign.devenv.controlplane import ControlPlane
 from sovereign.vocabulary import OPERATOR_SERVICE_ACCOUNT
 
@@ -136,3 +137,55 @@ def test_the_operator_refuses_to_run_as_an_administrator(
     )
     assert done.returncode == 2, done.stderr
     assert "refusing to run as sovereign-admin (system:masters)" in done.stderr
+
+
+# Every write the operator makes (operators/sovereign_operator/kube.py; kopf's own progress goes to the same
+# status subresources): made with the operator's own token on objects that do not exist. The API server
+# authorizes before it looks: 404 means allowed, 403 refused.
+WRITES = [
+    ("patch clusterrequests/status", lambda kube, ns: kube.patch_status("clusterrequests", ns, "absent", {})),
+    (
+        "patch llamadeployments/status",
+        lambda kube, ns: kube.patch_status("llamadeployments", ns, "absent", {}),
+    ),
+    ("patch rayservices", lambda kube, ns: kube.patch_rayservice(ns, "absent", {})),
+    ("json-patch rayservices", lambda kube, ns: kube.restore_rayservice(ns, "absent", [])),
+    (
+        "patch sovereignclusters/status",
+        lambda kube, _: kube.custom.patch_cluster_custom_object_status(
+            "sovereign.dev", "v1alpha1", "sovereignclusters", "absent", {}
+        ),
+    ),
+    (
+        "delete sovereignclusters",
+        lambda kube, _: kube.custom.delete_cluster_custom_object(
+            "sovereign.dev", "v1alpha1", "sovereignclusters", "absent"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("write", "call"), WRITES, ids=[w for w, _ in WRITES])
+def test_the_operators_own_token_may_make_each_write_it_makes_in_an_onboarded_namespace(
+    write: str, call: Any, sovereign_operator: LocalOperator, namespaces: None
+) -> None:
+    kube = Kube(api_client(sovereign_operator.credentials / "kubeconfig"))
+    with pytest.raises(ApiException) as answered:
+        call(kube, ONBOARDED)
+    assert answered.value.status == 404, f"{write}: {answered.value.body}"
+    if write.startswith(("patch clusterrequests", "patch llamadeployments", "patch rayservices")):
+        with pytest.raises(ApiException) as refused:  # and only there
+            call(kube, OTHER)
+        assert refused.value.status == 403, f"{write} in {OTHER}: {refused.value.body}"
+
+
+def test_the_operators_own_token_records_events_about_namespaced_and_cluster_scoped_objects(
+    sovereign_operator: LocalOperator, namespaces: None
+) -> None:
+    kube = Kube(api_client(sovereign_operator.credentials / "kubeconfig"))
+    request = {"apiVersion": "sovereign.dev/v1alpha1", "kind": "ClusterRequest"}
+    kube.event(
+        {**request, "metadata": {"name": "rbac-probe", "namespace": ONBOARDED}}, "Normal", "Probe", "m"
+    )
+    cluster = {"apiVersion": "sovereign.dev/v1alpha1", "kind": "SovereignCluster"}
+    kube.event({**cluster, "metadata": {"name": "rbac-probe"}}, "Normal", "Probe", "m")  # into default

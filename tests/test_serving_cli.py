@@ -83,3 +83,52 @@ def test_watch_without_an_api_server(monkeypatch, capsys, tmp_path: Path) -> Non
     monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(tmp_path))
     code, err = run(monkeypatch, capsys, "--watch")
     assert code == 2 and "sovereign dev up" in err
+
+
+class _Ray:
+    """A local Ray that places nothing: what the data plane asks of it is recorded."""
+
+    num_gpus = 1
+    url = "http://127.0.0.1:8000"
+
+    def __init__(self) -> None:
+        self.applied: list[list[object]] = []
+
+    def apply(self, services: list[object]) -> None:
+        self.applied.append(services)
+
+    def applications(self) -> dict[str, object]:
+        return {}
+
+
+def test_a_service_this_ray_cannot_place_or_load_is_reported_with_the_fix_and_never_deployed(
+    tmp_path: Path,
+) -> None:
+    """The local stack's 70B asks for 4 GPUs and weights nobody built: said at once, on the console and in
+    its status, and not handed to Serve (where it would wait for resources while requests hang)."""
+    from serving.dataplane import DataPlane
+
+    obj = yaml.safe_load(_rayservice(tmp_path).read_text())
+    config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    config["applications"][0]["args"]["llm_configs"][0]["deployment_config"] = {
+        "num_replicas": 2,
+        "ray_actor_options": {"num_gpus": 2},
+    }
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    said: list[str] = []
+    ray = _Ray()
+    status = DataPlane(ray, progress=said.append).reconcile([obj])  # type: ignore[arg-type]
+    (ready,) = [c for c in status[next(iter(status))]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+    assert "its replicas ask for 4 GPUs and this local Ray advertises 1" in ready["message"]
+    assert "restart `sovereign serve` with --num-gpus 4" in ready["message"]
+    assert "the weights of llama-3.1-8b-instruct are not at /m" in ready["message"]
+    assert "`sovereign models build` builds tiny stand-ins for llama-3.1-8b-instruct" in ready["message"]
+    assert said == [f"default/eu: Ready=False (Unschedulable) {ready['message']}"]
+    assert ray.applied == [[]]  # nothing to serve: Serve is told so
+
+    config["applications"][0]["args"]["llm_configs"][0]["deployment_config"] = {}
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    status = DataPlane(ray, progress=said.append).reconcile([obj])  # type: ignore[arg-type]
+    (ready,) = [c for c in status[next(iter(status))]["conditions"] if c["type"] == "Ready"]
+    assert ready["reason"] == "WeightsNotFound" and "GPUs" not in ready["message"]

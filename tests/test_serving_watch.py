@@ -99,7 +99,8 @@ def test_watch_serves_reports_suspends_and_removes(
     good = rayservice("default", "eu-watch", _args(source))
     broken = rayservice("default", "eu-broken", _args(source))
     broken["spec"]["serveConfigV2"] = "applications:\n  - name: llm\n    import_path: [not, a, string]\n"
-    for body in (good, broken):
+    unbuilt = rayservice("default", "eu-unbuilt", _args("/models/never-built"))  # no weights: never deployed
+    for body in (good, broken, unbuilt):
         api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
 
     stop = threading.Event()
@@ -129,6 +130,11 @@ def test_watch_serves_reports_suspends_and_removes(
         invalid = _condition(api, "eu-broken", "Ready")
         assert invalid and invalid["status"] == "False" and invalid["reason"] == "ValidationFailed"
         assert "spec.serveConfigV2" in invalid["message"] and "import_path" in invalid["message"]
+        refused = _condition(api, "eu-unbuilt", "Ready")
+        assert refused and (refused["status"], refused["reason"]) == ("False", "WeightsNotFound")
+        assert any(line.startswith("default/eu-unbuilt: Ready=False (WeightsNotFound)") for line in PROGRESS)
+        unbuilt_url = f"{plane.ray.url}/default/eu-unbuilt/v1/chat/completions"
+        assert requests.post(unbuilt_url, json=body, timeout=10).status_code == 404  # answered, never queued
 
         api.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-watch", SUSPEND)
         suspended = _until("Suspended=True", lambda: _condition(api, "eu-watch", "Suspended"))
@@ -147,4 +153,5 @@ def test_watch_serves_reports_suspends_and_removes(
     finally:
         stop.set()
         thread.join(timeout=30)
-        api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "eu-broken")
+        for name in ("eu-broken", "eu-unbuilt"):
+            api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)

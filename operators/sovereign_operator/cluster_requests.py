@@ -6,13 +6,22 @@ refuses to approve an organisation that could not be screened), in one batched q
 policy allows every model; the operator then creates the SovereignCluster, labelled with the request (a
 namespaced object cannot own a cluster-scoped one, so the operator removes it with its request instead of
 Kubernetes' garbage collector). Each decision is kept: `status.history` and an Event per decision.
+
+A request that cannot be decided now (no engine, no current screening list) or whose decision cannot be
+written (the API server refused it) is tried again with backoff (1 s, doubling, at most `retry_s`) by the
+desk's own retry thread, and its status says why it waits (Decided=Unknown, its reason, "retrying in N s").
+kopf keeps no progress of its own for requests: its retries need a status write, so one the operator may
+not make (403) would have left the request stuck for good.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -20,7 +29,7 @@ from operators.sovereign_operator import conditions
 from operators.sovereign_operator.facts import subject_name
 from operators.sovereign_operator.kube import Kube, api_error
 from sovereign.errors import BadInput
-from sovereign.policy.judgement import Judge, Subject, Verdict
+from sovereign.policy.judgement import Judge, Judgement, Subject, Verdict
 from sovereign.policy.subjects import deployment_input, request_proposal
 from sovereign.vocabulary import (
     CLUSTERS,
@@ -33,23 +42,46 @@ from sovereign.vocabulary import (
     REASON_CREATED,
     REASON_INVALID_SPEC,
     REASON_NAME_TAKEN,
+    REASON_RETRYING,
     REQUESTS,
 )
 
 log = logging.getLogger(__name__)
 
 
-class NotYet(Exception):
-    """No decision can be made now (no policy engine): try again after `delay` s."""
+FIRST_RETRY_S = 1.0
 
-    def __init__(self, message: str, delay: float) -> None:
+
+class NotYet(Exception):
+    """No decision can be made now: `reason` (a condition reason) and `message` say why."""
+
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.delay = delay
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    attempt: int  # failed attempts so far
+    due: float  # time.monotonic() of the next one
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace")), str(meta.get("name"))
+
+
+def is_settled(request: Mapping[str, Any]) -> bool:
+    """Whether nothing is left to do for the request: denied, or approved and its cluster provisioned (or
+    its name taken), or refused as unjudgeable (its spec cannot change)."""
+    status = request.get("status") or {}
+    if is_decided(request):
+        return status["phase"] == PHASE_DENIED or bool(
+            conditions.find(status.get("conditions"), CONDITION_CLUSTER_PROVISIONED)
+        )
+    decided = conditions.find(status.get("conditions"), CONDITION_DECIDED)
+    return decided is not None and decided.get("reason") == REASON_INVALID_SPEC
 
 
 def is_decided(request: Mapping[str, Any]) -> bool:
@@ -69,19 +101,66 @@ def approval_documents(
 
 
 class RequestDesk:
-    def __init__(self, kube: Kube, judge: Judge, retry_s: float = 10.0) -> None:
+    def __init__(
+        self, kube: Kube, judge: Judge, retry_s: float = 10.0, first_retry_s: float = FIRST_RETRY_S
+    ) -> None:
         self.kube = kube
         self.judge = judge
-        self.retry_s = retry_s
+        self.retry_s = retry_s  # the longest wait between two attempts
+        self.first_retry_s = first_retry_s
+        self._waiting: dict[tuple[str, str], _Waiting] = {}
+        # Judgements made but not yet written, per (uid, generation): a retry writes them, judging nothing
+        # again (each judgement is a record of the decision log).
+        self._unwritten: dict[tuple[str, int], list[Judgement]] = {}
+        # One request at a time: kopf's handler threads and the retry thread must not decide one twice.
+        self._lock = threading.RLock()
+
+    def offer(self, request: Mapping[str, Any]) -> None:
+        """A request seen on the watch (the first listing too: a restarted operator takes up what it left):
+        decide it, unless it is settled or already waiting for its retry."""
+        with self._lock:
+            if _key(request) not in self._waiting and not is_settled(request):
+                self._attempt(request, 0)
+
+    def retry_due(self) -> None:
+        """Try again each waiting request whose backoff has passed."""
+        now = time.monotonic()
+        with self._lock:
+            due = [(key, waiting) for key, waiting in self._waiting.items() if waiting.due <= now]
+            for key, waiting in due:
+                try:
+                    request = self.kube.get_request(*key)
+                except Exception as exc:  # the API server away: read it again later
+                    delay = self._schedule(key, waiting.attempt + 1)
+                    log.warning(
+                        "clusterrequest %s/%s: cannot read it (%s); retrying in %.0f s", *key, exc, delay
+                    )
+                    continue
+                if request is None:  # withdrawn meanwhile
+                    self._waiting.pop(key, None)
+                    continue
+                self._attempt(request, waiting.attempt + 1)
+
+    def run_retries(self, stop: threading.Event, tick_s: float = 0.5) -> None:
+        while not stop.wait(tick_s):
+            try:
+                self.retry_due()
+            except Exception:  # one failed pass (API server away) must not end the retries
+                log.exception("retrying ClusterRequests failed")
 
     def decide(self, request: Mapping[str, Any]) -> str:
         """Decide a request (once per generation), provision an approved one (idempotently), write the
-        status in one patch and record the Events; returns the phase."""
+        status in one patch and record the Events; returns the phase. Raises NotYet when no decision can
+        be made now, ApiException when the API server refuses a write."""
         status = dict(request.get("status") or {})
         cluster, deployments = request_proposal(request)
         events: list[tuple[str, str, str]] = []
+        meta = request["metadata"]
+        decision_key = (str(meta.get("uid")), int(meta.get("generation") or 0))
         if not is_decided(request):
-            status, event = self._judge(request, status, cluster, deployments)
+            if decision_key not in self._unwritten:
+                self._unwritten[decision_key] = self._judge(request, cluster, deployments)
+            status, event = self._decided(request, status, deployments, self._unwritten[decision_key])
             events.append(event)
         if status["phase"] == PHASE_APPROVED:
             created, condition = self._provision(request, cluster)
@@ -92,35 +171,70 @@ class RequestDesk:
                 events.append(("Normal", "SovereignClusterCreated", condition["message"]))
         if _essence(status) != _essence(request.get("status")):
             self.kube.patch_status(REQUESTS, *_key(request), status)
+        self._unwritten.pop(decision_key, None)
         for kind, reason, message in events:
             self._event(request, kind, reason, message)
         return str(status["phase"])
 
     def withdraw(self, request: Mapping[str, Any]) -> None:
-        """The request is gone: remove the SovereignCluster created for it."""
+        """The request is gone: stop retrying it, remove the SovereignCluster created for it."""
         uid = request["metadata"]["uid"]
+        with self._lock:
+            self._waiting.pop(_key(request), None)
+            self._unwritten = {key: j for key, j in self._unwritten.items() if key[0] != uid}
         for cluster in self.kube.list_all(CLUSTERS):
             if (cluster["metadata"].get("labels") or {}).get(LABEL_REQUEST_UID) == uid:
                 log.info("deleting SovereignCluster %s with its ClusterRequest", cluster["metadata"]["name"])
                 self.kube.delete_cluster(cluster["metadata"]["name"], cluster["metadata"]["uid"])
 
     # --- internals -----------------------------------------------------------------------------------
+    def _attempt(self, request: Mapping[str, Any], attempt: int) -> None:
+        """Decide now; on a transient failure say why in the status and schedule the next attempt."""
+        key = _key(request)
+        try:
+            self.decide(request)
+        except NotYet as exc:
+            if exc.reason == REASON_INVALID_SPEC:  # its spec cannot change: no attempt would do better
+                self._waiting.pop(key, None)
+                self._record_wait(request, exc.reason, exc.message)
+                return
+            delay = self._schedule(key, attempt)
+            self._record_wait(request, exc.reason, f"{exc.message}; retrying in {delay:.0f} s")
+        except Exception as exc:  # like a controller: any failure (a refused write, no API server) is retried
+            delay = self._schedule(key, attempt)
+            why = _failure(exc)
+            log.warning("clusterrequest %s/%s: %s; retrying in %.0f s", *key, why, delay)
+            self._record_wait(request, REASON_RETRYING, f"{why}; retrying in {delay:.0f} s", logged=True)
+        else:
+            self._waiting.pop(key, None)
+
+    def _schedule(self, key: tuple[str, str], attempt: int) -> float:
+        delay = min(self.retry_s, self.first_retry_s * 2**attempt)
+        self._waiting[key] = _Waiting(attempt, time.monotonic() + delay)
+        return delay
+
     def _judge(
-        self,
-        request: Mapping[str, Any],
-        status: dict[str, Any],
-        cluster: dict[str, Any],
-        deployments: list[dict[str, Any]],
-    ) -> tuple[dict[str, Any], tuple[str, str, str]]:
-        """The decided status and its Event; raises NotYet (after recording why) when none can be made."""
+        self, request: Mapping[str, Any], cluster: dict[str, Any], deployments: list[dict[str, Any]]
+    ) -> list[Judgement]:
+        """One judgement per requested model; raises NotYet when no decision can be made."""
         try:
             docs = approval_documents(self.judge, cluster, deployments)
         except BadInput as exc:
-            self._pending(request, status, REASON_INVALID_SPEC, str(exc))
+            raise NotYet(REASON_INVALID_SPEC, str(exc)) from None
         judgements = self.judge.judge_documents(docs, [Subject(subject_name(request))] * len(docs))
         if undecided := [j for j in judgements if j.verdict is Verdict.UNDECIDED]:
             message = "; ".join(sorted({j.message for j in undecided}))
-            self._pending(request, status, conditions.undecided_reason(undecided), message)
+            raise NotYet(conditions.undecided_reason(undecided), message)
+        return judgements
+
+    def _decided(
+        self,
+        request: Mapping[str, Any],
+        status: dict[str, Any],
+        deployments: list[dict[str, Any]],
+        judgements: list[Judgement],
+    ) -> tuple[dict[str, Any], tuple[str, str, str]]:
+        """The decided status and its Event."""
         approved = all(j.allowed for j in judgements)
         phase = PHASE_APPROVED if approved else PHASE_DENIED
         reasons = [
@@ -163,25 +277,33 @@ class RequestDesk:
         event = ("Normal" if approved else "Warning", f"ClusterRequest{phase}", message)
         return _with_condition(decided, condition), event
 
-    def _pending(
-        self, request: Mapping[str, Any], status: dict[str, Any], reason: str, message: str
-    ) -> NoReturn:
+    def _record_wait(
+        self, request: Mapping[str, Any], reason: str, message: str, logged: bool = False
+    ) -> None:
+        """Say in the status why the request waits (Decided=Unknown); a new reason is also an Event and a
+        line of its history. Best effort: the write that failed may be this one too; then it is logged,
+        unless the caller `logged` that failure already."""
+        status = dict(request.get("status") or {})
         previous = conditions.find(status.get("conditions"), CONDITION_DECIDED)
-        if not previous or previous.get("reason") != reason:
-            generation = int(request["metadata"].get("generation") or 0)
-            pending = {
-                **status,
-                "phase": PHASE_PENDING,
-                "observedGeneration": generation,
-                "history": [
-                    *(status.get("history") or []),
-                    {"time": conditions.now(), "phase": PHASE_PENDING, "revision": None, "codes": [reason]},
-                ],
-            }
-            condition = conditions.condition(CONDITION_DECIDED, "Unknown", reason, message, generation)
+        if previous and (previous.get("reason"), previous.get("message")) == (reason, message):
+            return
+        generation = int(request["metadata"].get("generation") or 0)
+        changed = not previous or previous.get("reason") != reason
+        pending = {**status, "phase": PHASE_PENDING, "observedGeneration": generation}
+        if changed:
+            entry = {"time": conditions.now(), "phase": PHASE_PENDING, "revision": None, "codes": [reason]}
+            pending["history"] = [*(status.get("history") or []), entry]
+        condition = conditions.condition(CONDITION_DECIDED, "Unknown", reason, message, generation)
+        try:
             self.kube.patch_status(REQUESTS, *_key(request), _with_condition(pending, condition))
+        except Exception as exc:  # the failure it would record may be this very write's
+            if not logged:
+                log.warning(
+                    "clusterrequest %s/%s waits (%s: %s): %s", *_key(request), reason, message, _failure(exc)
+                )
+            return
+        if changed:
             self._event(request, "Warning", reason, message)
-        raise NotYet(message, self.retry_s)
 
     def _provision(self, request: Mapping[str, Any], cluster: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Create the SovereignCluster unless it exists for this request: (created now, condition)."""
@@ -217,6 +339,20 @@ class RequestDesk:
             self.kube.event(dict(request), kind, reason, message)
         except ApiException as exc:
             log.warning("cannot record event %s: %s", reason, api_error(exc))
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong, in the API server's words, with the fix when it is the operator's RBAC."""
+    if not isinstance(exc, ApiException):
+        return f"{type(exc).__name__}: {exc}"
+    said = f"the API server refused: {api_error(exc)}"
+    if exc.status == 403:
+        # The operator writes only in onboarded namespaces (operators/rbac/operator.yaml).
+        said += (
+            " (onboard the namespace: label it sovereign.dev/managed=true and bind the operator's "
+            "ClusterRole sovereign-operator-namespace there, as operators/examples/namespaces.yaml does)"
+        )
+    return said
 
 
 def _with_condition(status: dict[str, Any], condition: dict[str, Any]) -> dict[str, Any]:

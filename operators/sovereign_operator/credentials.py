@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import KUBE_CONFIG_DEFAULT_LOCATION
 from kubernetes.dynamic import DynamicClient
 
-from operators.manifests import dev_manifests
+from operators.manifests import operator_manifests
 from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.kube import api_client, api_error
 from sovereign.devenv.pki import LocalCA
@@ -113,7 +113,7 @@ def setup(
     api = api_client(admin_kubeconfig)
     dynamic = DynamicClient(api)
     try:
-        for manifest in dev_manifests():
+        for manifest in operator_manifests():
             for doc in yaml.safe_load_all(manifest.read_text()):
                 if doc:
                     _apply(dynamic, doc)

@@ -21,7 +21,6 @@ from operators.sovereign_operator.admission import (
     RAYJOB_WEBHOOK,
     RAYSERVICE_WEBHOOK,
 )
-from operators.sovereign_operator.cluster_requests import NotYet
 from operators.sovereign_operator.facts import Claim, claim_of, rayservice_claim
 from operators.sovereign_operator.reconcile import Converged, StatusSink
 from operators.sovereign_operator.runtime import Runtime
@@ -204,12 +203,13 @@ def rejudge_deleted_cluster_deployments(event: kopf.RawEvent, memo: kopf.Memo, *
 
 
 # --- ClusterRequests -------------------------------------------------------------------------------------
-@kopf.on.create(GROUP, VERSION, REQUESTS)
-def decide_cluster_request(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        _runtime(memo).desk.decide(_plain(body))
-    except NotYet as exc:
-        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+# An event handler, not on.create: kopf's own retries need a status write, and a request whose status the
+# operator may not write would never be tried again. The desk retries with backoff (cluster_requests.py);
+# the first listing offers every request, so a restarted operator takes up what it had not settled.
+@kopf.on.event(GROUP, VERSION, REQUESTS)
+def decide_cluster_request(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] != "DELETED":
+        _runtime(memo).desk.offer(_plain(event["object"]))
 
 
 @kopf.on.event(GROUP, VERSION, REQUESTS, when=_deleted)

@@ -23,6 +23,7 @@ from sovereign.vocabulary import (
     RAY_GROUP,
     RAY_VERSION,
     RAYSERVICES,
+    REQUESTS,
     VERSION,
 )
 
@@ -86,6 +87,14 @@ class Kube:
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, DEPLOYMENTS, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_request(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, REQUESTS, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None

@@ -59,7 +59,7 @@ class Runtime:
     # The spec generation last seen of each RayService the operator owns: a move is someone's edit (or ours).
     _generations: dict[tuple[str, str], int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def build(cls, config: OperatorConfig) -> Runtime:
@@ -101,16 +101,24 @@ class Runtime:
         return previous is not None and generation != previous
 
     def start(self) -> None:
-        """Start the drift watch (its first pass judges everything); kopf calls this at startup."""
-        self._thread = threading.Thread(
-            target=self.drift.run, args=(self._stop, self.config.drift_interval_s), name="drift", daemon=True
-        )
-        self._thread.start()
+        """Start the drift watch (its first pass judges everything) and the ClusterRequests' retries; kopf
+        calls this at startup."""
+        self._threads = [
+            threading.Thread(
+                target=self.drift.run,
+                args=(self._stop, self.config.drift_interval_s),
+                name="drift",
+                daemon=True,
+            ),
+            threading.Thread(target=self.desk.run_retries, args=(self._stop,), name="requests", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop the drift watch and the admission threads; kopf calls this at cleanup."""
+        """Stop the drift watch, the retries and the admission threads; kopf calls this at cleanup."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
         self.admission_pool.shutdown(wait=False, cancel_futures=True)
         self.decisions.close()  # the final signed head: the segment ends sealed

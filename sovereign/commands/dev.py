@@ -16,7 +16,7 @@ from rich.table import Table
 from sovereign import toolchain
 from sovereign.devenv import lifecycle
 from sovereign.devenv.controlplane import READY_TIMEOUT_S
-from sovereign.devenv.state import attached_components, component_health, read_state
+from sovereign.devenv.state import attached_components, component_health, controlplane_dir, read_state
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -37,7 +37,8 @@ def up(
         float, typer.Option(help="Seconds each component gets to become ready.", min=0.1)
     ] = READY_TIMEOUT_S,
 ) -> None:
-    """Start etcd, kube-apiserver (KubeRay CRDs installed) and OPA on loopback; print how to use them."""
+    """Start etcd, kube-apiserver (KubeRay's and sovereign's CRDs, the operator's RBAC, the example
+    namespaces of operators/examples/namespaces.yaml onboarded) and OPA on loopback; print how to use them."""
     state = lifecycle.up(
         name,
         apiserver_port=apiserver_port,
@@ -72,10 +73,10 @@ def env(
     Also writes Pulumi's stack files (infra/stacks/Pulumi.<stack>.yaml, not tracked) from the stacks'
     declarations (infra/stacks/<stack>.yaml), as `sovereign up` does: run it again after editing one."""
     from infra import stack_config
-    from infra.workspace import pulumi_env
+    from infra.workspace import backend_url, pulumi_env
 
     for stack in stack_config.stacks(project_dir):
-        stack_config.write_pulumi_stack_file(project_dir, stack)
+        stack_config.write_pulumi_stack_file(project_dir, stack, backend_url())
     variables = pulumi_env()
     # The stand-in plugins find this Python through SOVEREIGN_PYTHON; the CLI itself is not on PATH yet.
     path = [str(toolchain.binary("pulumi").parent), str(Path(variables.pop("PATH").split(os.pathsep)[0]))]
@@ -120,14 +121,21 @@ def status(
         )
     else:
         table = Table(title=f"control plane '{name}'")
-        for column in ("component", "port", "pid", "health", "log"):
+        # A component's name is never cut (kube-controller-manager at 80 columns): logs are named within
+        # the control plane's folder, printed once below.
+        table.add_column("component", no_wrap=True, min_width=max(len(c["name"]) for c in components))
+        for column in ("port", "pid", "health", "log"):
             table.add_column(column)
+        folder = controlplane_dir(name)
         for c in components:
             colour = "green" if c["health"] == "ok" else "red"
             ports = c.get("ports") or {"": c["port"]}
             shown = ", ".join(f"{port} {what}".strip() for what, port in ports.items())
-            table.add_row(c["name"], shown, str(c["pid"]), f"[{colour}]{c['health']}[/]", c["log"])
+            log = Path(c["log"])
+            log_name = str(log.relative_to(folder)) if log.is_relative_to(folder) else c["log"]
+            table.add_row(c["name"], shown, str(c["pid"]), f"[{colour}]{c['health']}[/]", log_name)
         _out.print(table)
+        _out.print(f"logs in {folder}")
         _out.print(
             f"kubeconfig {state['kubeconfig']}  ·  API {state['apiserver_url']}  ·  OPA {state['opa_url']}"
         )

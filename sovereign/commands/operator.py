@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from sovereign.devenv.state import attached, controlplane_dir, state_root
+from sovereign.devenv.state import attached, controlplane_dir, dev_kubeconfig, state_root
 from sovereign.errors import BadInput
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, Screening
 
@@ -24,7 +24,7 @@ KubeconfigOpt = Annotated[
         envvar="KUBECONFIG",
         exists=True,
         dir_okay=False,
-        help="Administrator kubeconfig (default: $KUBECONFIG).",
+        help="Administrator kubeconfig (default: $KUBECONFIG, else the running 'dev' control plane's).",
     ),
 ]
 
@@ -49,7 +49,10 @@ def setup(
         ),
     ] = None,
     webhook_port: Annotated[
-        int, typer.Option(help="Port the webhook will listen on.", min=1, max=65535)
+        int,
+        typer.Option(
+            help="Port the webhook will listen on.", min=1, max=65535, envvar="SOVEREIGN_WEBHOOK_PORT"
+        ),
     ] = 9443,
     webhook_host: Annotated[
         str, typer.Option(help="Address the API server reaches the webhook at.")
@@ -66,7 +69,7 @@ def setup(
         ca_dir or _default_ca_dir(),
         webhook_host,
         webhook_port,
-        kubeconfig,
+        kubeconfig or dev_kubeconfig(),
         int(token_hours * 3600),
     )
     print(f"operator credentials written to {found.folder}")
@@ -165,5 +168,9 @@ def run(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     ports = {"webhook": int(found.webhook["port"])} | ({"metrics": metrics_port} if metrics_port else {})
-    with attached("operator", found.kubeconfig, ports):
+    with attached("operator", found.kubeconfig, ports) as record:
+        # What the operator could not do (kopf's handler failures, a status it may not write) is kept with
+        # its record: `sovereign request status` names it instead of leaving the user to guess.
+        for name, level in (("operators", logging.WARNING), ("kopf", logging.ERROR)):
+            logging.getLogger(name).addHandler(record.log_handler(level))
         run_operator(found, config, liveness)

@@ -7,13 +7,13 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from sovereign.audit.keys import load_signing_key
-from sovereign.devenv.state import attached
+from sovereign.devenv.state import attached, dev_kubeconfig
 from sovereign.errors import BadInput, ToolMissing
 from sovereign.policy.screening_source import configured_list
 
@@ -29,25 +29,12 @@ def _kubeconfig(explicit: Path | None, controlplane: str) -> Path:
         return explicit
     if env := os.environ.get("KUBECONFIG"):
         return Path(env)
-    from sovereign.devenv.state import read_state
-
-    state = read_state(controlplane)
-    if not state:
-        raise BadInput(
-            f"--watch needs an API server: give --kubeconfig, set KUBECONFIG, or start one with "
-            f"'sovereign dev up --name {controlplane}'"
-        )
-    return Path(state["kubeconfig"])
-
-
-def _report(statuses: dict[Any, dict[str, Any]], shown: dict[Any, str]) -> None:
-    """Print each service's Ready condition when it changes."""
-    for key, status in statuses.items():
-        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-        line = f"{key}: Ready={ready['status']} ({ready['reason']}) {ready['message']}".rstrip()
-        if shown.get(key) != line:
-            shown[key] = line
-            _say(line)
+    if found := dev_kubeconfig(controlplane):
+        return found
+    raise BadInput(
+        f"--watch needs an API server: give --kubeconfig, set KUBECONFIG, or start one with "
+        f"'sovereign dev up --name {controlplane}'"
+    )
 
 
 def serve(
@@ -65,7 +52,12 @@ def serve(
         Path | None, typer.Option(help="For --watch (default: $KUBECONFIG, else the dev control plane's).")
     ] = None,
     controlplane: Annotated[str, typer.Option("--name", "-n", help="Dev control plane for --watch.")] = "dev",
-    port: Annotated[int, typer.Option(help="HTTP port of the local Serve proxy.", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="HTTP port of the local Serve proxy.", min=1, max=65535, envvar="SOVEREIGN_SERVE_PORT"
+        ),
+    ] = 8000,
     num_cpus: Annotated[int, typer.Option(help="CPUs the local Ray may schedule on.", min=1)] = 2,
     num_gpus: Annotated[
         int,
@@ -107,9 +99,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if obj is not None:
-            shown: dict[Any, str] = {}
             while not stop.is_set():
-                _report(plane.reconcile([obj]), shown)
+                plane.reconcile([obj])  # each change of its Ready condition is printed
                 time.sleep(interval)
         else:
             assert config_path is not None

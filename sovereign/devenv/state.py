@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +32,13 @@ def read_state(name: str) -> dict[str, Any] | None:
         return None
 
 
+def dev_kubeconfig(name: str = "dev") -> Path | None:
+    """The kubeconfig of the running dev control plane `name`, if it runs: what a command falls back to
+    when neither --kubeconfig nor $KUBECONFIG names one (a second terminal, where nothing was exported)."""
+    state = read_state(name)
+    return Path(state["kubeconfig"]) if state and Path(state["kubeconfig"]).is_file() else None
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -50,44 +60,86 @@ def _kubeconfig_server(kubeconfig: Path) -> str | None:
         return None
 
 
+class Attached:
+    """The record of a process attached to a control plane (see `attached`): what `dev status` lists, and
+    the last error the process met, which `sovereign request status` shows when a decision does not come
+    ("operator failing: ...")."""
+
+    def __init__(self, path: Path, entry: dict[str, Any]) -> None:
+        self.path = path
+        self.entry = entry
+        self._lock = threading.Lock()
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self.entry["last_error"] = {"message": message, "time": time.time()}
+            # Written whole and renamed: a reader never sees half a record.
+            partial = self.path.with_suffix(".tmp")
+            partial.write_text(json.dumps(self.entry))
+            partial.replace(self.path)
+
+    def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
+        """A logging handler that records every message at `level` or above as the last error."""
+        record = self
+
+        class _LastError(logging.Handler):
+            def emit(self, entry: logging.LogRecord) -> None:
+                message = entry.getMessage()
+                if entry.exc_info and entry.exc_info[1] is not None:
+                    message = f"{message}: {entry.exc_info[1]}"
+                try:
+                    record.failed(message)
+                except OSError:
+                    self.handleError(entry)
+
+        return _LastError(level)
+
+
 @contextmanager
-def attached(component: str, kubeconfig: Path, ports: dict[str, int]) -> Iterator[None]:
+def attached(component: str, kubeconfig: Path, ports: dict[str, int]) -> Iterator[Attached]:
     """While the block runs, `sovereign dev status` of the control plane `kubeconfig` names lists
     `component` (a process started apart from `dev up`: the operator, the data plane) with its ports."""
     folder = state_root() / "attached"
     folder.mkdir(parents=True, exist_ok=True)
-    record = folder / f"{component}-{os.getpid()}.json"
-    entry = {"name": component, "pid": os.getpid(), "ports": ports, "server": _kubeconfig_server(kubeconfig)}
-    record.write_text(json.dumps(entry))
+    record = Attached(
+        folder / f"{component}-{os.getpid()}.json",
+        {"name": component, "pid": os.getpid(), "ports": ports, "server": _kubeconfig_server(kubeconfig)},
+    )
+    record.path.write_text(json.dumps(record.entry))
     try:
-        yield
+        yield record
     finally:
-        record.unlink(missing_ok=True)
+        record.path.unlink(missing_ok=True)
+
+
+def attached_to(server: str | None) -> list[dict[str, Any]]:
+    """The records of the live processes attached to the API server at `server` (dead ones are removed)."""
+    found = []
+    for path in sorted((state_root() / "attached").glob("*.json")):
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not pid_alive(entry.get("pid")):
+            path.unlink(missing_ok=True)  # its process died without removing it
+            continue
+        if entry.get("server") == server:
+            found.append(entry)
+    return found
 
 
 def attached_components(state: dict[str, Any]) -> list[dict[str, Any]]:
     """The live processes attached to this control plane (its API server), as status lists components."""
-    found = []
-    for record in sorted((state_root() / "attached").glob("*.json")):
-        try:
-            entry = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue
-        if not pid_alive(entry.get("pid")):
-            record.unlink(missing_ok=True)  # its process died without removing it
-            continue
-        if entry.get("server") == state.get("apiserver_url"):
-            ports = entry["ports"]
-            found.append(
-                {
-                    "name": entry["name"],
-                    "pid": entry["pid"],
-                    "port": next(iter(ports.values())),
-                    "ports": ports,
-                    "log": "(its terminal)",
-                }
-            )
-    return found
+    return [
+        {
+            "name": entry["name"],
+            "pid": entry["pid"],
+            "port": next(iter(entry["ports"].values())),
+            "ports": entry["ports"],
+            "log": "(its terminal)",
+        }
+        for entry in attached_to(state.get("apiserver_url"))
+    ]
 
 
 def _listening(port: int) -> bool:

@@ -4,12 +4,10 @@ with `sovereign request status`."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import yaml
 
 from operators.manifests import EXAMPLES_DIR
-from sovereign import toolchain
 from sovereign.demo.context import DemoContext
 from sovereign.demo.scenario import CLUSTER_REQUESTS, ClusterRequestCase
 from sovereign.demo.sovereign_cli import run_sovereign
@@ -24,12 +22,7 @@ def submit_cluster_requests(demo: DemoContext) -> None:
 
 def _submit(demo: DemoContext, case: ClusterRequestCase) -> None:
     region = demo.region(case.region)
-    kubeconfig = f"--kubeconfig={region.kubeconfig}"
-    subprocess.run(
-        [str(toolchain.binary("kubectl")), kubeconfig, "apply", "-f", str(EXAMPLES_DIR / "namespaces.yaml")],
-        capture_output=True,
-        check=True,
-    )
+    kubeconfig = f"--kubeconfig={region.kubeconfig}"  # its `dev up` onboarded the contractors' namespace
     submitted = run_sovereign("request", "submit", str(REQUESTS_DIR / case.file), kubeconfig)
     metadata = yaml.safe_load((REQUESTS_DIR / case.file).read_text())["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
