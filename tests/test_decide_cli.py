@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -399,8 +400,9 @@ def test_the_readme_input_is_decided(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     readme = (ROOT / "README.md").read_text()
-    shown = readme.split("cat > munich.json <<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
-    code, decision, err = decide(monkeypatch, capsys, _file(tmp_path, shown))
+    shown = re.search(r"cat > \S*munich\.json <<'JSON'\n(.*?)\nJSON\n", readme, re.S)
+    assert shown, "README.md no longer shows the contractor's munich.json input"
+    code, decision, err = decide(monkeypatch, capsys, _file(tmp_path, shown[1]))
     assert code == 1, err
     assert _codes(decision) == ["EU_MULTIMODAL_LICENCE"]
 
