@@ -4,10 +4,12 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
+# The registry `make images` tags for: the stacks' operatorImage and servingImage (infra/stacks/*.yaml).
+REGISTRY ?= registry.example
 # The Pulumi stand-ins (tools/pulumi-plugins/README.md) must be on PATH for a plain `pulumi` run.
 export PATH := $(CURDIR)/tools/pulumi-plugins:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools venv venv-serving lint policy-test test test-fast bundle demo demo-check demo-down dev-up dev-down dev-status clean
+.PHONY: help tools venv venv-serving lint lock lock-check images policy-test test test-fast bundle demo demo-check demo-down dev-up dev-down dev-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,10 +26,21 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
 	touch $@
 
-lint: venv  ## ruff check + format check + the import layer contract (pyproject.toml)
+lint: venv  ## ruff, the import layer contract (pyproject.toml), the locks against pyproject, hadolint
 	ruff check .
 	ruff format --check .
 	lint-imports
+	$(VENV)/bin/sovereign lock check
+	hadolint images/*.Containerfile
+
+lock: venv  ## rewrite locks/*.txt from pyproject.toml (uv pip compile --generate-hashes; needs the index)
+	$(VENV)/bin/sovereign lock compile
+
+lock-check: venv  ## offline: every lock agrees with pyproject.toml and with locks/dev.txt (part of lint)
+	$(VENV)/bin/sovereign lock check
+
+images: venv  ## build the operator and serving images (docker, podman or buildah); REGISTRY=... to retag
+	$(VENV)/bin/sovereign images build --registry $(REGISTRY)
 
 policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
 	policies/check.sh

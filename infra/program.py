@@ -40,6 +40,7 @@ def sovereign_program(project_dir: Path) -> None:
                 bundle=bundle,
                 egress_cidrs=list(config.egress_cidrs),
                 operator_image=config.operator_image,
+                serving_image=config.serving_image,
                 opa_image=config.opa_image,
                 webhook_ca=region_plan.webhook_ca,
                 dashboards=dashboards(),

@@ -39,6 +39,8 @@ class SovereignRegionArgs:
     """The region's own endpoints, the only egress allowed besides DNS and the sovereign namespaces."""
     operator_image: str = ""
     """Operator image, for in-cluster workloads."""
+    serving_image: str = ""
+    """In-cluster: the image the operator writes into its RayServices (empty: the operator's default)."""
     opa_image: str = ""
     """OPA image, for in-cluster workloads."""
     webhook_ca: bytes | None = None
@@ -103,7 +105,9 @@ class SovereignRegion(pulumi.ComponentResource):
             service_account = k8s.OPERATOR_SERVICE_ACCOUNT[1]
             operator = [
                 self._apply(doc, [*rbac, *policy])  # it mounts the bundle to verify what OPA serves
-                for doc in region_objects.operator_workload(args.operator_image, service_account)
+                for doc in region_objects.operator_workload(
+                    args.operator_image, service_account, args.serving_image or None
+                )
             ]
             # Registered once the operator is available: with failurePolicy Fail, an earlier registration
             # would refuse this stack's own LlamaDeployments.

@@ -183,15 +183,40 @@ def opa_url() -> str:
     return f"https://{OPA_NAME}.{SYSTEM_NAMESPACE}.svc:{OPA_PORT}"
 
 
-def operator_workload(image: str, service_account: str) -> list[Manifest]:
+# The operator image's user (images/operator.Containerfile USER): non-root, numeric for runAsNonRoot.
+OPERATOR_UID = 10001
+# What the operator writes, on volumes of their own, so that its root filesystem is read-only: the state
+# dir (its decision log segments; the image's SOVEREIGN_STATE_DIR) and /tmp.
+STATE_MOUNT, TMP_MOUNT = "/var/lib/sovereign", "/tmp"
+# Restricted Pod Security Standard: non-root, no privilege escalation, no capabilities, the runtime's
+# seccomp profile; and a read-only root filesystem, which the operator allows (it writes only the above).
+OPERATOR_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": OPERATOR_UID,
+    "runAsGroup": OPERATOR_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+OPERATOR_CONTAINER_SECURITY = {
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def operator_workload(image: str, service_account: str, serving_image: str | None = None) -> list[Manifest]:
     """The operator under its own ServiceAccount, asking the in-cluster OPA (its CA pinned, with the token,
     believed only on the revision of the bundle the operator verified itself), serving its webhook over
-    TLS."""
+    TLS, writing `serving_image` (the serving image, images/serving.Containerfile) into its RayServices."""
+    args = ["operator", "run", "--credentials", "/credentials"]
+    if serving_image:
+        args += ["--ray-image", serving_image]
     container = {
         "name": "operator",
         "image": image,
-        "args": ["operator", "run", "--credentials", "/credentials"],
+        "args": args,
+        "securityContext": OPERATOR_CONTAINER_SECURITY,
         "env": [
+            {"name": "SOVEREIGN_STATE_DIR", "value": STATE_MOUNT},
             {"name": OPA_URL_ENV, "value": opa_url()},
             {"name": OPA_CA_ENV, "value": f"{OPA_CA_MOUNT}/ca.crt"},
             _TOKEN,
@@ -205,12 +230,17 @@ def operator_workload(image: str, service_account: str) -> list[Manifest]:
             {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
             *_POLICY_MOUNTS,
             {"name": "opa-ca", "mountPath": OPA_CA_MOUNT, "readOnly": True},
+            {"name": "state", "mountPath": STATE_MOUNT},
+            {"name": "tmp", "mountPath": TMP_MOUNT},
         ],
     }
     pod = {
         "serviceAccountName": service_account,
+        "securityContext": OPERATOR_POD_SECURITY,
         "containers": [container],
         "volumes": [
+            {"name": "state", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
             {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}},
             # The Consolidated Screening List (tens of MB, past a ConfigMap's 1 MiB) on a volume the
             # organisation keeps current; without it the operator refuses to start, naming the setting.

@@ -20,6 +20,8 @@ from sovereign.commands import (
     evidence,
     exporter,
     fleet,
+    images,
+    lock,
     matrix,
     models,
     operator,
@@ -58,6 +60,8 @@ app.add_typer(evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(fleet.app, name="fleet")
 app.command()(whatif.whatif)
+app.add_typer(lock.app, name="lock")
+app.add_typer(images.app, name="images")
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 
