@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from operators.sovereign_operator.admission import webhook_configuration
+from sovereign.audit.keys import PRIVATE_KEY_ENV as AUDIT_KEY_ENV
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
 from sovereign.policy.opa_endpoint import OPA_CA_ENV, OPA_URL_ENV
 from sovereign.policy.opa_token import TOKEN_ENV
@@ -186,14 +187,23 @@ def opa_url() -> str:
 # The operator image's user (images/operator.Containerfile USER): non-root, numeric for runAsNonRoot.
 OPERATOR_UID = 10001
 # What the operator writes, on volumes of their own, so that its root filesystem is read-only: the state
-# dir (its decision log segments; the image's SOVEREIGN_STATE_DIR) and /tmp.
+# dir (its decision log segments; the image's SOVEREIGN_STATE_DIR), kept on a claim the platform engineer
+# creates so the log outlives the pod, and /tmp.
 STATE_MOUNT, TMP_MOUNT = "/var/lib/sovereign", "/tmp"
+STATE_CLAIM = "sovereign-operator-state"
+# The audit key the operator signs its decision log with (`sovereign audit keygen`'s audit-log.key), a
+# Secret the platform engineer creates. The operator refuses a key file others may read, and a Secret
+# volume is group-readable under fsGroup: an init container copies it, 0600 and owned by the operator's
+# user, into a memory-backed volume, so the key never lies on the node's disk.
+AUDIT_KEY_SECRET, AUDIT_KEY_FILE = "sovereign-audit-key", "audit-log.key"
+AUDIT_KEY_SECRET_MOUNT, AUDIT_KEY_MOUNT = "/audit-key-secret", "/audit-key"
 # Restricted Pod Security Standard: non-root, no privilege escalation, no capabilities, the runtime's
 # seccomp profile; and a read-only root filesystem, which the operator allows (it writes only the above).
 OPERATOR_POD_SECURITY = {
     "runAsNonRoot": True,
     "runAsUser": OPERATOR_UID,
     "runAsGroup": OPERATOR_UID,
+    "fsGroup": OPERATOR_UID,  # the state claim and the audit key's copy are the operator's to write
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 OPERATOR_CONTAINER_SECURITY = {
@@ -217,6 +227,7 @@ def operator_workload(image: str, service_account: str, serving_image: str | Non
         "securityContext": OPERATOR_CONTAINER_SECURITY,
         "env": [
             {"name": "SOVEREIGN_STATE_DIR", "value": STATE_MOUNT},
+            {"name": AUDIT_KEY_ENV, "value": f"{AUDIT_KEY_MOUNT}/{AUDIT_KEY_FILE}"},
             {"name": OPA_URL_ENV, "value": opa_url()},
             {"name": OPA_CA_ENV, "value": f"{OPA_CA_MOUNT}/ca.crt"},
             _TOKEN,
@@ -230,17 +241,37 @@ def operator_workload(image: str, service_account: str, serving_image: str | Non
             {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
             *_POLICY_MOUNTS,
             {"name": "opa-ca", "mountPath": OPA_CA_MOUNT, "readOnly": True},
+            {"name": "audit-key", "mountPath": AUDIT_KEY_MOUNT, "readOnly": True},
             {"name": "state", "mountPath": STATE_MOUNT},
             {"name": "tmp", "mountPath": TMP_MOUNT},
+        ],
+    }
+    copy_key = {
+        "name": "audit-key",
+        "image": image,
+        "command": [
+            "install",
+            "-m",
+            "0600",
+            f"{AUDIT_KEY_SECRET_MOUNT}/{AUDIT_KEY_FILE}",
+            f"{AUDIT_KEY_MOUNT}/{AUDIT_KEY_FILE}",
+        ],
+        "securityContext": OPERATOR_CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "audit-key-secret", "mountPath": AUDIT_KEY_SECRET_MOUNT, "readOnly": True},
+            {"name": "audit-key", "mountPath": AUDIT_KEY_MOUNT},
         ],
     }
     pod = {
         "serviceAccountName": service_account,
         "securityContext": OPERATOR_POD_SECURITY,
+        "initContainers": [copy_key],
         "containers": [container],
         "volumes": [
-            {"name": "state", "emptyDir": {}},
+            {"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
             {"name": "tmp", "emptyDir": {}},
+            {"name": "audit-key-secret", "secret": {"secretName": AUDIT_KEY_SECRET}},
+            {"name": "audit-key", "emptyDir": {"medium": "Memory"}},
             {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}},
             # The Consolidated Screening List (tens of MB, past a ConfigMap's 1 MiB) on a volume the
             # organisation keeps current; without it the operator refuses to start, naming the setting.

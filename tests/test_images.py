@@ -158,6 +158,20 @@ def test_the_operator_deployment_runs_its_image_non_root_with_a_read_only_root()
     assert f"SOVEREIGN_STATE_DIR={env['SOVEREIGN_STATE_DIR']}" in " ".join(_values(operator, "ENV"))
     mounts = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
     assert mounts == {env["SOVEREIGN_STATE_DIR"], "/tmp"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert (
+        volumes["state"]["persistentVolumeClaim"]["claimName"] == "sovereign-operator-state"
+    )  # the log stays
+    # The audit key: copied 0600 by the operator's own user from its Secret into memory, read from there.
+    (copy_key,) = pod["initContainers"]
+    assert (
+        copy_key["securityContext"] == container["securityContext"]
+        and copy_key["image"] == container["image"]
+    )
+    assert copy_key["command"][:3] == ["install", "-m", "0600"]
+    assert env["SOVEREIGN_AUDIT_KEY"] == copy_key["command"][-1] == "/audit-key/audit-log.key"
+    assert volumes["audit-key"]["emptyDir"] == {"medium": "Memory"}
+    assert volumes["audit-key-secret"]["secret"]["secretName"] == "sovereign-audit-key"
     args = container["args"]
     assert args[args.index("--ray-image") + 1] == "registry.example/sovereign/serving:0.1.0"
 
