@@ -42,6 +42,7 @@ def sovereign_program(project_dir: Path) -> None:
                 operator_image=config.operator_image,
                 serving_image=config.serving_image,
                 opa_image=config.opa_image,
+                kuberay_image=config.kuberay_image,
                 webhook_ca=region_plan.webhook_ca,
                 dashboards=dashboards(),
                 rules=prometheus_rules(),

@@ -8,11 +8,13 @@ policy, the policy bundle for OPA, in-cluster Deployments, the webhook registrat
 from __future__ import annotations
 
 import base64
+import copy
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from operators.manifests import KUBERAY_NAMESPACE
 from operators.sovereign_operator.admission import webhook_configuration
 from sovereign.audit.keys import PRIVATE_KEY_ENV as AUDIT_KEY_ENV
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
@@ -285,6 +287,31 @@ def operator_workload(image: str, service_account: str, serving_image: str | Non
         ],
     }
     return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]
+
+
+# What kustomize adds to every object of KubeRay's base (its config/rbac and config/manager kustomizations).
+KUBERAY_LABELS = {"app.kubernetes.io/name": "kuberay", "app.kubernetes.io/component": "kuberay-operator"}
+_CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+
+
+def kuberay_operator(image: str, base: list[Manifest]) -> list[Manifest]:
+    """KubeRay's operator from its kustomize base (`base`: the documents of toolchain's
+    kuberay_operator_manifests), rendered as `kustomize build config/default` would with this namespace and
+    image: its own namespace, which the Ray pods' ingress policy admits (operators/manifests.py)."""
+    docs: list[Manifest] = [namespace(KUBERAY_NAMESPACE, {})]
+    for original in base:
+        doc = copy.deepcopy(original)
+        meta = doc["metadata"]
+        meta["labels"] = {**meta.get("labels", {}), **KUBERAY_LABELS, **PART_OF}
+        if doc["kind"] not in _CLUSTER_SCOPED:
+            meta["namespace"] = KUBERAY_NAMESPACE
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = KUBERAY_NAMESPACE
+        if doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                container["image"] = image
+        docs.append(doc)
+    return docs
 
 
 def webhook_registration(ca_pem: bytes) -> Manifest:

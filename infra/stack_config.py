@@ -45,6 +45,7 @@ class StackConfig(BaseModel):
     operator_image: str = Field(alias="operatorImage")
     serving_image: str = Field(alias="servingImage")
     opa_image: NonEmpty = Field(alias="opaImage")
+    kuberay_image: str = Field(alias="kuberayImage")
     webhook_ca_file: str = Field(alias="webhookCaFile")
 
     @model_validator(mode="after")

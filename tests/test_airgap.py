@@ -94,6 +94,9 @@ def test_export_then_verify_round_trip(exported: Path, tmp_path: Path) -> None:
     images = {image["name"]: image for image in facts["images"]}
     assert images["serving"]["reference"] == "registry.example/sovereign/serving:0.1.0"
     assert images["operator"]["archive"] is None  # no builder asked for: said so in images.json
+    # What the region pulls besides the project's images, by the references its stack names.
+    assert images["opa"]["reference"] == "openpolicyagent/opa:1.10.0-static"
+    assert images["kuberay-operator"]["reference"] == "quay.io/kuberay/operator:v1.5.1"
     done = CliRunner().invoke(
         cli.app, ["airgap", "verify", str(exported), "--key", str(_public_pem(tmp_path, KEY))]
     )

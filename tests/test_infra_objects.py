@@ -372,6 +372,7 @@ def test_program_side_reading_matches_the_file_side(project: Path) -> None:
         "sovereign:operatorImage": "registry.example/sovereign/operator:0.1.0",
         "sovereign:servingImage": "registry.example/sovereign/serving:0.1.0",
         "sovereign:opaImage": from_file.opa_image,
+        "sovereign:kuberayImage": from_file.kuberay_image,
         "sovereign:webhookCaFile": from_file.webhook_ca_file,
     }
     assert stack_config.from_pulumi(pulumi_config, "stack us-defense") == from_file

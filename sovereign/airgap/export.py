@@ -78,37 +78,49 @@ def _images(
     builder: Builder | str = find_builder() if archives else "not asked for (--no-images)"
     if isinstance(builder, str):
         progress(f"images: no OCI archives in this transfer: {builder}")
-    entries = []
+    entries: list[dict[str, Any]] = []
     for spec in IMAGES.values():
         reference = named[spec.name] or spec.reference()
         recorded = built.get(spec.name, {})
-        entry: dict[str, Any] = {
-            "name": spec.name,
-            "reference": reference,
-            "containerfile": spec.containerfile,
-            "base": _FROM.findall((root / spec.containerfile).read_text())[-1],
-            "lock": spec.lock,
-            "digest": recorded.get("digest") if recorded.get("reference") == reference else None,
-            "archive": None,
-        }
+        entries.append(
+            {
+                "name": spec.name,
+                "reference": reference,
+                "containerfile": spec.containerfile,
+                "base": _FROM.findall((root / spec.containerfile).read_text())[-1],
+                "lock": spec.lock,
+                "digest": recorded.get("digest") if recorded.get("reference") == reference else None,
+            }
+        )
+    # What the stack runs besides the project's images: OPA, and KubeRay's operator where it installs it.
+    for name, reference in (("opa", config.opa_image), ("kuberay-operator", config.kuberay_image)):
+        if reference:
+            entries.append({"name": name, "reference": reference, "third_party": True, "digest": None})
+    for entry in entries:
         if isinstance(builder, Builder):
-            archive = f"images/{spec.name}.oci.tar"
-            (staging / "images").mkdir(parents=True, exist_ok=True)
-            done = subprocess.run(
-                builder.archive_command(reference, staging / archive), capture_output=True, text=True
-            )
-            if done.returncode != 0:
-                raise BadInput(
-                    f"{builder.tool} cannot save {reference} ({done.stderr.strip()}): build it first with "
-                    "`make images`, with the registry the stack names"
-                )
-            digest = subprocess.run(builder.digest_command(reference), capture_output=True, text=True)
-            entry |= {"archive": archive, "digest": digest.stdout.strip() or entry["digest"]}
+            entry |= _archive(builder, entry, staging)
         else:
-            entry["not_archived"] = builder
-        entries.append(entry)
-        progress(f"  {spec.name}: {reference} digest {entry['digest'] or 'unknown (not built here)'}")
+            entry |= {"archive": None, "not_archived": builder}
+        progress(
+            f"  {entry['name']}: {entry['reference']} digest {entry['digest'] or 'unknown (not built here)'}"
+        )
     return entries
+
+
+def _archive(builder: Builder, entry: dict[str, Any], staging: Path) -> dict[str, Any]:
+    """Save the image as an OCI archive (another project's pulled first); its archive and digest."""
+    reference, archive = entry["reference"], f"images/{entry['name']}.oci.tar"
+    (staging / "images").mkdir(parents=True, exist_ok=True)
+    steps = [builder.pull_command(reference)] if entry.get("third_party") else []
+    for command in [*steps, builder.archive_command(reference, staging / archive)]:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BadInput(
+                f"{builder.tool} cannot save {reference} ({done.stderr.strip()}): build the project's images "
+                "first with `make images` and the registry the stack names; others must be pullable here"
+            )
+    digest = subprocess.run(builder.digest_command(reference), capture_output=True, text=True)
+    return {"archive": archive, "digest": digest.stdout.strip() or entry["digest"]}
 
 
 def _wheels(staging: Path, root: Path, progress: Progress) -> None:

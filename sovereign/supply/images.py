@@ -82,6 +82,9 @@ class Builder:
             return [self.path, "save", "--format", "oci-archive", "--output", str(out), tag]
         return [self.path, "save", "--output", str(out), tag]
 
+    def pull_command(self, reference: str) -> list[str]:
+        return [self.path, "pull", reference]
+
     def digest_command(self, tag: str) -> list[str]:
         return [self.path, "image", "inspect", "--format", "{{.Id}}", tag]
 
