@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sovereign import cli
 from sovereign.airgap import layout
-from sovereign.airgap.export import ExportOptions, export_transfer
+from sovereign.airgap.export import ExportOptions, export_transfer, wheel_platforms
 from sovereign.airgap.verify import verify_transfer
 from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE
 from sovereign.errors import BadInput
@@ -218,3 +218,11 @@ def test_the_cli_exports_with_the_audit_key_and_verifies_with_its_public_half(
     assert not (out / "wheels").exists() and (out / "clusters" / "fvey-london-1.yaml").is_file()
     done = CliRunner().invoke(cli.app, ["airgap", "verify", str(out)])  # the state dir's audit public key
     assert done.exit_code == 0, done.output
+
+
+def test_wheels_are_fetched_for_every_glibc_the_target_runs() -> None:
+    # pip download takes --platform literally; the locks' target is glibc 2.28 on x86_64.
+    tags = wheel_platforms()
+    assert tags[0] == "manylinux_2_28_x86_64" and tags[-1] == "manylinux1_x86_64"
+    assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux2010_x86_64"} <= set(tags)
+    assert "manylinux_2_29_x86_64" not in tags and not any(t.startswith("linux") for t in tags)

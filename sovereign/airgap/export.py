@@ -30,13 +30,12 @@ from sovereign.policy.bundle import configured_bundle
 from sovereign.policy.screening import ScreeningList
 from sovereign.policy.screening_source import configured_list
 from sovereign.supply.images import BUILT_FILE, IMAGES, Builder, find_builder
-from sovereign.supply.lock import PYTHON_VERSION
+from sovereign.supply.lock import PYTHON_PLATFORM, PYTHON_VERSION
 from sovereign.supply.sbom import image_sbom
 
 Progress = Callable[[str], None]
-# pip's platform tag for the locks' target (lock.PYTHON_PLATFORM in pip's spelling); pip also accepts the
-# older manylinux wheels that glibc 2.28 runs.
-WHEEL_PLATFORM = "manylinux_2_28_x86_64"
+# PEP 513/571/599's names for the manylinux glibc versions PEP 600 spells manylinux_2_<minor>.
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 _FROM = re.compile(r"^FROM\s+(\S+)", re.MULTILINE)
 
 
@@ -123,22 +122,37 @@ def _archive(builder: Builder, entry: dict[str, Any], staging: Path) -> dict[str
     return {"archive": archive, "digest": digest.stdout.strip() or entry["digest"]}
 
 
-def _wheels(staging: Path, root: Path, progress: Progress) -> None:
-    """Every distribution the images' locks name, hash-checked by pip as it downloads."""
-    target = staging / "wheels"
-    for spec in IMAGES.values():
-        progress(f"wheels: pip download --require-hashes -r {spec.lock}")
+def wheel_platforms(platform: str = PYTHON_PLATFORM) -> list[str]:
+    """Every manylinux tag a system of the locks' target runs (x86_64-manylinux_2_28: glibc 2.28 down to
+    2.5), for pip download, which takes --platform literally: given only the newest it finds no wheel of a
+    package built for an older glibc (measured: blake3's)."""
+    arch, _, manylinux = platform.partition("-")
+    newest = int(manylinux.rsplit("_", 1)[1])
+    tags = []
+    for minor in range(newest, 4, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY_MANYLINUX:
+            tags.append(f"{_LEGACY_MANYLINUX[minor]}_{arch}")
+    return tags
+
+
+def download_wheels(target: Path, locks: list[Path], progress: Progress) -> None:
+    """Every distribution `locks` name, for the locks' target, into `target`, hash-checked by pip."""
+    for lock in locks:
+        progress(f"wheels: pip download --require-hashes -r {lock.name}")
         command = [
             sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-            "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform", WHEEL_PLATFORM,
+            "--require-hashes", "--no-deps", "--only-binary=:all:",
+            *(arg for tag in wheel_platforms() for arg in ("--platform", tag)),
             "--python-version", PYTHON_VERSION, "--implementation", "cp", "--dest", str(target),
-            "--requirement", str(root / spec.lock),
+            "--requirement", str(lock),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise BadInput(
-                f"pip download for {spec.lock} failed (it needs the package index; --no-wheels leaves "
-                f"the wheels out): {done.stderr.strip().splitlines()[-1:]}"
+                f"pip download for {lock.name} failed (it needs the package index; --no-wheels leaves the "
+                f"wheels out): {last}"
             )
 
 
@@ -195,7 +209,7 @@ def export_transfer(
         _copy(root / spec.lock, staging, spec.lock)
         _write(staging, f"sbom/{spec.name}.cdx.json", image_sbom(spec.name, root).encode())
     if options.wheels:
-        _wheels(staging, root, progress)
+        download_wheels(staging / "wheels", [root / spec.lock for spec in IMAGES.values()], progress)
     _copy(bundle.rego, staging, layout.POLICY_BUNDLE)
     _copy(bundle.wasm, staging, layout.POLICY_WASM)
     _copy(bundle.verification_key, staging, layout.POLICY_ANCHOR)
