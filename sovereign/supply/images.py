@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sovereign import __version__, toolchain
-from sovereign.errors import ToolMissing
+from sovereign.errors import SovereignError, ToolMissing
 
 DEFAULT_REGISTRY = "registry.example"
 BUILT_FILE = "images/built.json"
@@ -139,9 +139,13 @@ def build_images(
     for spec in IMAGES.values():
         tag = spec.reference(registry)
         progress(f"{builder.tool}: building {tag} from {spec.containerfile} ({spec.lock})")
-        subprocess.run(builder.build_command(spec, tag, revision), cwd=root, check=True)
+        # The builder's own output goes to the console as it builds; a failure is named in one line after it.
+        if (code := subprocess.run(builder.build_command(spec, tag, revision), cwd=root).returncode) != 0:
+            raise SovereignError(
+                f"{builder.tool} could not build {tag} from {spec.containerfile} (exit {code})"
+            )
         digest = subprocess.run(
-            builder.digest_command(tag), cwd=root, capture_output=True, text=True, check=True
+            builder.digest_command(tag), cwd=root, capture_output=True, text=True
         ).stdout.strip()
         built[spec.name] = {"reference": tag, "digest": digest}
         progress(f"  {tag} {digest}")
