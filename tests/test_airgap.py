@@ -22,6 +22,7 @@ from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE
 from sovereign.errors import BadInput
 from sovereign.models.signing import SIGNERS_ENV, sign_checkpoint
 from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.screening import SAMPLE_LIST
 
 KEY = Ed25519PrivateKey.generate()
 # Every member of a us-defense transfer without wheels or archives: the byte-flip test covers each one, and
@@ -226,3 +227,14 @@ def test_wheels_are_fetched_for_every_glibc_the_target_runs() -> None:
     assert tags[0] == "manylinux_2_28_x86_64" and tags[-1] == "manylinux1_x86_64"
     assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux2010_x86_64"} <= set(tags)
     assert "manylinux_2_29_x86_64" not in tags and not any(t.startswith("linux") for t in tags)
+
+
+def test_a_list_the_region_could_not_screen_with_is_not_exported_and_nothing_is_left(
+    signed_bundle: SignedBundle, tmp_path: Path
+) -> None:
+    # The shipped sample given as the list: refused as a sample (only the dev sample is accepted as one).
+    out = tmp_path / "us-defense"
+    options = ExportOptions(stack="us-defense", screening_list=SAMPLE_LIST, wheels=False, archives=False)
+    with pytest.raises(BadInput, match="sample"):
+        export_transfer("us-defense", out, options, key=KEY, progress=lambda line: None)
+    assert sorted(tmp_path.iterdir()) == []  # neither the transfer nor its half-written staging folder

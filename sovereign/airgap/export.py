@@ -26,7 +26,7 @@ from sovereign.audit import keys
 from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE, signed
 from sovereign.errors import BadInput
 from sovereign.models.signing import SIGNATURE_FILE, signers_dir
-from sovereign.policy.bundle import configured_bundle
+from sovereign.policy.bundle import SignedBundle, configured_bundle
 from sovereign.policy.screening import ScreeningList
 from sovereign.policy.screening_source import configured_list
 from sovereign.supply.images import BUILT_FILE, IMAGES, Builder, find_builder
@@ -181,6 +181,47 @@ def _models(models: Path | None, staging: Path, progress: Progress) -> list[str]
     return [folder.name for folder in found]
 
 
+def _gather(
+    region: str,
+    options: ExportOptions,
+    config: stack_config.StackConfig,
+    bundle: SignedBundle,
+    staging: Path,
+    root: Path,
+    today: date,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Write every member into `staging`; the manifest's document, but for the signer."""
+    progress(f"transfer for region {region} (stack {options.stack})")
+    images = _images(config, staging, options.archives, root, progress)
+    _write(staging, layout.IMAGES, (json.dumps(images, indent=2) + "\n").encode())
+    for spec in IMAGES.values():
+        _copy(root / spec.lock, staging, spec.lock)
+        _write(staging, f"sbom/{spec.name}.cdx.json", image_sbom(spec.name, root).encode())
+    if options.wheels:
+        download_wheels(staging / "wheels", [root / spec.lock for spec in IMAGES.values()], progress)
+    _copy(bundle.rego, staging, layout.POLICY_BUNDLE)
+    _copy(bundle.wasm, staging, layout.POLICY_WASM)
+    _copy(bundle.verification_key, staging, layout.POLICY_ANCHOR)
+    screening = _screening(options.screening_list, today, staging)
+    models = _models(options.models, staging, progress)
+    _copy(config_path := stack_config.stack_file(root, options.stack), staging, f"stack/{config_path.name}")
+    for cluster in config.cluster_files(root):
+        _copy(cluster, staging, f"clusters/{cluster.name}")
+    return {
+        "format": layout.FORMAT,
+        "region": region,
+        "stack": options.stack,
+        "created": datetime.now(UTC).isoformat(),
+        "policy_revision": bundle.revision,
+        "screening": screening,
+        "models": models,
+        "images": [{k: image[k] for k in ("name", "reference", "digest", "archive")} for image in images],
+        "wheels": options.wheels,
+        "members": {name: _file_facts(path) for name, path in layout.members_of(staging).items()},
+    }
+
+
 def export_transfer(
     region: str,
     out: Path,
@@ -202,40 +243,17 @@ def export_transfer(
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    progress(f"transfer for region {region} (stack {options.stack}) into {out}")
-    images = _images(config, staging, options.archives, root, progress)
-    _write(staging, layout.IMAGES, (json.dumps(images, indent=2) + "\n").encode())
-    for spec in IMAGES.values():
-        _copy(root / spec.lock, staging, spec.lock)
-        _write(staging, f"sbom/{spec.name}.cdx.json", image_sbom(spec.name, root).encode())
-    if options.wheels:
-        download_wheels(staging / "wheels", [root / spec.lock for spec in IMAGES.values()], progress)
-    _copy(bundle.rego, staging, layout.POLICY_BUNDLE)
-    _copy(bundle.wasm, staging, layout.POLICY_WASM)
-    _copy(bundle.verification_key, staging, layout.POLICY_ANCHOR)
-    screening = _screening(options.screening_list, today, staging)
-    models = _models(options.models, staging, progress)
-    _copy(config_path := stack_config.stack_file(root, options.stack), staging, f"stack/{config_path.name}")
-    for cluster in config.cluster_files(root):
-        _copy(cluster, staging, f"clusters/{cluster.name}")
-    doc = {
-        "format": layout.FORMAT,
-        "region": region,
-        "stack": options.stack,
-        "created": datetime.now(UTC).isoformat(),
-        "policy_revision": bundle.revision,
-        "screening": screening,
-        "models": models,
-        "images": [{k: image[k] for k in ("name", "reference", "digest", "archive")} for image in images],
-        "wheels": options.wheels,
-        "signer_key_id": keys.key_id(key.public_key()),
-        "members": {name: _file_facts(path) for name, path in layout.members_of(staging).items()},
-    }
-    manifest, signature = signed(doc, key)
+    try:
+        doc = _gather(region, options, config, bundle, staging, root, today, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left to be carried
+        raise
+    signer = keys.key_id(key.public_key())
+    manifest, signature = signed(doc | {"signer_key_id": signer}, key)
     _write(staging, MANIFEST, manifest)
     _write(staging, SIGNATURE, signature)
     if out.exists():
         out.rmdir()
     staging.rename(out)  # a half-written transfer never has the final name
-    progress(f"transfer: {out} ({len(doc['members'])} members, signed with audit key {doc['signer_key_id']})")
-    return doc
+    progress(f"transfer: {out} ({len(doc['members'])} members, signed with audit key {signer})")
+    return json.loads(manifest)
