@@ -137,6 +137,24 @@ def test_the_serving_image_is_the_pinned_ray_image_plus_what_import_path_imports
         assert (ROOT / package / "__init__.py").is_file()
 
 
+def test_the_operator_image_holds_what_its_command_imports() -> None:
+    # `python -m sovereign operator run` (the image's entrypoint and command): every project package it
+    # loads, and the files the project reads beside its code, are copied into the image.
+    probe = (
+        "import sys, sovereign.cli, operators.sovereign_operator.runner\n"
+        "import operators.sovereign_operator.runtime\n"
+        f"print(' '.join(sorted({{n.split('.')[0] for n in sys.modules}} & {set(PROJECT_PACKAGES)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr
+    operator = IMAGES["operator"]
+    copied = {v.split()[-1] for v in _values(operator, "COPY")}
+    assert set(done.stdout.split()) <= copied
+    assert {"policies/data", "tools/versions.env"} <= copied  # policydata's catalogue, toolchain's pins
+    assert _values(operator, "ENTRYPOINT") == ['["python", "-m", "sovereign"]']
+    assert _values(operator, "CMD") == ['["operator", "run", "--credentials", "/credentials"]']
+
+
 def test_the_operator_deployment_runs_its_image_non_root_with_a_read_only_root() -> None:
     operator = IMAGES["operator"]
     uid = int(_values(operator, "USER")[-1].split(":")[0])
