@@ -31,6 +31,8 @@ ROOT = toolchain.REPO_ROOT
 HADOLINT = Path(sys.executable).with_name("hadolint")
 SPECS = sorted(IMAGES.values(), key=lambda s: s.name)
 PROJECT_PACKAGES = ("sovereign", "operators", "serving", "infra")
+# Modules of the serving extra's packages that the base does not also bring (Pillow comes with matplotlib).
+SERVING_EXTRA_MODULES = {"torch", "transformers", "tokenizers", "ray", "openai", "filetype"}
 
 
 def _parser(spec: ImageSpec) -> DockerfileParser:
@@ -142,14 +144,18 @@ def test_the_operator_image_holds_what_its_command_imports() -> None:
     # loads, and the files the project reads beside its code, are copied into the image.
     probe = (
         "import sys, sovereign.cli, operators.sovereign_operator.runner\n"
-        "import operators.sovereign_operator.runtime\n"
-        f"print(' '.join(sorted({{n.split('.')[0] for n in sys.modules}} & {set(PROJECT_PACKAGES)!r})))"
+        "import operators.sovereign_operator.runtime, operators.sovereign_operator.admission\n"
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
     operator = IMAGES["operator"]
     copied = {v.split()[-1] for v in _values(operator, "COPY")}
-    assert set(done.stdout.split()) <= copied
+    assert loaded & set(PROJECT_PACKAGES) <= copied
+    # The image installs the base dependencies only (locks/operator.txt): nothing of the serving extra.
+    assert not SERVING_EXTRA_MODULES & set(read_lock(ROOT / operator.lock))
+    assert not loaded & SERVING_EXTRA_MODULES, loaded & SERVING_EXTRA_MODULES
     assert {"policies/data", "tools/versions.env"} <= copied  # policydata's catalogue, toolchain's pins
     assert _values(operator, "ENTRYPOINT") == ['["python", "-m", "sovereign"]']
     assert _values(operator, "CMD") == ['["operator", "run", "--credentials", "/credentials"]']
