@@ -19,11 +19,16 @@ tools:  ## build/install the pinned external binaries into ~/.cache/sovereign/to
 
 venv: $(VENV)/.installed  ## create .venv with sovereign and its test dependencies
 
-$(VENV)/.installed: pyproject.toml
-	@echo "[venv] creating $(VENV) and installing sovereign[dev]"
+# Every package from a hash-pinned lock (locks/, `make lock`), then the project itself without resolving
+# anything: what is installed is exactly what was locked and checked (`sovereign lock check`).
+PIP_LOCKED := $(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --require-hashes --no-deps
+
+$(VENV)/.installed: pyproject.toml locks/tools.txt
+	@echo "[venv] creating $(VENV) from locks/tools.txt (base + dev)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -q --upgrade pip
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	$(PIP_LOCKED) -r locks/tools.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --no-deps -e .
 	touch $@
 
 lint: venv  ## ruff, the import layer contract (pyproject.toml), the locks against pyproject, hadolint
@@ -57,8 +62,8 @@ bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only 
 
 venv-serving: $(VENV)/.serving  ## add the serving stack (torch CPU/CUDA, transformers, Ray Serve)
 
-$(VENV)/.serving: $(VENV)/.installed
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev,serving]'
+$(VENV)/.serving: $(VENV)/.installed locks/dev.txt
+	$(PIP_LOCKED) -r locks/dev.txt
 	touch $@
 
 demo: tools venv-serving  ## the main job: three sovereign regions end to end; stays up until demo-down

@@ -2,7 +2,8 @@
 
 One lock per use, all for CPython 3.11 on linux x86_64 (what the images and the project's machines run):
 
-    locks/dev.txt       base + serving + dev extras: the venv of developers and CI (`make venv`)
+    locks/dev.txt       base + serving + dev extras: the venv of developers and CI (`make venv-serving`)
+    locks/tools.txt     base + dev: the venv without the serving stack (`make venv`: lint, fast tests)
     locks/serving.txt   base + serving: the serving image (Ray Serve replicas)
     locks/operator.txt  base only: the operator image
 
@@ -64,6 +65,7 @@ class LockSpec:
 # dev first: the others are compiled constrained by it.
 LOCKS = {
     "dev": LockSpec("dev", ("serving", "dev"), "the venv of developers and CI"),
+    "tools": LockSpec("tools", ("dev",), "the venv without the serving stack"),
     "serving": LockSpec("serving", ("serving",), "the serving image"),
     "operator": LockSpec("operator", (), "the operator image"),
 }
