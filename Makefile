@@ -4,10 +4,12 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
+# The registry `make images` tags for: the stacks' operatorImage and servingImage (infra/stacks/*.yaml).
+REGISTRY ?= registry.example
 # The Pulumi stand-ins (tools/pulumi-plugins/README.md) must be on PATH for a plain `pulumi` run.
 export PATH := $(CURDIR)/tools/pulumi-plugins:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help tools venv venv-serving lint policy-test test test-fast bundle demo demo-check demo-down dev-up dev-down dev-status clean
+.PHONY: help tools venv venv-serving lint lock lock-check images policy-test test test-fast bundle demo demo-check demo-down dev-up dev-down dev-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,17 +19,33 @@ tools:  ## build/install the pinned external binaries into ~/.cache/sovereign/to
 
 venv: $(VENV)/.installed  ## create .venv with sovereign and its test dependencies
 
-$(VENV)/.installed: pyproject.toml
-	@echo "[venv] creating $(VENV) and installing sovereign[dev]"
+# Every package from a hash-pinned lock (locks/, `make lock`), then the project itself without resolving
+# anything: what is installed is exactly what was locked and checked (`sovereign lock check`).
+PIP_LOCKED := $(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --require-hashes --no-deps
+
+$(VENV)/.installed: pyproject.toml locks/tools.txt
+	@echo "[venv] creating $(VENV) from locks/tools.txt (base + dev)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -q --upgrade pip
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	$(PIP_LOCKED) -r locks/tools.txt
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --no-deps -e .
 	touch $@
 
-lint: venv  ## ruff check + format check + the import layer contract (pyproject.toml)
+lint: venv  ## ruff, the import layer contract (pyproject.toml), the locks against pyproject, hadolint
 	ruff check .
 	ruff format --check .
 	lint-imports
+	$(VENV)/bin/sovereign lock check
+	hadolint images/*.Containerfile
+
+lock: venv  ## rewrite locks/*.txt from pyproject.toml (uv pip compile --generate-hashes; needs the index)
+	$(VENV)/bin/sovereign lock compile
+
+lock-check: venv  ## offline: every lock agrees with pyproject.toml and with locks/dev.txt (part of lint)
+	$(VENV)/bin/sovereign lock check
+
+images: venv  ## build the operator and serving images (docker, podman or buildah); REGISTRY=... to retag
+	$(VENV)/bin/sovereign images build --registry $(REGISTRY)
 
 policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
 	policies/check.sh
@@ -44,8 +62,8 @@ bundle: tools venv  ## build and sign the policy bundle (Rego + Wasm): the only 
 
 venv-serving: $(VENV)/.serving  ## add the serving stack (torch CPU/CUDA, transformers, Ray Serve)
 
-$(VENV)/.serving: $(VENV)/.installed
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev,serving]'
+$(VENV)/.serving: $(VENV)/.installed locks/dev.txt
+	$(PIP_LOCKED) -r locks/dev.txt
 	touch $@
 
 demo: tools venv-serving  ## the main job: three sovereign regions end to end; stays up until demo-down

@@ -15,6 +15,7 @@ from infra.kube_api import Connection
 from infra.kube_object import KubeObject, identity
 from infra.stack_config import Workloads
 from operators import manifests
+from sovereign import toolchain
 from sovereign import vocabulary as k8s
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
@@ -39,8 +40,13 @@ class SovereignRegionArgs:
     """The region's own endpoints, the only egress allowed besides DNS and the sovereign namespaces."""
     operator_image: str = ""
     """Operator image, for in-cluster workloads."""
+    serving_image: str = ""
+    """In-cluster: the image the operator writes into its RayServices (empty: the operator's default)."""
     opa_image: str = ""
     """OPA image, for in-cluster workloads."""
+    kuberay_image: str = ""
+    """In-cluster: KubeRay's operator image; the stack installs KubeRay (CRDs and operator) with it. Empty:
+    KubeRay is the cluster's own."""
     webhook_ca: bytes | None = None
     """In-cluster: the CA the API server trusts the operator's webhook through."""
     dashboards: dict[str, str] = field(default_factory=dict)
@@ -98,12 +104,16 @@ class SovereignRegion(pulumi.ComponentResource):
         # Local workloads: the operator process registers its own webhook (sovereign operator setup).
         admission: list[KubeObject] = []
         if args.workloads is Workloads.in_cluster and args.webhook_ca:
+            # KubeRay first: the operator creates RayServices, which only KubeRay's CRDs make a kind.
+            kuberay = self._kuberay(args.kuberay_image) if args.kuberay_image else []
             for doc in region_objects.opa_workload(args.opa_image):
                 self._apply(doc, policy)
             service_account = k8s.OPERATOR_SERVICE_ACCOUNT[1]
             operator = [
-                self._apply(doc, [*rbac, *policy])  # it mounts the bundle to verify what OPA serves
-                for doc in region_objects.operator_workload(args.operator_image, service_account)
+                self._apply(doc, [*rbac, *policy, *kuberay])  # it mounts the bundle to verify what OPA serves
+                for doc in region_objects.operator_workload(
+                    args.operator_image, service_account, args.serving_image or None
+                )
             ]
             # Registered once the operator is available: with failurePolicy Fail, an earlier registration
             # would refuse this stack's own LlamaDeployments.
@@ -135,6 +145,15 @@ class SovereignRegion(pulumi.ComponentResource):
         self.register_outputs(
             {"namespaces": self.namespaces, "endpoints": self.endpoints, "compliance": self.compliance}
         )
+
+    def _kuberay(self, image: str) -> list[KubeObject]:
+        """KubeRay's CRDs and operator at the pinned version (tools/versions.env), in its own namespace."""
+        crds = [self._apply(doc) for doc in _documents(toolchain.kuberay_crds())]
+        ns, *objects = region_objects.kuberay_operator(
+            image, _documents(toolchain.kuberay_operator_manifests())
+        )
+        ns_obj = self._apply(ns)
+        return [*crds, ns_obj, *(self._apply(doc, [ns_obj, *crds]) for doc in objects)]
 
     def _apply(
         self,

@@ -8,12 +8,15 @@ policy, the policy bundle for OPA, in-cluster Deployments, the webhook registrat
 from __future__ import annotations
 
 import base64
+import copy
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from operators.manifests import KUBERAY_NAMESPACE
 from operators.sovereign_operator.admission import webhook_configuration
+from sovereign.audit.keys import PRIVATE_KEY_ENV as AUDIT_KEY_ENV
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
 from sovereign.policy.opa_endpoint import OPA_CA_ENV, OPA_URL_ENV
 from sovereign.policy.opa_token import TOKEN_ENV
@@ -183,15 +186,50 @@ def opa_url() -> str:
     return f"https://{OPA_NAME}.{SYSTEM_NAMESPACE}.svc:{OPA_PORT}"
 
 
-def operator_workload(image: str, service_account: str) -> list[Manifest]:
+# The operator image's user (images/operator.Containerfile USER): non-root, numeric for runAsNonRoot.
+OPERATOR_UID = 10001
+# What the operator writes, on volumes of their own, so that its root filesystem is read-only: the state
+# dir (its decision log segments; the image's SOVEREIGN_STATE_DIR), kept on a claim the platform engineer
+# creates so the log outlives the pod, and /tmp.
+STATE_MOUNT, TMP_MOUNT = "/var/lib/sovereign", "/tmp"
+STATE_CLAIM = "sovereign-operator-state"
+# The audit key the operator signs its decision log with (`sovereign audit keygen`'s audit-log.key), a
+# Secret the platform engineer creates. The operator refuses a key file others may read, and a Secret
+# volume is group-readable under fsGroup: an init container copies it, 0600 and owned by the operator's
+# user, into a memory-backed volume, so the key never lies on the node's disk.
+AUDIT_KEY_SECRET, AUDIT_KEY_FILE = "sovereign-audit-key", "audit-log.key"
+AUDIT_KEY_SECRET_MOUNT, AUDIT_KEY_MOUNT = "/audit-key-secret", "/audit-key"
+# Restricted Pod Security Standard: non-root, no privilege escalation, no capabilities, the runtime's
+# seccomp profile; and a read-only root filesystem, which the operator allows (it writes only the above).
+OPERATOR_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": OPERATOR_UID,
+    "runAsGroup": OPERATOR_UID,
+    "fsGroup": OPERATOR_UID,  # the state claim and the audit key's copy are the operator's to write
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+OPERATOR_CONTAINER_SECURITY = {
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def operator_workload(image: str, service_account: str, serving_image: str | None = None) -> list[Manifest]:
     """The operator under its own ServiceAccount, asking the in-cluster OPA (its CA pinned, with the token,
     believed only on the revision of the bundle the operator verified itself), serving its webhook over
-    TLS."""
+    TLS, writing `serving_image` (the serving image, images/serving.Containerfile) into its RayServices."""
+    args = ["operator", "run", "--credentials", "/credentials"]
+    if serving_image:
+        args += ["--ray-image", serving_image]
     container = {
         "name": "operator",
         "image": image,
-        "args": ["operator", "run", "--credentials", "/credentials"],
+        "args": args,
+        "securityContext": OPERATOR_CONTAINER_SECURITY,
         "env": [
+            {"name": "SOVEREIGN_STATE_DIR", "value": STATE_MOUNT},
+            {"name": AUDIT_KEY_ENV, "value": f"{AUDIT_KEY_MOUNT}/{AUDIT_KEY_FILE}"},
             {"name": OPA_URL_ENV, "value": opa_url()},
             {"name": OPA_CA_ENV, "value": f"{OPA_CA_MOUNT}/ca.crt"},
             _TOKEN,
@@ -205,12 +243,37 @@ def operator_workload(image: str, service_account: str) -> list[Manifest]:
             {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
             *_POLICY_MOUNTS,
             {"name": "opa-ca", "mountPath": OPA_CA_MOUNT, "readOnly": True},
+            {"name": "audit-key", "mountPath": AUDIT_KEY_MOUNT, "readOnly": True},
+            {"name": "state", "mountPath": STATE_MOUNT},
+            {"name": "tmp", "mountPath": TMP_MOUNT},
+        ],
+    }
+    copy_key = {
+        "name": "audit-key",
+        "image": image,
+        "command": [
+            "install",
+            "-m",
+            "0600",
+            f"{AUDIT_KEY_SECRET_MOUNT}/{AUDIT_KEY_FILE}",
+            f"{AUDIT_KEY_MOUNT}/{AUDIT_KEY_FILE}",
+        ],
+        "securityContext": OPERATOR_CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "audit-key-secret", "mountPath": AUDIT_KEY_SECRET_MOUNT, "readOnly": True},
+            {"name": "audit-key", "mountPath": AUDIT_KEY_MOUNT},
         ],
     }
     pod = {
         "serviceAccountName": service_account,
+        "securityContext": OPERATOR_POD_SECURITY,
+        "initContainers": [copy_key],
         "containers": [container],
         "volumes": [
+            {"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "audit-key-secret", "secret": {"secretName": AUDIT_KEY_SECRET}},
+            {"name": "audit-key", "emptyDir": {"medium": "Memory"}},
             {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}},
             # The Consolidated Screening List (tens of MB, past a ConfigMap's 1 MiB) on a volume the
             # organisation keeps current; without it the operator refuses to start, naming the setting.
@@ -224,6 +287,31 @@ def operator_workload(image: str, service_account: str) -> list[Manifest]:
         ],
     }
     return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]
+
+
+# What kustomize adds to every object of KubeRay's base (its config/rbac and config/manager kustomizations).
+KUBERAY_LABELS = {"app.kubernetes.io/name": "kuberay", "app.kubernetes.io/component": "kuberay-operator"}
+_CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+
+
+def kuberay_operator(image: str, base: list[Manifest]) -> list[Manifest]:
+    """KubeRay's operator from its kustomize base (`base`: the documents of toolchain's
+    kuberay_operator_manifests), rendered as `kustomize build config/default` would with this namespace and
+    image: its own namespace, which the Ray pods' ingress policy admits (operators/manifests.py)."""
+    docs: list[Manifest] = [namespace(KUBERAY_NAMESPACE, {})]
+    for original in base:
+        doc = copy.deepcopy(original)
+        meta = doc["metadata"]
+        meta["labels"] = {**meta.get("labels", {}), **KUBERAY_LABELS, **PART_OF}
+        if doc["kind"] not in _CLUSTER_SCOPED:
+            meta["namespace"] = KUBERAY_NAMESPACE
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = KUBERAY_NAMESPACE
+        if doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                container["image"] = image
+        docs.append(doc)
+    return docs
 
 
 def webhook_registration(ca_pem: bytes) -> Manifest:

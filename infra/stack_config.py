@@ -43,7 +43,9 @@ class StackConfig(BaseModel):
     workloads: Workloads
     egress_cidrs: list[IPvAnyNetwork] = Field(alias="egressCidrs")
     operator_image: str = Field(alias="operatorImage")
+    serving_image: str = Field(alias="servingImage")
     opa_image: NonEmpty = Field(alias="opaImage")
+    kuberay_image: str = Field(alias="kuberayImage")
     webhook_ca_file: str = Field(alias="webhookCaFile")
 
     @model_validator(mode="after")
@@ -53,6 +55,7 @@ class StackConfig(BaseModel):
                 key
                 for key, value in (
                     ("operatorImage", self.operator_image),
+                    ("servingImage", self.serving_image),
                     ("webhookCaFile", self.webhook_ca_file),
                 )
                 if not value

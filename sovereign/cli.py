@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from sovereign import __version__
 from sovereign.commands import (
+    airgap,
     audit,
     bundle,
     decide,
@@ -20,6 +21,8 @@ from sovereign.commands import (
     evidence,
     exporter,
     fleet,
+    images,
+    lock,
     matrix,
     models,
     operator,
@@ -58,6 +61,9 @@ app.add_typer(evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(fleet.app, name="fleet")
 app.command()(whatif.whatif)
+app.add_typer(lock.app, name="lock")
+app.add_typer(images.app, name="images")
+app.add_typer(airgap.app, name="airgap")
 
 _err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

@@ -63,6 +63,11 @@ def kuberay_crds() -> list[Path]:
     return sorted((_entry("kuberay-crds", "KUBERAY_VERSION") / "crds").glob("*.yaml"))
 
 
+def kuberay_operator_manifests() -> list[Path]:
+    """KubeRay's operator (RBAC, the manager Deployment) as its Go module's kustomize base declares it."""
+    return sorted((_entry("kuberay-operator", "KUBERAY_VERSION") / "operator").glob("*.yaml"))
+
+
 def system_binary(name: str, install_hint: str) -> Path:
     """A binary taken from the system PATH (Debian's prometheus/promtool)."""
     found = shutil.which(name)

@@ -280,7 +280,7 @@ def test_bad_cidr_and_bad_mode_are_named(project: Path) -> None:
 
 def test_in_cluster_needs_an_operator_image_and_its_webhook_ca(project: Path) -> None:
     write_stack(project, "t", {"region": "us-defense", "clusters": ["c.yaml"], "workloads": "in-cluster"})
-    with pytest.raises(BadInput, match="set operatorImage, webhookCaFile"):
+    with pytest.raises(BadInput, match="set operatorImage, servingImage, webhookCaFile"):
         stack_config.load(project, "t")
 
 
@@ -370,7 +370,9 @@ def test_program_side_reading_matches_the_file_side(project: Path) -> None:
         "sovereign:workloads": "in-cluster",
         "sovereign:egressCidrs": '["10.20.0.0/16"]',
         "sovereign:operatorImage": "registry.example/sovereign/operator:0.1.0",
+        "sovereign:servingImage": "registry.example/sovereign/serving:0.1.0",
         "sovereign:opaImage": from_file.opa_image,
+        "sovereign:kuberayImage": from_file.kuberay_image,
         "sovereign:webhookCaFile": from_file.webhook_ca_file,
     }
     assert stack_config.from_pulumi(pulumi_config, "stack us-defense") == from_file

@@ -6,7 +6,7 @@ Decisions come from the real OPA server on the session's signed bundle (the `opa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from typing import Any
 
@@ -110,6 +110,17 @@ def region_args(bundle: SignedBundle, **overrides: Any) -> SovereignRegionArgs:
     return SovereignRegionArgs(**{**values, **overrides})
 
 
+def in_cluster_args(bundle: SignedBundle, **overrides: Any) -> SovereignRegionArgs:
+    """A region whose operator and OPA run in the cluster (KubeRay only where an image is given)."""
+    values: dict[str, Any] = {
+        "workloads": Workloads.in_cluster,
+        "operator_image": "registry.example/sovereign/operator:0.1.0",
+        "opa_image": "openpolicyagent/opa:1.10.0-static",
+        "webhook_ca": b"-----BEGIN CERTIFICATE-----\n",
+    }
+    return region_args(bundle, **{**values, **overrides})
+
+
 def by_kind(registered: list[Registered], kind: str) -> list[Registered]:
     return [r for r in registered if r.type == KUBE_OBJECT and r.manifest["kind"] == kind]
 
@@ -195,14 +206,7 @@ def test_sibling_deployments_count_towards_the_quota_context(
 def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     signed_bundle: SignedBundle, policy_engine: None
 ) -> None:
-    args = region_args(
-        signed_bundle,
-        workloads=Workloads.in_cluster,
-        operator_image="registry.example/sovereign/operator:0.1.0",
-        opa_image="openpolicyagent/opa:1.10.0-static",
-        webhook_ca=b"-----BEGIN CERTIFICATE-----\n",
-    )
-    registered, outputs = deploy(args)
+    registered, outputs = deploy(in_cluster_args(signed_bundle))
     (webhook,) = by_kind(registered, "ValidatingWebhookConfiguration")
     for hook in webhook.manifest["webhooks"]:
         assert hook["clientConfig"]["service"]["name"] == "sovereign-operator"
@@ -262,3 +266,34 @@ def test_bad_args_fail_before_anything_is_registered(signed_bundle: SignedBundle
         region_args(signed_bundle, region="five-eyes")
     with pytest.raises(ValueError, match="operator_image, opa_image and webhook_ca"):
         region_args(signed_bundle, workloads=Workloads.in_cluster, operator_image="x", opa_image="y")
+
+
+def test_in_cluster_region_installs_kuberay_before_the_operator(
+    signed_bundle: SignedBundle, policy_engine: None
+) -> None:
+    args = in_cluster_args(
+        signed_bundle,
+        serving_image="registry.example/sovereign/serving:0.1.0",
+        kuberay_image="quay.io/kuberay/operator:v1.5.1",
+    )
+    registered, _ = deploy(args)
+    crds = {r.manifest["metadata"]["name"] for r in by_kind(registered, "CustomResourceDefinition")}
+    assert {"rayservices.ray.io", "rayclusters.ray.io", "rayjobs.ray.io"} <= crds
+    deployments = {r.manifest["metadata"]["name"]: r for r in by_kind(registered, "Deployment")}
+    assert set(deployments) == {"sovereign-opa", "sovereign-operator", "kuberay-operator"}
+    kuberay = deployments["kuberay-operator"]
+    assert kuberay.manifest["metadata"]["namespace"] == "kuberay-system"
+    assert kuberay.manifest["spec"]["template"]["spec"]["containers"][0]["image"] == args.kuberay_image
+    assert any(dep.endswith("customresourcedefinition-rayservices.ray.io") for dep in kuberay.dependencies)
+    operator = deployments["sovereign-operator"]
+    assert any(dep.endswith("customresourcedefinition-rayservices.ray.io") for dep in operator.dependencies)
+    assert any(dep.endswith("deployment-kuberay-system-kuberay-operator") for dep in operator.dependencies)
+    container = operator.manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--ray-image", "registry.example/sovereign/serving:0.1.0"]
+    # Without a KubeRay image the cluster's own KubeRay is used: nothing of KubeRay's is declared.
+    registered, _ = deploy(replace(args, kuberay_image=""))
+    crds = {r.manifest["metadata"]["name"] for r in by_kind(registered, "CustomResourceDefinition")}
+    assert not any(name.endswith(".ray.io") for name in crds)
+    assert "kuberay-operator" not in {
+        r.manifest["metadata"]["name"] for r in by_kind(registered, "Deployment")
+    }

@@ -4,7 +4,7 @@
 # An entry is built in a scratch folder and renamed into place only when complete, so a failed or
 # interrupted build never leaves an entry a later run trusts. A second run is a no-op.
 #
-# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|prometheus|alertmanager|pushgateway ...]   (default: all)
+# Usage: tools/install.sh [opa|etcd|kubernetes|pulumi|kuberay-crds|kuberay-operator|prometheus|alertmanager|pushgateway ...]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -96,15 +96,38 @@ build_pulumi() {
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
 }
 
+kuberay_module() {  # the pinned KubeRay Go module's folder (in Go's module cache)
+  (cd "$here/go/etcd" && go mod download -json "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+}
+
+# copy_from_kuberay ENTRY TOOL DEST FILE...: files of KubeRay's Go module (paths in it) into ENTRY/DEST.
+copy_from_kuberay() {
+  local entry=$1 tool=$2 dest=$3 dir
+  shift 3
+  need_go "$tool"
+  dir=$(kuberay_module)
+  mkdir -p "$entry/$dest"
+  for file in "$@"; do
+    [[ -f "$dir/$file" ]] || die "KubeRay $KUBERAY_VERSION module has no $file (looked in '$dir')"
+    cp "$dir/$file" "$entry/$dest/"
+  done
+  chmod -R u+w "$entry/$dest"
+}
+
 build_kuberay_crds() {
   need_go kuberay-crds
   local dir
-  dir=$(cd "$here/go/etcd" && go mod download -json "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [[ -d "$dir/config/crd/bases" ]] || die "KubeRay $KUBERAY_VERSION module has no config/crd/bases (looked in '$dir')"
-  mkdir -p "$1/crds"
-  cp "$dir"/config/crd/bases/*.yaml "$1/crds/"
-  chmod -R u+w "$1/crds"
+  dir=$(kuberay_module)
+  # shellcheck disable=SC2046  # one word per CRD file
+  copy_from_kuberay "$1" kuberay-crds crds $(cd "$dir" && ls config/crd/bases/*.yaml)
+}
+
+# KubeRay's operator as its kustomize base declares it (RBAC and the manager Deployment): a real region's
+# stack installs it (infra/region_objects.py kuberay_operator), setting the namespace and the image.
+build_kuberay_operator() {
+  copy_from_kuberay "$1" kuberay-operator operator config/manager/manager.yaml \
+    config/rbac/{service_account,role,role_binding,leader_election_role,leader_election_role_binding}.yaml
 }
 
 # apt_install PACKAGE SPEC BINARY: Debian's package (SPEC: PACKAGE or PACKAGE=VERSION), as root; its own daemon
@@ -147,7 +170,7 @@ install_debian() {
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)
+[[ ${#targets[@]} -gt 0 ]] || targets=(opa etcd kubernetes pulumi kuberay-crds kuberay-operator prometheus alertmanager pushgateway)
 for t in "${targets[@]}"; do
   case $t in
     opa) install_entry opa "$OPA_VERSION" build_opa ;;
@@ -155,12 +178,13 @@ for t in "${targets[@]}"; do
     kubernetes) install_entry kubernetes "$KUBERNETES_VERSION" build_kubernetes kube-apiserver kubectl kube-controller-manager ;;
     pulumi) install_entry pulumi "$PULUMI_VERSION" build_pulumi ;;
     kuberay-crds) install_entry kuberay-crds "$KUBERAY_VERSION" build_kuberay_crds ;;
+    kuberay-operator) install_entry kuberay-operator "$KUBERAY_VERSION" build_kuberay_operator ;;
     prometheus) install_prometheus ;;
     # amtool checks the example routing (infra/monitoring/alertmanager/)
     alertmanager) install_debian prometheus-alertmanager "$ALERTMANAGER_DEBIAN_VERSION" amtool ;;
     # the Pulumi policy pack pushes its decisions there (infra/preview_metrics.py)
     pushgateway) install_debian prometheus-pushgateway "$PUSHGATEWAY_DEBIAN_VERSION" prometheus-pushgateway ;;
-    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds prometheus alertmanager pushgateway)" ;;
+    *) die "unknown tool '$t' (known: opa etcd kubernetes pulumi kuberay-crds kuberay-operator prometheus alertmanager pushgateway)" ;;
   esac
 done
 say "all tools ready in $cache"

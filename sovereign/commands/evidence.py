@@ -21,11 +21,12 @@ from sovereign.policy.bundle import TRUST_ANCHOR_ENV, trust_anchor_path
 
 app = typer.Typer(no_args_is_help=True, help="Evidence packs: a region's decisions, signed, checked offline.")
 _out = Console(soft_wrap=True, highlight=False)
+RegionOpt = Annotated[str, typer.Option(help="The region: us-defense, five-eyes or eu-text-only.")]
 
 
 @app.command()
 def export(
-    region: Annotated[str, typer.Option(help="The region: us-defense, five-eyes or eu-text-only.")],
+    region: RegionOpt,
     out: Annotated[Path, typer.Option(help="Where to write the pack (.tar.gz).")],
     since: Annotated[
         str | None, typer.Option(help="Decisions from this UTC time on (ISO date or time).")

@@ -6,20 +6,17 @@ bytes; `manifest.json` lists every other member's SHA-256 and `manifest.sig` sig
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sovereign.audit import keys
+from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE, as_json, digest, signed
 
+__all__ = ["MANIFEST", "SIGNATURE", "as_json", "digest", "read", "write"]
 FORMAT = "sovereign-evidence/1"
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.sig"
 LOG_PREFIX = "log/"
 POLICY_BUNDLE = "policy/bundle.tar.gz"  # the signed Rego bundle OPA serves: its signature is checked
 DECISIONS = "decisions.json"
@@ -30,24 +27,11 @@ MATRIX_MARKDOWN = "matrix.md"
 ML_BOM = "ml-bom.cdx.json"
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def as_json(doc: Any) -> bytes:
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-
-
-def manifest(members: dict[str, bytes], facts: dict[str, Any]) -> bytes:
-    return as_json(
-        {"format": FORMAT, **facts, "members": {name: digest(data) for name, data in members.items()}}
-    )
-
-
 def write(out: Path, members: dict[str, bytes], facts: dict[str, Any], key: Ed25519PrivateKey) -> None:
     """Write the pack to `out` (through a temporary file: a half-written pack never has the final name)."""
-    signed = manifest(members, facts)
-    everything = {**members, MANIFEST: signed, SIGNATURE: keys.sign(key, signed).encode()}
+    doc = {"format": FORMAT, **facts, "members": {name: digest(data) for name, data in members.items()}}
+    manifest, signature = signed(doc, key)
+    everything = {**members, MANIFEST: manifest, SIGNATURE: signature}
     partial = out.with_name(out.name + ".partial")
     with tarfile.open(partial, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(everything):

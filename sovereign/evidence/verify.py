@@ -3,7 +3,6 @@ fails, named."""
 
 from __future__ import annotations
 
-import base64
 import json
 import tarfile
 import tempfile
@@ -13,8 +12,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sovereign.audit import keys
 from sovereign.audit.segment import LOG_SUFFIX, Lines, parse_record
+from sovereign.audit.signed_manifest import ManifestRefused, member_problems, verified
 from sovereign.audit.verify import verify_log
 from sovereign.evidence import pack
 from sovereign.policy.bundle import verify_built
@@ -40,39 +39,29 @@ def verify_pack(path: Path, audit_key: Ed25519PublicKey, policy_key: Path) -> Pa
     except (OSError, tarfile.TarError, EOFError) as exc:
         report.problems.append(f"{path}: not a readable evidence pack: {exc}")
         return report
-    signed, signature = members.pop(pack.MANIFEST, None), members.pop(pack.SIGNATURE, None)
-    if signed is None or signature is None:
-        report.problems.append(f"{pack.MANIFEST} or {pack.SIGNATURE} is missing: the pack is not signed")
-        return report
-    if not _canonical(signature) or not keys.signature_valid(audit_key, signed, signature.decode()):
-        report.problems.append(
-            f"{pack.MANIFEST}: its signature does not verify with audit key {keys.key_id(audit_key)}"
+    try:
+        manifest = verified(
+            members.pop(pack.MANIFEST, None), members.pop(pack.SIGNATURE, None), audit_key, "the pack"
         )
+    except ManifestRefused as exc:
+        report.problems.append(str(exc))
         return report
-    manifest = json.loads(signed)
     report.facts = {k: v for k, v in manifest.items() if k != "members"}
     listed: dict[str, str] = manifest["members"]
-    for name in sorted(set(listed) | set(members)):
-        if name not in members:
-            report.problems.append(f"{name}: listed in the manifest but missing from the pack")
-        elif name not in listed:
-            report.problems.append(f"{name}: in the pack but not in the signed manifest")
-        elif pack.digest(members[name]) != listed[name]:
-            report.problems.append(f"{name}: its SHA-256 differs from the signed manifest's")
+
+    def differs(name: str) -> str | None:
+        return (
+            None
+            if pack.digest(members[name]) == listed[name]
+            else "its SHA-256 differs from the signed manifest's"
+        )
+
+    report.problems += member_problems(listed, members, differs, "the pack")
     if report.problems:
         return report
     _check_log(members, audit_key, report)
     _check_bundle(members, policy_key, manifest.get("policy_revision"), report)
     return report
-
-
-def _canonical(signature: bytes) -> bool:
-    """Whether `signature` is exactly what the exporter writes (base64, nothing around it): a lenient decoder
-    would let bytes be added to a signed pack's signature unnoticed."""
-    try:
-        return base64.b64encode(base64.b64decode(signature, validate=True)) == signature
-    except ValueError:
-        return False
 
 
 def _check_log(members: dict[str, bytes], audit_key: Ed25519PublicKey, report: PackReport) -> None:

@@ -23,7 +23,11 @@ from safetensors import safe_open
 
 from sovereign.errors import SovereignError
 from sovereign.models.signing import verify_checkpoint
-from sovereign.models.tiny import STAND_IN_KEY
+
+# The catalogue variant a stand-in checkpoint's config.json names (`sovereign models build` writes it). Kept
+# here, not beside the builder: the operator reads checkpoints with the base dependencies alone, and the
+# builder imports the serving extra's tokenizers and transformers.
+STAND_IN_KEY = "sovereign_stand_in_for"
 
 
 class CheckpointUnreadable(SovereignError):

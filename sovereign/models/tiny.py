@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sovereign.models.checkpoint import STAND_IN_KEY
 from sovereign.models.signing import DEV_SIGNER, sign_checkpoint, verify_checkpoint
 from sovereign.models.tokenizer import IMAGE, train_tokenizer
 
-STAND_IN_KEY = "sovereign_stand_in_for"
 # Bump when a recipe changes: a cached model built from an older recipe is rebuilt.
 RECIPE_VERSION = 1
 _MARKER = ".sovereign-model.json"

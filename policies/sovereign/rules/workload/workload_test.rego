@@ -17,10 +17,14 @@ test_success_silent_without_a_workload if {
 	workload.violations == set() with input as fixtures.us_defense
 }
 
+test_success_the_projects_serving_image if {
+	workload.violations == set() with input as _as_submitted({"images": ["registry.example/sovereign/serving:0.1.0"]})
+}
+
 test_fail_another_image if {
 	workload.violations == {{
 		"code": "WORKLOAD_IMAGE_NOT_ALLOWED",
-		"message": "image <evil/ray:1> is not allowed in region <us-defense>; allowed: rayproject/ray:",
+		"message": "image <evil/ray:1> is not allowed in region <us-defense>; allowed: rayproject/ray:, registry.example/sovereign/serving:",
 		"citation": _citation,
 	}} with input as _as_submitted({"images": ["rayproject/ray:2.60.0-py311", "evil/ray:1"]})
 }
