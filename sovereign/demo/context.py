@@ -71,9 +71,10 @@ class DemoContext:
     def region(self, name: str) -> Region:
         return next(r for r in self.regions if r.plan.region == name)
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
         """Start a background process that dies with the demo and that `demo down` can find."""
         env = {**(env or {}), MEMBER_ENV: str(self.root)}
         proc = ManagedProcess(name, argv, self.root / "logs" / f"{name}.log", env=env)
         proc.start()
         self.processes.append(proc)
+        return proc

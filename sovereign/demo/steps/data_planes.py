@@ -12,11 +12,14 @@ from sovereign.demo.sovereign_cli import SOVEREIGN
 from sovereign.devenv.process import free_port
 from sovereign.devenv.prometheus import ScrapeJob
 
+# Printed by `sovereign serve --watch` once its Ray and Serve's proxy are up.
+_STARTED = "watching RayServices through"
+
 
 def start_data_planes(demo: DemoContext) -> None:
     for region in demo.regions:
         region.serve_port = free_port()
-        demo.spawn(
+        plane = demo.spawn(
             f"dataplane-{region.plan.region}",
             [
                 *SOVEREIGN,
@@ -30,7 +33,13 @@ def start_data_planes(demo: DemoContext) -> None:
             ],
             env={"PYTHONUNBUFFERED": "1"},
         )
-    # Every region's Ray starts at once; only then is each deployment waited for.
+        # One region's Ray at a time: three starting at once on two cores start about a dozen Python
+        # processes together, and Ray gives its raylet and dashboard agent a fixed 30 s to come up (all
+        # three Rays missed it, every try, with other work on the machine). A Ray that cannot start ends
+        # the demo here with its log, not after ten minutes of waiting for a model.
+        log = plane.log_path
+        plane.wait_ready(lambda log=log: _STARTED in log.read_text(errors="replace"), 300, "its local Ray")
+        demo.report.say(f"[{region.plan.region}] local Ray up: Serve on 127.0.0.1:{region.serve_port}")
     jobs = [_serving(demo, region, d) for region in demo.regions for d in region.plan.deployments]
     assert demo.prometheus is not None
     demo.prometheus.add_jobs(*jobs)
