@@ -50,6 +50,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# What Ray and Serve raise when a start missed their fixed deadlines (not a configuration error).
+_SLOW_START = ("timed out during startup", "HTTP proxies not available")
+
+
+def slow_start(exc: BaseException) -> bool:
+    """Whether `exc` says only that Ray or Serve started too slowly, so a fresh start may make it."""
+    return any(sign in str(exc) for sign in _SLOW_START)
+
+
 @dataclass
 class LocalRay:
     """One local Ray with Serve on loopback; sized small, with no dashboard and no usage reporting."""
@@ -85,14 +94,14 @@ class LocalRay:
                     logging_level=logging.WARNING,
                     log_to_driver=False,
                 )
+                self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
                 break
             except Exception as exc:
-                # Ray gives its raylet a fixed 30 s to register, which a busy machine (load above 20 on
-                # two cores, seen here) misses; a second start usually makes it.
-                if "timed out during startup" not in str(exc) or attempt == START_TRIES:
+                # Ray gives its raylet 30 s to register and Serve its HTTP proxy 60 s, both fixed, which a
+                # busy machine (load above 20 on two cores, seen here) misses; a new start usually makes it.
+                if not slow_start(exc) or attempt == START_TRIES:
                     raise
                 ray.shutdown()
-        self._client = serve_start(http_options={"host": self.host, "port": self.http_port})
         fatal_signals.restore(self._fatal_handlers)
 
     def apply(self, services: list[DesiredService]) -> None:

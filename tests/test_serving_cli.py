@@ -132,3 +132,25 @@ def test_a_service_this_ray_cannot_place_or_load_is_reported_with_the_fix_and_ne
     status = DataPlane(ray, progress=said.append).reconcile([obj])  # type: ignore[arg-type]
     (ready,) = [c for c in status[next(iter(status))]["conditions"] if c["type"] == "Ready"]
     assert ready["reason"] == "WeightsNotFound" and "GPUs" not in ready["message"]
+
+
+def test_only_rays_own_slow_start_errors_start_ray_again() -> None:
+    """LocalRay starts Ray again only when Ray or Serve said it started too slowly: the phrases it looks for
+    are the ones the installed Ray raises (a Ray upgrade that rewords them fails here, not on a busy day)."""
+    import inspect
+
+    import ray._private.node
+    import ray.serve._private.api
+
+    from serving import dataplane
+
+    raised_by = {
+        "timed out during startup": inspect.getsource(ray._private.node),
+        "HTTP proxies not available": inspect.getsource(ray.serve._private.api),
+    }
+    assert set(raised_by) == set(dataplane._SLOW_START)
+    for sign, source in raised_by.items():
+        assert sign in source
+        assert dataplane.slow_start(Exception(f"The current node {sign}. This could happen because ..."))
+    assert not dataplane.slow_start(ValueError("address already in use"))
+    assert not dataplane.slow_start(RuntimeError("ray.init: num_gpus must be >= 0"))
