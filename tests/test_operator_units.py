@@ -464,3 +464,21 @@ def test_a_new_deployment_whose_rayservice_name_is_taken_reads_it_and_leaves_it_
     statuses = _converge_new(signed_bundle, kube)
     assert kube.calls == ["create", "get"]  # never restored over another's RayService
     assert [_deployed(s) for s in statuses] == [k8s.REASON_NAME_CONFLICT]  # only what holds after the read
+
+
+def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_last_saw_it() -> None:
+    """kopf's index follows the watch, which lags on a busy machine: admission reads the SovereignCluster
+    itself (a cluster just switched to enforce was once admitted against as if it still warned)."""
+    from types import SimpleNamespace
+
+    from operators.sovereign_operator import handlers
+
+    stale = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "warn"}}
+    current = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "enforce"}}
+    runtime = SimpleNamespace(
+        kube=SimpleNamespace(get_cluster=lambda name: current if name == "eu-1" else None)
+    )
+    indexes = {"cluster_index": {"eu-1": [stale]}, "claim_index": {}, "rayservice_claim_index": {}}
+    assert handlers._facts(runtime, ["eu-1"], indexes, fresh=True)[0] == {"eu-1": current}  # type: ignore[arg-type]
+    assert handlers._facts(runtime, ["eu-1"], indexes)[0] == {"eu-1": stale}  # type: ignore[arg-type]
+    assert handlers._facts(runtime, ["gone"], indexes, fresh=True)[0] == {}  # type: ignore[arg-type]

@@ -63,14 +63,17 @@ def _deleted(type: str, **_: Any) -> bool:
 
 
 def _facts(
-    runtime: Runtime, refs: Iterable[str], indexes: Mapping[str, Any]
+    runtime: Runtime, refs: Iterable[str], indexes: Mapping[str, Any], fresh: bool = False
 ) -> tuple[dict[str, Any], dict[str, list[Claim]]]:
     """The clusters and claims for `refs`, from kopf's indexes (a handler's kwargs): the LlamaDeployments'
     claims and the direct RayServices'. A cluster the index has not seen yet (created a moment ago, e.g. in
-    the same `kubectl apply`) is read from the API server: absent means absent."""
+    the same `kubectl apply`) is read from the API server: absent means absent. `fresh` (admission) reads
+    every cluster from the API server: the index follows the watch, which lags on a busy machine, and a
+    cluster just switched to enforce was seen admitting as if it still warned (one GET per review)."""
     clusters: dict[str, Any] = {}
     for ref in refs:
-        cluster = _first(indexes["cluster_index"].get(ref)) or runtime.kube.get_cluster(ref)
+        indexed = None if fresh else _first(indexes["cluster_index"].get(ref))
+        cluster = indexed or runtime.kube.get_cluster(ref)
         if cluster is not None:
             clusters[ref] = cluster
     claims = {
@@ -233,7 +236,7 @@ async def validate_llama_deployment(
 
     def review() -> list[str]:
         new, previous = _plain(body), _plain(old) if old is not None else None
-        clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes)
+        clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes, fresh=True)
         return runtime.admission.review_deployment(new, previous, clusters, claims)
 
     warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
@@ -252,7 +255,7 @@ async def validate_rayservice(
     def review() -> list[str]:
         new, previous = _plain(body), _plain(old) if old is not None else None
         ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
-        clusters, claims = _facts(runtime, [ref], indexes)
+        clusters, claims = _facts(runtime, [ref], indexes, fresh=True)
         return runtime.admission.review_rayservice(new, previous, clusters, claims)
 
     warnings.extend(await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, review))
