@@ -581,14 +581,14 @@ def operator_phase(workdir: Path, count: int) -> tuple[dict[str, Any], list[Chec
     """Submit `count` LlamaDeployments; SIGKILL the operator once a quarter of their RayServices exist and
     start it again (the webhook refuses creates meanwhile: they are tried again): the rollout must
     converge to exactly one RayService per deployment, owned by it."""
-    from datetime import UTC, datetime, timedelta
+
+    from operator_env import bench_cluster, bench_deployments
 
     from operators.localrun import LocalOperator, wait_until
     from operators.sovereign_operator import rayservice
     from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
     from sovereign.policy import subjects
     from sovereign.policy.bundle import build_bundle
-    from sovereign.policy.clusters import ClusterSpec, Deployment
 
     bundle = build_bundle(progress=lambda _: None)
     plane = ControlPlane(
@@ -596,7 +596,7 @@ def operator_phase(workdir: Path, count: int) -> tuple[dict[str, Any], list[Chec
     )
     plane.start()
     operator = LocalOperator(plane.kubeconfig, plane.pki_dir, workdir / "operator", bundle)
-    namespace = "rollout"
+    namespace = "bench"  # a tenant of bench_cluster's clusters
     figures: dict[str, Any] = {"deployments": count}
     uids: dict[str, str] = {}
     refused: Counter[str] = Counter()
@@ -605,32 +605,9 @@ def operator_phase(workdir: Path, count: int) -> tuple[dict[str, Any], list[Chec
         operator.start_opa()
         operator.start()
         operator.onboard(namespace)
-        expires = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
-        cluster = ClusterSpec.model_validate(
-            {
-                "name": "rollout-1",
-                "tenants": [namespace],
-                "region": "us-defense",
-                "country": "US",
-                "operator": {
-                    "name": "Lattice Federal Systems Inc.",
-                    "country": "US",
-                    "kind": "government_agency",
-                },
-                "accreditations": [{"scheme": "dod-il5", "expires": expires}],
-            }
-        )
+        cluster = bench_cluster(0, "us-defense", None)
         operator.create(subjects.sovereign_cluster(cluster))
-        bodies = [
-            subjects.llama_deployment(
-                cluster,
-                Deployment.model_validate(
-                    {"name": f"d{i:04d}", "model": "llama-3.1-8b-instruct", "end_use": "research"}
-                ),
-                namespace,
-            )
-            for i in range(count)
-        ]
+        bodies = bench_deployments(cluster, namespace, count, "research")
         start = time.time()
         submitter = threading.Thread(target=_submit, args=(operator, bodies, uids, refused), daemon=True)
         submitter.start()

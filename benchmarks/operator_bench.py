@@ -35,6 +35,7 @@ from operator_env import (
     api_requests,
     apiserver_metrics,
     bench_cluster,
+    bench_deployments,
     component_pids,
     cpu_seconds,
     dev_state,
@@ -86,16 +87,7 @@ def reconcile(count: int, workdir: Path, bundle: SignedBundle, engine: str) -> d
         operator.onboard(namespace)
         cluster = bench_cluster(0, "us-defense", None)
         operator.create(subjects.sovereign_cluster(cluster))
-        bodies = [
-            subjects.llama_deployment(
-                cluster,
-                Deployment.model_validate(
-                    {"name": f"d{i:04d}", "model": "llama-3.1-8b-instruct", "end_use": "defense"}
-                ),
-                namespace,
-            )
-            for i in range(count)
-        ]
+        bodies = bench_deployments(cluster, namespace, count, "defense")
         pids = component_pids(plane, operator)
         requests_before, cpu_before = api_requests(apiserver_metrics(plane)), cpu_seconds(pids)
         started = time.perf_counter()

@@ -22,8 +22,9 @@ from operators.localrun import LocalOperator, wait_until
 from sovereign.audit.keys import ensure_key as ensure_audit_key
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig
 from sovereign.errors import SovereignError
+from sovereign.policy import subjects
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle
-from sovereign.policy.clusters import ClusterSpec
+from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sample
 from sovereign.vocabulary import DEPLOYMENTS, GROUP, PHASE_RUNNING, RAYSERVICES, VERSION
 
@@ -52,6 +53,20 @@ def bench_cluster(index: int, region: str, quota: int | None) -> ClusterSpec:
             "tenants": TENANTS,
         }
     )
+
+
+def bench_deployments(cluster: ClusterSpec, namespace: str, count: int, end_use: str) -> list[dict[str, Any]]:
+    """`count` LlamaDeployments of the 8B text model on `cluster` in `namespace`, named d0000, d0001, ..."""
+    return [
+        subjects.llama_deployment(
+            cluster,
+            Deployment.model_validate(
+                {"name": f"d{i:04d}", "model": "llama-3.1-8b-instruct", "end_use": end_use}
+            ),
+            namespace,
+        )
+        for i in range(count)
+    ]
 
 
 def dev_state(root: Path) -> None:
