@@ -10,15 +10,36 @@ from pulumi.runtime.config import CONFIG
 from infra import stack_config
 from infra.monitoring.dashboards import dashboards
 from infra.region import SovereignRegion, SovereignRegionArgs
-from infra.region_plan import plan
+from infra.region_plan import RegionPlan, plan
+from infra.stack_config import StackConfig
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle import configured_bundle
+from sovereign.policy.bundle import SignedBundle, configured_bundle
 
 RULES_DIR = Path(__file__).resolve().parent / "monitoring" / "rules"
 
 
 def prometheus_rules() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted(RULES_DIR.glob("*.rules.yml"))}
+
+
+def region_args(config: StackConfig, region_plan: RegionPlan, bundle: SignedBundle) -> SovereignRegionArgs:
+    """What the stack's region is made of: its planned clusters and connection, the stack's images, the
+    verified bundle, and the project's dashboards and rules."""
+    return SovereignRegionArgs(
+        region=config.region,
+        clusters=region_plan.clusters,
+        connection=region_plan.connection,
+        workloads=config.workloads,
+        bundle=bundle,
+        egress_cidrs=list(config.egress_cidrs),
+        operator_image=config.operator_image,
+        serving_image=config.serving_image,
+        opa_image=config.opa_image,
+        kuberay_image=config.kuberay_image,
+        webhook_ca=region_plan.webhook_ca,
+        dashboards=dashboards(),
+        rules=prometheus_rules(),
+    )
 
 
 def sovereign_program(project_dir: Path) -> None:
@@ -28,26 +49,9 @@ def sovereign_program(project_dir: Path) -> None:
         # must be refused, not ignored.
         config = stack_config.from_pulumi(dict(CONFIG.get()), f"stack {pulumi.get_stack()}")
         region_plan = plan(config, project_dir)
-        # Built on purpose beforehand (`sovereign bundle build`), never here; verified before it is shipped.
-        bundle = configured_bundle()
-        region = SovereignRegion(
-            config.region,
-            SovereignRegionArgs(
-                region=config.region,
-                clusters=region_plan.clusters,
-                connection=region_plan.connection,
-                workloads=config.workloads,
-                bundle=bundle,
-                egress_cidrs=list(config.egress_cidrs),
-                operator_image=config.operator_image,
-                serving_image=config.serving_image,
-                opa_image=config.opa_image,
-                kuberay_image=config.kuberay_image,
-                webhook_ca=region_plan.webhook_ca,
-                dashboards=dashboards(),
-                rules=prometheus_rules(),
-            ),
-        )
+        # The bundle is built on purpose beforehand (`sovereign bundle build`), never here; verified before
+        # it is shipped.
+        region = SovereignRegion(config.region, region_args(config, region_plan, configured_bundle()))
     except SovereignError as exc:
         # RunError: Pulumi prints the message alone, without a traceback.
         raise pulumi.RunError(str(exc)) from None

@@ -16,6 +16,7 @@ import pytest
 import requests
 import yaml
 
+from infra import decisions
 from sovereign import toolchain
 from sovereign.audit.keys import ensure_key as ensure_audit_key
 from sovereign.devenv.controlplane import ControlPlane, ControlPlaneConfig, running_controlplane
@@ -202,6 +203,17 @@ def opa_server(
 ) -> OpaServer:
     """One OPA server on the session's signed bundle, shared by the tests that only query it."""
     return start_opa_server(signed_bundle)
+
+
+@pytest.fixture
+def pulumi_policy_engine(opa_server: OpaServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The Pulumi program's decisions come from the session's OPA server, with nothing cached across tests."""
+    monkeypatch.setenv("SOVEREIGN_OPA_URL", opa_server.url)
+    decisions.judge.cache_clear()
+    decisions._judge_json.cache_clear()
+    yield
+    decisions.judge.cache_clear()
+    decisions._judge_json.cache_clear()
 
 
 TINY_DECISION_REGO = """package sovereign.decision

@@ -5,128 +5,21 @@ Decisions come from the real OPA server on the session's signed bundle (the `opa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from ipaddress import ip_network
-from typing import Any
+from dataclasses import replace
 
-import pulumi
 import pytest
+from region_under_mocks import CONNECTION, KUBE_OBJECT, USDEF, by_kind, deploy, in_cluster_args, region_args
 
-from infra import decisions
-from infra.kube_api import Connection
-from infra.kube_object import KubeObject
-from infra.region import COMPONENT_TYPE, SovereignRegion, SovereignRegionArgs
+from infra.region import COMPONENT_TYPE
 from infra.stack_config import Workloads
-from sovereign import toolchain
 from sovereign import vocabulary as k8s
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
-from sovereign.policy.clusters import ClusterSpec, load_cluster
-
-KUBE_OBJECT = f"pulumi-python:{KubeObject._resource_type_name}"
-CONNECTION = Connection("/tmp/kubeconfig", "", "https://127.0.0.1:6443")
-USDEF = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
-
-
-@dataclass
-class Registered:
-    type: str
-    name: str
-    parent: str
-    dependencies: list[str]
-    inputs: dict[str, Any]
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return self.inputs["manifest"]
-
-
-class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
-    """The SDK's mock monitor, also keeping each registration's parent and dependencies."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.registered: list[Registered] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if registration := self.resources.get(response.urn):  # the root Stack is not kept
-            self.registered.append(
-                Registered(
-                    request.type, request.name, request.parent, list(request.dependencies), registration.state
-                )
-            )
-        return response
-
-
-class EchoMocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", args.inputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
-@pytest.fixture
-def policy_engine(opa_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("SOVEREIGN_OPA_URL", opa_server.url)
-    decisions.judge.cache_clear()
-    decisions._judge_json.cache_clear()
-    yield
-    decisions.judge.cache_clear()
-    decisions._judge_json.cache_clear()
-
-
-def deploy(args: SovereignRegionArgs) -> tuple[list[Registered], dict[str, Any]]:
-    """Run the component under the mocks; return what it registered and its resolved outputs."""
-    monitor = RecordingMonitor(EchoMocks())
-    pulumi.runtime.set_mocks(EchoMocks(), project="sovereign", stack="test", preview=False, monitor=monitor)
-    outputs: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def run() -> pulumi.Output[Any]:
-        region = SovereignRegion(args.region, args)
-        both = pulumi.Output.all(region.namespaces, region.endpoints, region.compliance)
-        return both.apply(
-            lambda values: outputs.update(zip(("namespaces", "endpoints", "compliance"), values, strict=True))
-        )
-
-    run()
-    return monitor.registered, outputs
-
-
-def region_args(bundle: SignedBundle, **overrides: Any) -> SovereignRegionArgs:
-    values: dict[str, Any] = {
-        "region": "us-defense",
-        "clusters": [USDEF],
-        "connection": CONNECTION,
-        "workloads": Workloads.local,
-        "bundle": bundle,
-        "egress_cidrs": [ip_network("10.20.0.0/16")],
-        "dashboards": {"sovereign-gpu.json": "{}"},
-        "rules": {"sovereign-alerts.rules.yml": "groups: []\n"},
-    }
-    return SovereignRegionArgs(**{**values, **overrides})
-
-
-def in_cluster_args(bundle: SignedBundle, **overrides: Any) -> SovereignRegionArgs:
-    """A region whose operator and OPA run in the cluster (KubeRay only where an image is given)."""
-    values: dict[str, Any] = {
-        "workloads": Workloads.in_cluster,
-        "operator_image": "registry.example/sovereign/operator:0.1.0",
-        "opa_image": "openpolicyagent/opa:1.10.0-static",
-        "webhook_ca": b"-----BEGIN CERTIFICATE-----\n",
-    }
-    return region_args(bundle, **{**values, **overrides})
-
-
-def by_kind(registered: list[Registered], kind: str) -> list[Registered]:
-    return [r for r in registered if r.type == KUBE_OBJECT and r.manifest["kind"] == kind]
+from sovereign.policy.clusters import ClusterSpec
 
 
 def test_local_region_declares_objects_not_workloads(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     registered, outputs = deploy(region_args(signed_bundle))
     assert by_kind(registered, "ValidatingWebhookConfiguration") == []  # the local operator registers its own
@@ -166,7 +59,7 @@ def test_local_region_declares_objects_not_workloads(
 
 
 def test_llama_deployment_waits_for_its_crd_namespace_and_cluster(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     registered, _ = deploy(region_args(signed_bundle))
     (deployment,) = by_kind(registered, "LlamaDeployment")
@@ -183,7 +76,7 @@ def test_llama_deployment_waits_for_its_crd_namespace_and_cluster(
 
 
 def test_sibling_deployments_count_towards_the_quota_context(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     spec = USDEF.model_copy(
         update={
@@ -204,7 +97,7 @@ def test_sibling_deployments_count_towards_the_quota_context(
 
 
 def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     registered, outputs = deploy(in_cluster_args(signed_bundle))
     (webhook,) = by_kind(registered, "ValidatingWebhookConfiguration")
@@ -249,7 +142,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
 
 
 def test_denied_deployment_is_declared_and_reported_denied(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     """The program declares what the YAML says; refusing it is the policy pack's job (see the e2e test)."""
     raw = USDEF.model_dump(mode="json")
@@ -269,7 +162,7 @@ def test_bad_args_fail_before_anything_is_registered(signed_bundle: SignedBundle
 
 
 def test_in_cluster_region_installs_kuberay_before_the_operator(
-    signed_bundle: SignedBundle, policy_engine: None
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
     args = in_cluster_args(
         signed_bundle,
