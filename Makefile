@@ -20,13 +20,14 @@ tools:  ## build/install the pinned external binaries into ~/.cache/sovereign/to
 venv: $(VENV)/.installed  ## create .venv with sovereign and its test dependencies
 
 # Every package from a hash-pinned lock (locks/, `make lock`), then the project itself without resolving
-# anything: what is installed is exactly what was locked and checked (`sovereign lock check`).
+# anything: what is installed is exactly what was locked and checked (`sovereign lock check`). The installer
+# is the interpreter's own pip (ensurepip's, pinned by the interpreter): upgrading it would fetch whatever
+# pip is newest, outside the lock (its 23.2.1 installs every lock here, checked with `pip check`).
 PIP_LOCKED := $(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --require-hashes --no-deps
 
 $(VENV)/.installed: pyproject.toml locks/tools.txt
 	@echo "[venv] creating $(VENV) from locks/tools.txt (base + dev)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -q --upgrade pip
 	$(PIP_LOCKED) -r locks/tools.txt
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off --no-deps -e .
 	touch $@

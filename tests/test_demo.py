@@ -12,6 +12,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tar_members import archive
+
+from sovereign.audit import Point, keys
+from sovereign.audit.segment import LOG_SUFFIX, parse_record
+from sovereign.evidence import pack
+from sovereign.evidence.verify import verify_pack
+from sovereign.policy.bundle import TRUST_ANCHOR_ENV, trust_anchor_path
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
@@ -63,9 +70,48 @@ def _wait_for(log: Path, line: str, demo: subprocess.Popen[bytes], timeout: floa
     return text
 
 
+def _check_evidence(output: str, state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The regions' packs together hold decisions of all five enforcement points, from the real components
+    that took them; one changed byte in any member of a pack is refused, naming that member."""
+    packs = sorted({Path(found) for found in re.findall(r"evidence pack: (\S+\.tar\.gz)", output)})
+    assert len(packs) == 3, packs
+    points: set[Point] = set()
+    for path in packs:
+        for name, data in pack.read(path).items():
+            if name.startswith(pack.LOG_PREFIX) and name.endswith(LOG_SUFFIX):
+                points |= {parsed[1].point for line in data.splitlines() if (parsed := parse_record(line))}
+    # The preview's Pulumi policy pack, the operator's webhook, its reconcile and its drift pass after the
+    # policy change, the ClusterRequest desk, and the serving guard.
+    assert {
+        Point.PREVIEW,
+        Point.ADMISSION,
+        Point.RECONCILE,
+        Point.DRIFT,
+        Point.CLUSTER_REQUEST,
+        Point.SERVING,
+    } <= points, points
+    # The demo's own public keys, as an auditor given them would use.
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state))
+    monkeypatch.delenv(TRUST_ANCHOR_ENV, raising=False)
+    monkeypatch.delenv(keys.PUBLIC_KEY_ENV, raising=False)
+    audit_key, policy_key = keys.load_public_key(), trust_anchor_path()
+    members = pack.read(packs[0])
+    assert verify_pack(packs[0], audit_key, policy_key).ok
+    tampered = state / "tampered.tar.gz"
+    for name, data in sorted(members.items()):
+        flipped = data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x01]) + data[len(data) // 2 + 1 :]
+        tampered.write_bytes(archive({**members, name: flipped}))
+        report = verify_pack(tampered, audit_key, policy_key)
+        named = pack.MANIFEST if name == pack.SIGNATURE else name
+        assert not report.ok and report.problems[0].startswith(named), (name, report.problems)
+
+
 @pytest.mark.timeout(1800)
-def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(tmp_path: Path) -> None:
-    """One whole demo (the same steps and checks as `--check`), left up as a user leaves it; then
+def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One whole demo (the same steps and checks as `--check`), left up as a user leaves it; its evidence
+    packs hold the decisions of every enforcement point and refuse any changed member; then
     `sovereign demo down` from another shell stops it: no process of it is left and no endpoint it printed
     still listens."""
     env = _env(tmp_path)
@@ -94,6 +140,7 @@ def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(tm
         ports = {int(port) for port in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", endpoints)}
         assert ports and all(_listening(port) for port in ports), ports
         assert len(_leftovers(tmp_path)) > 5  # etcd, apiservers, OPAs, operators, exporters, Prometheus ...
+        _check_evidence(output, tmp_path, monkeypatch)
 
         down = subprocess.run(
             [SOVEREIGN, "demo", "down"], env=env, capture_output=True, text=True, timeout=300

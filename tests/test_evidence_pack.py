@@ -4,14 +4,13 @@ state is given as empty (the region's API server is exercised in tests/test_deci
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tar_members import archive
 
 from sovereign import toolchain
 from sovereign.audit import DecisionLog, Point, record_of
@@ -52,16 +51,6 @@ def built(signed_bundle: SignedBundle, tmp_path_factory: pytest.TempPathFactory)
         progress=lambda line: None,
     )
     return out, signed_bundle
-
-
-def _archive(members: dict[str, bytes], order: list[str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in order or sorted(members):
-            info = tarfile.TarInfo(name)
-            info.size = len(members[name])
-            tar.addfile(info, io.BytesIO(members[name]))
-    return buffer.getvalue()
 
 
 def test_the_untouched_pack_verifies(built: tuple[Path, SignedBundle]) -> None:
@@ -109,7 +98,7 @@ def test_any_single_change_to_any_member_is_refused_naming_it(
     def check(case: tuple[str, str, int, int]) -> None:
         name, kind, at, size = case
         changed = {**members, name: _changed(members[name], kind, at, size)}
-        scratch.write_bytes(_archive(changed))
+        scratch.write_bytes(archive(changed))
         report = verify_pack(scratch, KEY.public_key(), bundle.verification_key)
         named = pack.MANIFEST if name == pack.SIGNATURE else name
         assert not report.ok and report.problems[0].startswith(named), (case, report.problems)
@@ -128,14 +117,14 @@ def test_a_member_removed_added_or_members_reordered(
     for name in sorted(members):
         if name in (pack.MANIFEST, pack.SIGNATURE):
             continue
-        scratch.write_bytes(_archive({k: v for k, v in members.items() if k != name}))
+        scratch.write_bytes(archive({k: v for k, v in members.items() if k != name}))
         report = verify_pack(scratch, KEY.public_key(), bundle.verification_key)
         assert report.problems == [f"{name}: listed in the manifest but missing from the pack"], name
-    scratch.write_bytes(_archive({**members, "notes.txt": b"added later"}))
+    scratch.write_bytes(archive({**members, "notes.txt": b"added later"}))
     report = verify_pack(scratch, KEY.public_key(), bundle.verification_key)
     assert report.problems == ["notes.txt: in the pack but not in the signed manifest"]
     # The archive's own order is not evidence: the manifest names the members, not their order.
-    scratch.write_bytes(_archive(members, sorted(members, reverse=True)))
+    scratch.write_bytes(archive(members, sorted(members, reverse=True)))
     assert verify_pack(scratch, KEY.public_key(), bundle.verification_key).ok
     scratch.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     report = verify_pack(scratch, KEY.public_key(), bundle.verification_key)
