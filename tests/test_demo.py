@@ -132,6 +132,7 @@ def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
             "passed: published with --accept-suspensions fvey-london-1-chat",
             "passed: policy change suspends fvey-london-1-chat (ACCREDITATION_MISSING)",
             "passed: Prometheus has GPUs allocated by region",
+            "passed: Prometheus has the EU preview's refusal",
             "passed: compliance matrix written",
         ):
             assert outcome in output, outcome

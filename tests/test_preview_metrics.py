@@ -14,32 +14,20 @@ from test_pulumi_policy_pack import POLICIES, as_preview_sees_it, cluster, engin
 
 from infra import preview_policy
 from infra.preview_metrics import JOB, PreviewDecisions, stack_of
-from sovereign import toolchain
 from sovereign.devenv.process import ManagedProcess, free_port
+from sovereign.devenv.pushgateway import pushgateway_argv, ready
 
 __all__ = ["engine_at", "real_engine"]  # fixtures of the policy pack's tests, used here
 
 
 @pytest.fixture(scope="module")
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = toolchain.system_binary(
-        "prometheus-pushgateway", "run 'make tools' (Debian's prometheus-pushgateway)"
-    )
-    url, work = f"http://127.0.0.1:{free_port()}", tmp_path_factory.mktemp("pushgateway")
-    process = ManagedProcess(
-        "pushgateway",
-        [
-            str(binary),
-            f"--web.listen-address={url.removeprefix('http://')}",
-            # Debian's build persists to /var/lib/prometheus by default: this gateway keeps to the test's.
-            f"--persistence.file={work / 'pushgateway.data'}",
-            "--log.level=warn",
-        ],
-        work / "pushgateway.log",
-    )
+    port, work = free_port(), tmp_path_factory.mktemp("pushgateway")
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess("pushgateway", pushgateway_argv(port, work), work / "pushgateway.log")
     process.start()
     try:
-        process.wait_ready(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, 30, f"{url}/-/ready")
+        process.wait_ready(lambda: ready(url), 30, f"{url}/-/ready")
         yield url
     finally:
         process.stop()

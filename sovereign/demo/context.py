@@ -58,6 +58,7 @@ class DemoContext:
     regions: list[Region] = field(default_factory=lambda: [Region(plan) for plan in REGIONS])
     processes: list[ManagedProcess] = field(default_factory=list)
     prometheus: PrometheusServer | None = None
+    pushgateway_url: str | None = None  # where each stack's preview pushes its decisions
     weights: dict[str, Path] = field(default_factory=dict)  # by the model a tiny checkpoint stands in for
     matrix_html: Path | None = None
     fleet_file: Path | None = (

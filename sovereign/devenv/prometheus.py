@@ -23,6 +23,8 @@ class ScrapeJob:
     name: str
     targets: list[str]  # ["127.0.0.1:port", ...]
     metrics_path: str = "/metrics"
+    # A Pushgateway's series carry the labels their pusher gave them (job, stack): keep those.
+    honor_labels: bool = False
 
 
 @dataclass
@@ -54,6 +56,7 @@ class PrometheusServer:
                 {
                     "job_name": job.name,
                     "metrics_path": job.metrics_path,
+                    "honor_labels": job.honor_labels,
                     "static_configs": [{"targets": job.targets}],
                 }
                 for job in cfg.jobs

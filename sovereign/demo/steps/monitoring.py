@@ -1,4 +1,5 @@
-"""Step: a sovereign exporter per region and the Prometheus that scrapes them (later steps add jobs)."""
+"""Step: a sovereign exporter per region, a Pushgateway for the previews' decisions, and the Prometheus
+that scrapes them (later steps add jobs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from sovereign.demo.context import DemoContext
 from sovereign.demo.sovereign_cli import SOVEREIGN
 from sovereign.devenv.process import free_port
 from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer, ScrapeJob
+from sovereign.devenv.pushgateway import pushgateway_argv, ready
 from sovereign.exporter.gpu_trace import H100_TRACE
 
 
@@ -29,6 +31,11 @@ def start_monitoring(demo: DemoContext) -> None:
             ],
         )
         jobs.append(ScrapeJob(f"exporter-{region.plan.region}", [f"127.0.0.1:{region.exporter_port}"]))
+    gateway_port = free_port()
+    gateway = demo.spawn("pushgateway", pushgateway_argv(gateway_port, demo.root / "logs"))
+    demo.pushgateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway.wait_ready(lambda: ready(demo.pushgateway_url or ""), 30, f"{demo.pushgateway_url}/-/ready")
+    jobs.append(ScrapeJob("sovereign-preview", [f"127.0.0.1:{gateway_port}"], honor_labels=True))
     demo.prometheus = PrometheusServer(PrometheusConfig(state_dir=demo.root / "prometheus", jobs=jobs))
     demo.prometheus.start()
     demo.report.say(

@@ -1,4 +1,5 @@
-"""Step: GPU allocation, GPU-hours, admission decisions and serving requests, read back from Prometheus."""
+"""Step: GPU allocation, GPU-hours, the decisions of the previews, admission and serving, read back from
+Prometheus."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from sovereign.demo.polling import wait_for
 QUERIES = {
     "GPUs allocated by region": "sum by (region) (sovereign_gpu_allocated)",
     "GPU-hours by region": "sum by (region) (sovereign_gpu_hours_total)",
-    "admission decisions": "sum by (point, decision) (sovereign_policy_decisions_total)",
+    "decisions by enforcement point": "sum by (point, decision) (sovereign_policy_decisions_total)",
+    # The EU preview that refused the vision deployment, pushed by its short-lived policy pack.
+    "the EU preview's refusal": (
+        'sum by (region, code) (sovereign_policy_decisions_total{point="preview", decision="deny", '
+        'code="EU_MULTIMODAL_LICENCE"})'
+    ),
     "serving requests": "sum by (region, decision) (sovereign_requests_total)",
 }
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from infra.preview_metrics import PUSHGATEWAY_ENV
 from infra.workspace import pulumi_dir
 from sovereign import toolchain
 from sovereign.demo.context import DemoContext, Region
@@ -46,7 +47,7 @@ def _preview_refuses(demo: DemoContext, region: Region, project: Path) -> None:
     _write_stack(
         plan, project, region.kubeconfig, [f"clusters/{plan.cluster_file}", f"clusters/{plan.refused_file}"]
     )
-    refused = run_sovereign("preview", plan.region, "--project-dir", str(project))
+    refused = run_sovereign("preview", plan.region, "--project-dir", str(project), env=_pushing(demo))
     text = refused.stdout + refused.stderr
     codes = [code for code in plan.expected_refusal if code in text]
     for line in text.splitlines():
@@ -62,7 +63,7 @@ def _preview_refuses(demo: DemoContext, region: Region, project: Path) -> None:
 def _up(demo: DemoContext, region: Region, project: Path) -> None:
     plan = region.plan
     _write_stack(plan, project, region.kubeconfig, [f"clusters/{plan.cluster_file}"])
-    done = run_sovereign("up", plan.region, "--project-dir", str(project))
+    done = run_sovereign("up", plan.region, "--project-dir", str(project), env=_pushing(demo))
     (demo.root / "logs" / f"pulumi-up-{plan.region}.log").write_text(done.stdout + done.stderr)
     summary = [line.strip() for line in done.stdout.splitlines() if " created" in line and "+ " in line]
     demo.report.say(f"[{plan.region}] {summary[-1] if summary else done.stderr.strip()[-300:]}")
@@ -72,6 +73,11 @@ def _up(demo: DemoContext, region: Region, project: Path) -> None:
         done.returncode == 0 and len(created) == len(plan.deployments),
         f"{len(created)} LlamaDeployments in {plan.cluster}",
     )
+
+
+def _pushing(demo: DemoContext) -> dict[str, str]:
+    """The policy pack pushes each preview's decisions to the demo's Pushgateway, for Prometheus."""
+    return {PUSHGATEWAY_ENV: demo.pushgateway_url} if demo.pushgateway_url else {}
 
 
 def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> None:
