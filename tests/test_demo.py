@@ -90,8 +90,9 @@ def _check_evidence(output: str, state: Path, monkeypatch: pytest.MonkeyPatch) -
         Point.CLUSTER_REQUEST,
         Point.SERVING,
     } <= points, points
-    # The demo's own public keys, as an auditor given them would use.
-    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state))
+    # The demo's own public keys, as an auditor given them would use (`sovereign demo` keeps its state in
+    # demo-state/ of the state dir).
+    monkeypatch.setenv("SOVEREIGN_STATE_DIR", str(state / "demo-state"))
     monkeypatch.delenv(TRUST_ANCHOR_ENV, raising=False)
     monkeypatch.delenv(keys.PUBLIC_KEY_ENV, raising=False)
     audit_key, policy_key = keys.load_public_key(), trust_anchor_path()
