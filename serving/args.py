@@ -12,6 +12,7 @@ policy context, which every request's decision needs:
       policy:
         cluster: {name: eu-par-1, region: eu-text-only, country: FR, operator: {...}, accreditations: []}
         end_use: commercial
+        namespace: team-a
       tenant_header: x-tenant-id
 """
 
@@ -71,6 +72,9 @@ class PolicyContext(_Strict):
     cluster: ClusterFacts
     end_use: EndUse
     gpus: Count | None = None
+    namespace: DnsLabel | None = Field(
+        default=None, description="where the deployment was judged (its tenant): judged again per request"
+    )
     weights_signer: DnsLabel | None = Field(
         default=None, description="who must have signed the weights (spec.weights.signer)"
     )
