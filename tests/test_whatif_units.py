@@ -16,7 +16,7 @@ from operators.sovereign_operator.whatif import (
     Change,
     Outcome,
     Rejudged,
-    Subject,
+    RejudgedSubject,
     classify,
     rejudge_region,
 )
@@ -89,7 +89,7 @@ def rejudged(
     running: bool = True,
     current: Judgement | None = None,
 ) -> Rejudged:
-    subject = Subject(k8s.LLAMA_DEPLOYMENT, "ns", name, "c-1", mode, running)
+    subject = RejudgedSubject(k8s.LLAMA_DEPLOYMENT, "ns", name, "c-1", mode, running)
     return Rejudged(subject, (current or judgement(True),), (new,))
 
 

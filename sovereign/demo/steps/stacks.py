@@ -12,7 +12,7 @@ import yaml
 from infra.workspace import pulumi_dir
 from sovereign import toolchain
 from sovereign.demo.context import DemoContext, Region
-from sovereign.demo.scenario import RegionPlan
+from sovereign.demo.scenario import DemoRegion
 from sovereign.demo.sovereign_cli import run_sovereign
 from sovereign.models.signing import DEV_SIGNER
 
@@ -74,7 +74,7 @@ def _up(demo: DemoContext, region: Region, project: Path) -> None:
     )
 
 
-def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> None:
+def _write_cluster(plan: DemoRegion, weights: dict[str, Path], folder: Path) -> None:
     """The region's cluster file with the demo's deployments, served from the tiny checkpoints."""
     doc: dict[str, Any] = yaml.safe_load((CLUSTERS_DIR / plan.cluster_file).read_text())
     doc["deployments"] = [
@@ -95,7 +95,7 @@ def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> 
     )
 
 
-def _write_stack(plan: RegionPlan, project: Path, kubeconfig: Path, clusters: list[str]) -> None:
+def _write_stack(plan: DemoRegion, project: Path, kubeconfig: Path, clusters: list[str]) -> None:
     """The region's stack file: local workloads, the region's control plane, the given cluster files."""
     stacks = project / "infra" / "stacks"
     stacks.mkdir(parents=True, exist_ok=True)
