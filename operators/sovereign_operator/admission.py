@@ -198,9 +198,10 @@ class Admission:
         return deployment_documents(self.judge, deployments, clusters, claims, workload), cluster
 
     def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
-        """A RayCluster or RayJob: refused, as nothing judged it, unless it is the RayCluster KubeRay makes
-        for a RayService (controlled by it; `rayservice_uid` is that RayService's, if it exists), which
-        admission judged as a whole."""
+        """A RayCluster or RayJob: refused unless it is the RayCluster KubeRay makes for a RayService
+        (controlled by it; `rayservice_uid` is that RayService's, if it exists), which admission judged as a
+        whole. Not a policy judgement: nothing in it names a model or an end use, so no decision input can
+        be formed (unjudgeable, as ARCHITECTURE.md says), and the refusal says so."""
         owner = next(
             (
                 ref
@@ -305,18 +306,21 @@ class Admission:
         declared = []
         for index, app in enumerate(apps):
             where = f"spec.serveConfigV2.applications[{index}]"
+            # Another builder's args say nothing the policy can judge: it declares no deployment, and the
+            # policy refuses it as what it would run (WORKLOAD_IMPORT_PATH_NOT_ALLOWED, workload facts).
             if app.get("import_path") != IMPORT_PATH:
-                raise _refuse(
-                    f"{what}: {where}.import_path is {app.get('import_path')!r}: "
-                    "sovereign-managed namespaces "
-                    f"serve only {IMPORT_PATH}, whose args carry what the policy judges"
-                )
+                continue
             try:
                 declared.append(ServingArgs.model_validate(app.get("args") or {}))
             except ValidationError as exc:
                 raise _refuse(
                     f"{what}: {where}.args is invalid\n{describe_errors(exc, f'{where}.args')}"
                 ) from None
+        if not declared:
+            raise _refuse(
+                f"{what} cannot be judged: no application of spec.serveConfigV2 is built by {IMPORT_PATH}, "
+                "whose args carry the deployment the policy judges; declare a LlamaDeployment instead"
+            )
         # Judged through the one mapping, as the LlamaDeployments its args declare.
         served = [args.model_dump(mode="json") for args in declared]
         deployments = rayservice_deployments(body, served, gpus, created)

@@ -1,9 +1,10 @@
 """What a RayService as submitted would run, gathered as facts for the policy (`input.workload`).
 
 Admission judges a RayService on the deployment(s) its serving args declare; these facts say whether that
-is all it would run: every container image, every Ray runtime_env key, every path it sets that the
-operator never generates for a deployment (found by comparing its shape with what `rayservice.desired`
-writes for the same deployment), and whether its serving args carry the SovereignCluster's facts. The
+is all it would run: every container image, every Ray runtime_env key, every Serve application builder
+(import path), every path it sets that the operator never generates for a deployment (found by comparing
+its shape with what `rayservice.desired` writes for the same deployment), and whether its serving args
+carry the SovereignCluster's facts. The
 policy decides what each means (policies/sovereign/rules/workload); nothing here refuses.
 """
 
@@ -38,6 +39,7 @@ def workload_facts(
     return {
         "images": sorted({str(c.get("image")) for c in _containers(spec)}),
         "runtime_env": sorted({key for env in _runtime_envs(apps) for key in env}),
+        "import_paths": sorted({str(app.get("import_path")) for app in apps}),
         "overrides": _overrides(spec, config, apps, cluster, deployment),
         "cluster_facts_match": all(_facts_match(args, cluster) for args in serving_args),
     }
