@@ -83,7 +83,8 @@ REASON_INVALID_SPEC = "InvalidSpec"
 REASON_RETRYING = (
     "Retrying"  # a ClusterRequest: a transient failure (the API server refused a write), retried
 )
-REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"  # admission cannot read the checkpoint it must judge
+# Admission or a replica cannot read the checkpoint it must judge: UNJUDGEABLE (no input), not a policy code.
+REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"
 # Deployed: what happened to the RayService.
 REASON_APPLIED = "RayServiceApplied"
 REASON_APPLY_FAILED = "ApplyFailed"
