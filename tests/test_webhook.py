@@ -234,6 +234,12 @@ def _another_builder(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _forged_namespace(body: dict[str, Any]) -> dict[str, Any]:
+    args = _serve_config(body)["applications"][0]["args"]
+    args["policy"]["namespace"] = "another-team"  # a tenant the cluster admits would be re-checked instead
+    return _with_app(body, args=args)
+
+
 def _autoscaled_over_quota(body: dict[str, Any]) -> dict[str, Any]:
     _worker(body)["maxReplicas"] = 100  # 100 x 4 GPUs, over the example cluster's quota of 64
     return body
@@ -261,6 +267,7 @@ BYPASSES = {
     "container env": (_opa_url_in_env, "WORKLOAD_OVERRIDE"),
     "deployments[] override": (_deployment_override, "WORKLOAD_OVERRIDE"),
     "forged cluster facts": (_forged_facts, "WORKLOAD_FACTS_MISMATCH"),
+    "forged namespace": (_forged_namespace, "WORKLOAD_FACTS_MISMATCH"),
     "another builder beside": (_another_builder, "WORKLOAD_IMPORT_PATH_NOT_ALLOWED"),
     "autoscaling over quota": (_autoscaled_over_quota, "GPU_QUOTA_EXCEEDED"),
 }

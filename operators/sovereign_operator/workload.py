@@ -41,7 +41,7 @@ def workload_facts(
         "runtime_env": sorted({key for env in _runtime_envs(apps) for key in env}),
         "import_paths": sorted({str(app.get("import_path")) for app in apps}),
         "overrides": _overrides(spec, config, apps, cluster, deployment),
-        "cluster_facts_match": all(_facts_match(args, cluster) for args in serving_args),
+        "cluster_facts_match": all(_facts_match(args, cluster, body) for args in serving_args),
     }
 
 
@@ -66,9 +66,14 @@ def _runtime_envs(apps: list[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
             yield ((override or {}).get("ray_actor_options") or {}).get(_RUNTIME_ENV) or {}
 
 
-def _facts_match(args: ServingArgs, cluster: Mapping[str, Any]) -> bool:
+def _facts_match(args: ServingArgs, cluster: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
     """The args' cluster facts are the SovereignCluster's (GPUs in use aside: they move as deployments come
-    and go, and the quota is judged at admission on live claims; the weights country is judged as given)."""
+    and go, and the quota is judged at admission on live claims; the weights country is judged as given),
+    and the namespace they name, if any, is the one the RayService runs in (every request re-checks the
+    tenant on it; args written before they carried one re-check nothing there, admission having done so)."""
+    namespace = (body.get("metadata") or {}).get("namespace")
+    if args.policy.namespace not in (None, namespace):
+        return False
     try:
         expected = cluster_facts(cluster, args.policy.cluster.weights_country)
     except BadInput:

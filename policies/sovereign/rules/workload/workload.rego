@@ -8,7 +8,8 @@
 #   allowlist, no Ray runtime_env key may be set beyond the region's (default none), every Serve application
 #   must be built by a builder the region allows (its args carry what is judged), nothing may be set
 #   that the operator would not generate for the deployment (input.workload.overrides: the paths), and the
-#   cluster facts its serving args carry (what every request is judged on) must be the SovereignCluster's.
+#   cluster facts its serving args carry (what every request is judged on) must be the SovereignCluster's,
+#   the namespace they name its own.
 #   Without input.workload (a LlamaDeployment, a request, a matrix cell) the rule is silent.
 package sovereign.rules.workload
 
@@ -64,7 +65,8 @@ violations contains lib.item("WORKLOAD_OVERRIDE", message, _citation) if {
 violations contains lib.item("WORKLOAD_FACTS_MISMATCH", message, _citation) if {
 	_workload.cluster_facts_match == false
 	message := concat("", [
-		"the serving args carry cluster facts that are not those of SovereignCluster <",
-		lib.text(object.get(lib.cluster, "name", null)), ">: every request would be judged on other facts",
+		"the serving args carry facts that are not those of SovereignCluster <",
+		lib.text(object.get(lib.cluster, "name", null)), "> or name another namespace: every request would be ",
+		"judged on other facts",
 	])
 }
