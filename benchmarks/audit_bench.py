@@ -36,6 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from report import load, machine, show
 
+from serving.args import PolicyContext
 from serving.guard import RequestGuard
 from sovereign import toolchain
 from sovereign.audit import DecisionLog, Point, record_of, verify_segment
@@ -112,19 +113,14 @@ def bench_guard(folder: Path, key: Ed25519PrivateKey, count: int) -> dict[str, l
     engine = WasmEngine(bundle.wasm, bundle.verification_key)
     spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
     declared = next(iter(subjects.declared_inputs(spec).values()))
+    context = PolicyContext(cluster=declared.cluster, end_use=declared.end_use)
     body = {"model": declared.model, "messages": [{"role": "user", "content": "Summarise the brief."}]}
     timings: dict[str, list[int]] = {"guarded, no log": [], "guarded, logged": []}
     with DecisionLog.open(folder, "guard-bench", key=key) as log:
         guards = {
-            "guarded, no log": RequestGuard(
-                declared.cluster, declared.end_use, [declared.model], engine=engine
-            ),
+            "guarded, no log": RequestGuard(context, [declared.model], engine=engine),
             "guarded, logged": RequestGuard(
-                declared.cluster,
-                declared.end_use,
-                [declared.model],
-                engine=engine,
-                recorder=AuditTrail(log, Point.SERVING),
+                context, [declared.model], engine=engine, recorder=AuditTrail(log, Point.SERVING)
             ),
         }
         order = list(guards)

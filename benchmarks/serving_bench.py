@@ -33,7 +33,7 @@ from ray import serve
 from ray.serve import Application
 
 from serving.app import build_with_ingress
-from serving.args import ServingArgs
+from serving.args import PolicyContext, ServingArgs
 from serving.ingress import INGRESS_OPTIONS, OpenAiIngress
 from sovereign import toolchain
 from sovereign.policy import subjects
@@ -167,7 +167,7 @@ def _guard_alone(n: int) -> dict[str, float]:
     from serving.modalities import request_modalities
 
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
-    guard = RequestGuard(cluster, "commercial", [MODEL])
+    guard = RequestGuard(PolicyContext(cluster=cluster, end_use="commercial"), [MODEL])
     bodies = [request_body(i, 1) for i in range(n)]
     inputs = [guard.decision_input(MODEL, request_modalities(b), "bench") for b in bodies]
     parts = {

@@ -21,7 +21,7 @@ from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBund
 from sovereign.policy.opa_endpoint import OPA_CA_ENV, OPA_URL_ENV
 from sovereign.policy.opa_token import TOKEN_ENV
 from sovereign.policy.screening_source import SCREENING_LIST_ENV
-from sovereign.vocabulary import LABEL_MANAGED_BY, OPERATOR_NAMESPACE
+from sovereign.vocabulary import ANNOTATION_POLICY_REVISION, LABEL_MANAGED_BY, OPERATOR_NAMESPACE
 
 SYSTEM_NAMESPACE = OPERATOR_NAMESPACE
 PART_OF = {"app.kubernetes.io/part-of": "sovereign", LABEL_MANAGED_BY: "pulumi"}
@@ -99,7 +99,7 @@ def bundle_configmap(bundle: SignedBundle) -> Manifest:
         "kind": "ConfigMap",
         "metadata": {
             **_meta(BUNDLE_CONFIGMAP, SYSTEM_NAMESPACE),
-            "annotations": {"sovereign.dev/policy-revision": bundle.revision},
+            "annotations": {ANNOTATION_POLICY_REVISION: bundle.revision},
         },
         "binaryData": {"bundle.tar.gz": base64.b64encode(bundle.rego.read_bytes()).decode()},
     }

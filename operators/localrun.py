@@ -38,22 +38,26 @@ from sovereign.policy.bundle import (
 )
 from sovereign.policy.opa_token import opa_server_env
 from sovereign.vocabulary import (
+    CLUSTER_REQUEST,
     CLUSTERS,
     DEPLOYMENTS,
     GROUP,
+    LLAMA_DEPLOYMENT,
     RAY_GROUP,
+    RAY_SERVICE,
     RAY_VERSION,
     RAYSERVICES,
     REQUESTS,
+    SOVEREIGN_CLUSTER,
     VERSION,
 )
 
 T = TypeVar("T")
 _PLURALS = {
-    "SovereignCluster": CLUSTERS,
-    "LlamaDeployment": DEPLOYMENTS,
-    "ClusterRequest": REQUESTS,
-    "RayService": RAYSERVICES,
+    SOVEREIGN_CLUSTER: CLUSTERS,
+    LLAMA_DEPLOYMENT: DEPLOYMENTS,
+    CLUSTER_REQUEST: REQUESTS,
+    RAY_SERVICE: RAYSERVICES,
 }
 _GROUPS = {
     CLUSTERS: (GROUP, VERSION),

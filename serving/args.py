@@ -12,6 +12,7 @@ policy context, which every request's decision needs:
       policy:
         cluster: {name: eu-par-1, region: eu-text-only, country: FR, operator: {...}, accreditations: []}
         end_use: commercial
+        namespace: team-a
       tenant_header: x-tenant-id
 """
 
@@ -29,24 +30,24 @@ MiB = 1024 * 1024
 IMPORT_PATH = "serving.app:build_app"
 
 
-class _Strict(BaseModel):
+class _StrictArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelLoadingConfig(_Strict):
+class ModelLoadingConfig(_StrictArgs):
     model_id: Annotated[
         StrictStr, Field(min_length=1, description="the catalogue id clients pass as `model`")
     ]
     model_source: Annotated[Path, Field(description="local folder of a Hugging Face safetensors checkpoint")]
 
 
-class EngineKwargs(_Strict):
+class EngineKwargs(_StrictArgs):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: Annotated[StrictInt, Field(ge=1, le=8192)] = 256
 
 
-class DeploymentConfig(_Strict):
+class DeploymentConfig(_StrictArgs):
     """Ray Serve deployment options for the model deployment (the ones ray.serve.llm passes through)."""
 
     num_replicas: Annotated[StrictInt, Field(ge=1)] | Literal["auto"] | None = None
@@ -59,18 +60,21 @@ class DeploymentConfig(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-class LLMConfig(_Strict):
+class LLMConfig(_StrictArgs):
     model_loading_config: ModelLoadingConfig
     engine_kwargs: EngineKwargs = EngineKwargs()
     deployment_config: DeploymentConfig = DeploymentConfig()
 
 
-class PolicyContext(_Strict):
+class PolicyContext(_StrictArgs):
     """The facts the deployment was judged on (sovereign.policy.subjects), judged again at every request."""
 
     cluster: ClusterFacts
     end_use: EndUse
     gpus: Count | None = None
+    namespace: DnsLabel | None = Field(
+        default=None, description="where the deployment was judged (its tenant): judged again per request"
+    )
     weights_signer: DnsLabel | None = Field(
         default=None, description="who must have signed the weights (spec.weights.signer)"
     )
@@ -81,7 +85,7 @@ class PolicyContext(_Strict):
     )
 
 
-class ServingArgs(_Strict):
+class ServingArgs(_StrictArgs):
     llm_configs: Annotated[list[LLMConfig], Field(min_length=1)]
     policy: PolicyContext
     tenant_header: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9-]+$")] = "x-tenant-id"

@@ -283,10 +283,10 @@ def load_rayservice_file(path: Path) -> dict[str, Any]:
     if len(docs) != 1 or not isinstance(docs[0], dict):
         raise BadInput(f"{path}: expected exactly one RayService object, found {len(docs)} documents")
     obj = docs[0]
-    if obj.get("kind") != "RayService" or not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
+    if obj.get("kind") != k8s.RAY_SERVICE or not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
         raise BadInput(
             f"{path}: kind is {obj.get('kind')!r} ({obj.get('apiVersion')!r}): "
-            f"expected kind RayService, apiVersion {GROUP}/{VERSION}"
+            f"expected kind {k8s.RAY_SERVICE}, apiVersion {GROUP}/{VERSION}"
         )
     if not key_of(obj).name:
         raise BadInput(f"{path}: metadata.name is missing: name the RayService")

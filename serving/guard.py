@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from serving.args import PolicyContext
 from serving.modalities import request_modalities
-from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse
 from sovereign.policy.engine import PolicyEngine, UnavailableEngine
 from sovereign.policy.judgement import Judge, Judgement, Recorder, Subject, Verdict
 from sovereign.policy.screening_source import Screening
+from sovereign.policy.subjects import serving_input
 
 _MEMO_SIZE = 4096
 
@@ -65,18 +65,15 @@ class RequestGuard:
 
     def __init__(
         self,
-        cluster: ClusterFacts,
-        end_use: EndUse,
+        context: PolicyContext,
         model_ids: list[str],
-        screening_list: Path | None = None,
         engine: PolicyEngine | None = None,
-        gpus: int | None = None,
         recorder: Recorder | None = None,
     ) -> None:
         if engine is None:
             engine = _load_engine()
         # No list, or one that stops being current: every request is undecided (503), never unscreened.
-        screening = Screening.enforcing(screening_list, refuse_to_start=False)
+        screening = Screening.enforcing(context.screening_list, refuse_to_start=False)
         self.judge = Judge(engine, screening, recorder=recorder)
         # The in-process engine holds one verified bundle for its whole life, so its decision is a pure
         # function of the input (as_of included): identical inputs are answered from a bounded memo, which
@@ -84,10 +81,8 @@ class RequestGuard:
         # and whose outage must show at once; never for an undecided judgement.
         self._memo: dict[str, Judgement] | None = {} if engine.name == "wasm" else None
         self._memo_lock = threading.Lock()  # the ingress checks requests in worker threads
-        self._inputs = {
-            model_id: DecisionInput(cluster=cluster, model=model_id, end_use=end_use, gpus=gpus)
-            for model_id in model_ids
-        }
+        # The deployment's judged facts, formed by the one mapping (its namespace and signer included).
+        self._inputs = {model_id: serving_input(context, model_id) for model_id in model_ids}
 
     def decision_input(self, model_id: str, modalities: set[str], tenant: str | None) -> dict[str, Any]:
         request: dict[str, Any] = {"modalities": sorted(modalities)}

@@ -126,14 +126,7 @@ class OpenAiIngress:
         }
         context = self.args.policy
         self.decisions = open_log("serving")
-        self.guard = RequestGuard(
-            context.cluster,
-            context.end_use,
-            model_ids,
-            context.screening_list,
-            gpus=context.gpus,
-            recorder=AuditTrail(self.decisions, Point.SERVING),
-        )
+        self.guard = RequestGuard(context, model_ids, recorder=AuditTrail(self.decisions, Point.SERVING))
         self.metrics = ServingMetrics(
             context.cluster.region, context.cluster.name, model_ids, self.args.max_tenant_labels
         )

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from serving.args import IMPORT_PATH, ServingArgs
+from sovereign.vocabulary import RAY_API_VERSION, RAY_SERVICE
 
 RAY_IMAGE = "rayproject/ray:2.60.0-py311"
 # libyaml's safe loader and dumper where PyYAML was built with it (the wheels are): the same documents as
@@ -49,8 +50,8 @@ def rayservice(
 ) -> dict[str, Any]:
     """The RayService object: serveConfigV2 as a YAML string, and a one-node RayCluster for KubeRay."""
     return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayService",
+        "apiVersion": RAY_API_VERSION,
+        "kind": RAY_SERVICE,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "serveConfigV2": dump_serve_config(serve_config(args, runtime_env=runtime_env), sort_keys=False),

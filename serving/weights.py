@@ -4,7 +4,8 @@ The checkpoint's facts (sovereign.models.checkpoint: input modalities, parameter
 signer's OpenSSF signature over every file) go into the decision input as `weights`; the Rego rules
 `weights_match` (WEIGHTS_MISMATCH: not the declared catalogue variant) and `weights_signature`
 (WEIGHTS_SIGNATURE_INVALID: not signed by the named signer) decide. A checkpoint that cannot even be read
-is refused here, before any judgement: there are no facts to judge.
+has no facts to form an input from: it is UNJUDGEABLE (the judgement API's answer when no input can be
+formed, recorded like any judgement, as admission's weights check answers it), never a reason of its own.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from sovereign.errors import SovereignError
 from sovereign.models.checkpoint import CheckpointUnreadable, WeightsFacts, inspect_weights, weights_fact
 from sovereign.models.signing import SIGNATURE_FILE, verify_checkpoint
 from sovereign.policy.decision_input import DecisionInput
-from sovereign.policy.judgement import Judge, Subject
+from sovereign.policy.judgement import Judge, Judgement, Subject
 from sovereign.policydata import load_policy_data
+from sovereign.vocabulary import REASON_WEIGHTS_UNREADABLE
 
 
 class WeightsRefused(SovereignError):
@@ -58,16 +60,20 @@ def verify_weights(folder: Path, judge: Judge, judged: DecisionInput) -> Verifie
     Then, when the deployment names a signer, its signature over every file is verified (hashing them all)
     and the whole is judged again with that fact; digests are taken last.
     """
-    try:
-        facts = inspect_weights(folder)
-    except CheckpointUnreadable as exc:
-        raise WeightsRefused(f"model_source: {exc}") from None
     # The record names the checkpoint by its signature's digest: the signature binds every file's digest.
     signature_file = folder / SIGNATURE_FILE
     subject = Subject(
         f"weights {judged.model} at {folder}",
         weights_digest=_sha256(signature_file) if signature_file.is_file() else None,
     )
+    try:
+        facts = inspect_weights(folder)
+    except CheckpointUnreadable as exc:
+        unreadable = Judgement.unjudgeable(REASON_WEIGHTS_UNREADABLE, f"model_source: {exc}")
+        judge.record(unreadable, subject)
+        raise WeightsRefused(
+            f"refusing to serve {folder} as {judged.model}: it cannot be judged: {unreadable.message}"
+        ) from None
     # The header facts alone (the signature not gathered yet: no signer expected in this first judgement).
     unsigned = judged.model_copy(update={"weights_signer": None})
     judgement = judge.judge(unsigned, subject=subject, weights=weights_fact(facts))

@@ -451,10 +451,16 @@ class EndUseAllowance(_Strict):
 
 class WorkloadAllowance(_Strict):
     """What a RayService in the region may run besides its judged model: container images (repository
-    prefixes, e.g. "rayproject/ray:") and Ray runtime_env keys (none unless listed)."""
+    prefixes, e.g. "rayproject/ray:"), Ray runtime_env keys (none unless listed), and Serve application
+    builders (import paths: the project's own, whose args carry what the policy judges)."""
 
     images: list[Annotated[str, StringConstraints(min_length=3)]] = Field(min_length=1)
     runtime_env: list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")]] = []
+    # Default: the project's own serving builder (serving.args.IMPORT_PATH), which no region profile needs
+    # to repeat; a region that allows another builder lists every one it allows.
+    import_paths: list[Annotated[str, StringConstraints(pattern=r"^[\w.]+:[\w.]+$")]] = Field(
+        default=["serving.app:build_app"], min_length=1
+    )
     citation: Citation
 
 

@@ -54,6 +54,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sovereign-operator"
 # Hash of the RayService spec the operator rendered: equal hashes mean nothing to write.
 ANNOTATION_SPEC_HASH = f"{_DOMAIN}spec-hash"
+# The revision of the signed policy bundle a ConfigMap carries (an in-cluster region's OPA serves it).
+ANNOTATION_POLICY_REVISION = f"{_DOMAIN}policy-revision"
 
 # --- the operator's identity -----------------------------------------------------------------------
 OPERATOR_NAMESPACE = "sovereign-system"
@@ -81,7 +83,8 @@ REASON_INVALID_SPEC = "InvalidSpec"
 REASON_RETRYING = (
     "Retrying"  # a ClusterRequest: a transient failure (the API server refused a write), retried
 )
-REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"  # admission cannot read the checkpoint it must judge
+# Admission or a replica cannot read the checkpoint it must judge: UNJUDGEABLE (no input), not a policy code.
+REASON_WEIGHTS_UNREADABLE = "WeightsUnreadable"
 # Deployed: what happened to the RayService.
 REASON_APPLIED = "RayServiceApplied"
 REASON_APPLY_FAILED = "ApplyFailed"
@@ -92,6 +95,25 @@ REASON_NAME_CONFLICT = "NameConflict"
 # ClusterProvisioned.
 REASON_CREATED = "Created"
 REASON_NAME_TAKEN = "NameTaken"
+
+# --- Events (core/v1 Event type and reason) ----------------------------------------------------------
+EVENT_NORMAL = "Normal"
+EVENT_WARNING = "Warning"
+# A LlamaDeployment: what a decision changed (the PolicyCompliant reason it set, see reconcile).
+EVENT_POLICY_ALLOWED = "PolicyAllowed"
+EVENT_POLICY_DENIED = "PolicyDenied"
+EVENT_VIOLATIONS_WARNED = "PolicyViolationsWarned"
+EVENT_VIOLATIONS_RECORDED = "PolicyViolationsRecorded"
+# A LlamaDeployment: what happened to its RayService.
+EVENT_RAYSERVICE_CREATED = "RayServiceCreated"
+EVENT_RAYSERVICE_RESUMED = "RayServiceResumed"
+EVENT_RAYSERVICE_UPDATED = "RayServiceUpdated"
+EVENT_RAYSERVICE_SUSPENDED = "RayServiceSuspended"
+EVENT_RAYSERVICE_APPLY_FAILED = "RayServiceApplyFailed"
+# A ClusterRequest: its decision (ClusterRequest<phase>) and the SovereignCluster created for it.
+EVENT_CLUSTER_REQUEST_APPROVED = "ClusterRequestApproved"
+EVENT_CLUSTER_REQUEST_DENIED = "ClusterRequestDenied"
+EVENT_SOVEREIGN_CLUSTER_CREATED = "SovereignClusterCreated"
 
 # --- phases (status.phase) -------------------------------------------------------------------------
 PHASE_RUNNING = "Running"

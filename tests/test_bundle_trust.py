@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from operators.sovereign_operator.engines import engines_from_env
+from serving.args import PolicyContext
 from serving.guard import RequestGuard
 from sovereign import toolchain
 from sovereign.errors import SovereignError
@@ -169,9 +170,8 @@ def test_a_bundle_signed_by_another_key_means_503_at_the_serving_guard(
     monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
     monkeypatch.setenv(BUNDLE_DIR_ENV, str(foreign_bundle.wasm.parent))
     model = "llama-3.1-8b-instruct"
-    guard = RequestGuard(
-        subjects.facts_of(load_cluster(CLUSTERS / "eu-frankfurt-1.yaml")), "commercial", [model]
-    )
+    cluster = subjects.facts_of(load_cluster(CLUSTERS / "eu-frankfurt-1.yaml"))
+    guard = RequestGuard(PolicyContext(cluster=cluster, end_use="commercial"), [model])
     verdict = guard.check({"model": model, "messages": [{"role": "user", "content": "hello"}]}, model, "acme")
     assert not verdict.allowed and verdict.status == 503 and verdict.codes == ["BUNDLE_UNVERIFIED"]
 

@@ -1,11 +1,14 @@
 """Every enforcement point gives the same answer for the same deployment.
 
-One cluster file declares deployments chosen to exercise the facts points used to disagree on: GPUs
+Cluster files declare deployments chosen to exercise the facts points used to disagree on: GPUs
 already held by the deployments declared before (a quota overrun), weights stored in another country,
-a model the catalogue does not know. Each point then judges each deployment from its own source form,
-through its own code path: the cluster file with `sovereign decide --deployment`, the compliance
-matrix, the Pulumi preview pack, the admission webhook, the reconciler, and the serving guard on the
-RayService the operator would write. Allow and violation codes must be identical everywhere.
+a model the catalogue does not know, a namespace the cluster does not admit as a tenant (a cluster
+file's deployments are made in the namespace named after it; the second cluster admits another). Each
+point then judges each deployment from its own source form, through its own code path: the cluster file
+with `sovereign decide --deployment`, the compliance matrix, the Pulumi preview pack, the admission
+webhook (the LlamaDeployment, and the RayService the operator would write for it, submitted as is), the
+reconciler, and the serving guard on that RayService's serving args. Allow and violation codes must be
+identical everywhere.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from sovereign.policy.wasm_engine import WasmEngine
 from sovereign.policydata import load_policy_data
 
 AS_OF = date.today().isoformat()
+IMAGE = "rayproject/ray:2.60.0-py311"  # an image the region's workloads allowance admits
 CLUSTER = {
     "name": "parity-east-1",
     "region": "us-defense",
@@ -71,20 +75,25 @@ CLUSTER = {
         {"name": "over", "model": "llama-3.1-8b-instruct", "end_use": "defense", "gpus_per_replica": 2},
     ],
 }
+# Its one tenant is not the namespace its deployments are made in: every deployment there is foreign.
+FOREIGN = {
+    **{key: value for key, value in CLUSTER.items() if key != "deployments"},
+    "name": "parity-west-1",
+    "tenants": ["team-elsewhere"],
+    "deployments": [
+        {"name": "foreign", "model": "llama-3.1-8b-instruct", "end_use": "defense", "gpus_per_replica": 1}
+    ],
+}
 CODES = {entry.code for entry in load_policy_data().codes.values()}
 Answer = tuple[bool, list[str]]
 
 
 @pytest.fixture(scope="module")
-def cluster_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cluster_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("clusters")
-    (folder / "parity-east-1.yaml").write_text(yaml.safe_dump(CLUSTER))
-    return folder / "parity-east-1.yaml"
-
-
-@pytest.fixture(scope="module")
-def spec(cluster_file: Path) -> ClusterSpec:
-    return load_cluster(cluster_file)
+    for declared in (CLUSTER, FOREIGN):
+        (folder / f"{declared['name']}.yaml").write_text(yaml.safe_dump(declared))
+    return sorted(folder.glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +128,8 @@ def by_decide(cluster_file: Path, name: str, monkeypatch: pytest.MonkeyPatch, ca
     return decision["allow"], sorted({v["code"] for v in decision["violations"]})
 
 
-def by_matrix(cluster_file: Path, judge: Judge) -> dict[str, Answer]:
-    matrix = compute_matrix(
-        load_clusters(cluster_file.parent), judge, load_policy_data(), date.fromisoformat(AS_OF)
-    )
+def by_matrix(folder: Path, judge: Judge) -> dict[str, Answer]:
+    matrix = compute_matrix(load_clusters(folder), judge, load_policy_data(), date.fromisoformat(AS_OF))
     cells = {d.deployment.name: matrix.deployment_cell(d) for d in matrix.deployments}
     return {name: (cell.allowed, sorted(set(cell.violation_codes))) for name, cell in cells.items()}
 
@@ -162,46 +169,62 @@ def by_reconcile(spec: ClusterSpec, index: int, judge: Judge) -> Answer:
     return bool(resolution.allowed), sorted({v["code"] for v in resolution.violations})
 
 
-def by_guard(spec: ClusterSpec, index: int, judge: Judge) -> Answer:
+def _written(spec: ClusterSpec, index: int, judge: Judge) -> dict[str, Any]:
+    """The RayService the operator writes for deployment `index`: it carries the facts judged."""
     cluster, deployments = _objects(spec)
-    # The RayService the operator writes carries the facts the deployment was judged on.
     (judgement,) = judge_deployments(
         judge, [deployments[index]], {spec.name: cluster}, claims_by_cluster(deployments)
     )
     judged = resolve(judgement, Mode.DRYRUN).judged
     assert judged is not None
-    written = rayservice.desired(deployments[index], cluster, judged, "image:1")
+    return rayservice.desired(deployments[index], cluster, judged, IMAGE)
+
+
+def by_rayservice_admission(spec: ClusterSpec, index: int, judge: Judge) -> Answer:
+    """The same RayService submitted as it is (a RayService is judged as the deployments it declares)."""
+    cluster, deployments = _objects(spec)
+    written = _written(spec, index, judge)
+    try:
+        Admission(judge).review_rayservice(
+            written, None, {spec.name: cluster}, claims_by_cluster(deployments)
+        )
+    except kopf.AdmissionError as refused:
+        return False, _codes_in(str(refused))
+    return True, []
+
+
+def by_guard(spec: ClusterSpec, index: int, judge: Judge) -> Answer:
+    written = _written(spec, index, judge)
     args = ServingArgs.model_validate(
         yaml.safe_load(written["spec"]["serveConfigV2"])["applications"][0]["args"]
     )
-    guard = RequestGuard(
-        args.policy.cluster, args.policy.end_use, [judged.model], engine=judge.engine, gpus=args.policy.gpus
-    )
-    answer = guard.check(
-        {"model": judged.model, "messages": [{"role": "user", "content": "hi"}]}, judged.model, None
-    )
+    model = args.llm_configs[0].model_loading_config.model_id
+    guard = RequestGuard(args.policy, [model], engine=judge.engine)
+    answer = guard.check({"model": model, "messages": [{"role": "user", "content": "hi"}]}, model, None)
     return answer.allowed, answer.codes
 
 
 def test_every_enforcement_point_gives_the_same_answer(
-    cluster_file: Path,
-    spec: ClusterSpec,
+    cluster_files: list[Path],
     judge: Judge,
     cli_state: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    matrix = by_matrix(cluster_file, judge)
+    matrix = by_matrix(cluster_files[0].parent, judge)
     answers: dict[str, dict[str, Answer]] = {}
-    for index, declared in enumerate(spec.deployments):
-        answers[declared.name] = {
-            "decide": by_decide(cluster_file, declared.name, monkeypatch, capsys),
-            "matrix": matrix[declared.name],
-            "preview": by_preview(spec, index, judge, monkeypatch),
-            "admission": by_admission(spec, index, judge),
-            "reconcile": by_reconcile(spec, index, judge),
-            "guard": by_guard(spec, index, judge),
-        }
+    for cluster_file in cluster_files:
+        spec = load_cluster(cluster_file)
+        for index, declared in enumerate(spec.deployments):
+            answers[declared.name] = {
+                "decide": by_decide(cluster_file, declared.name, monkeypatch, capsys),
+                "matrix": matrix[declared.name],
+                "preview": by_preview(spec, index, judge, monkeypatch),
+                "admission": by_admission(spec, index, judge),
+                "admission (RayService)": by_rayservice_admission(spec, index, judge),
+                "reconcile": by_reconcile(spec, index, judge),
+                "guard": by_guard(spec, index, judge),
+            }
     for name, by_point in answers.items():
         assert len(set(map(repr, by_point.values()))) == 1, f"{name}: {by_point}"
     # The set exercises what the points used to disagree on: each fact decides one deployment.
@@ -210,3 +233,5 @@ def test_every_enforcement_point_gives_the_same_answer(
     assert "DATA_RESIDENCY" in outcome["abroad"][1]
     assert outcome["over"] == (False, ["GPU_QUOTA_EXCEEDED"])
     assert outcome["typo"] == (False, ["UNKNOWN_MODEL"])
+    # The guard re-checks the tenant too: the serving args carry the namespace the deployment was judged in.
+    assert outcome["foreign"] == (False, ["TENANT_NOT_ALLOWED"])

@@ -18,6 +18,7 @@ import pytest
 import requests
 from test_decide_cli import EU_ALLOWED, decide
 
+from serving.args import PolicyContext
 from serving.guard import RequestGuard
 from sovereign import toolchain
 from sovereign.devenv.pki import CertPair, LocalCA
@@ -118,7 +119,9 @@ def test_an_unsigned_bundle_on_a_real_opa_server_is_refused_by_decide_and_the_gu
     assert decision["policy_revision"] is None
 
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
-    guard = RequestGuard(cluster, "commercial", [VISION_11B], engine=RestEngine(url))
+    guard = RequestGuard(
+        PolicyContext(cluster=cluster, end_use="commercial"), [VISION_11B], engine=RestEngine(url)
+    )
     answer = guard.check(IMAGE_REQUEST, VISION_11B, "acme")
     assert not answer.allowed and answer.status == 503 and answer.codes == ["BUNDLE_UNVERIFIED"]
 
@@ -213,7 +216,9 @@ def test_over_https_only_a_server_of_the_pinned_ca_is_asked(
     assert rogue.log.read_text().count("/v1/data") == asked  # refused at the handshake: no token sent
 
     cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
-    guard = RequestGuard(cluster, "commercial", [VISION_11B], engine=RestEngine(rogue.url))
+    guard = RequestGuard(
+        PolicyContext(cluster=cluster, end_use="commercial"), [VISION_11B], engine=RestEngine(rogue.url)
+    )
     answer = guard.check(IMAGE_REQUEST, VISION_11B, "acme")
     assert not answer.allowed and answer.status == 503
 

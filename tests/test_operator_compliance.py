@@ -12,7 +12,7 @@ from judgements import decision
 from prometheus_client import CollectorRegistry
 
 from operators.sovereign_operator.compliance import ComplianceReport
-from operators.sovereign_operator.drift import Fleet
+from operators.sovereign_operator.drift import DeploymentFleet
 from operators.sovereign_operator.reconcile import Converged, resolve
 from sovereign import toolchain
 from sovereign import vocabulary as k8s
@@ -139,7 +139,7 @@ class Unchanged:
 def test_a_fleet_pass_reports_what_it_listed(report: ComplianceReport, registry: CollectorRegistry) -> None:
     gone = {**CHAT, "metadata": {**CHAT["metadata"], "name": "deleted-while-down"}}
     report.acted(gone, CLUSTER, resolve(DENIED, Mode.ENFORCE).action)
-    Fleet(OneListing(), Unchanged(report), Judge(None)).converge(cluster="eu-frankfurt-1")  # type: ignore[arg-type]
+    DeploymentFleet(OneListing(), Unchanged(report), Judge(None)).converge(cluster="eu-frankfurt-1")  # type: ignore[arg-type]
     assert compliant(registry, deployment="deleted-while-down") is None
     labels = {"region": "eu-text-only", "cluster": "eu-frankfurt-1", "scheme": "bsi-c5"}
     assert registry.get_sample_value("sovereign_accreditation_expiry_timestamp_seconds", labels)

@@ -325,10 +325,10 @@ class NoChanges:
 
 @pytest.mark.parametrize("after", range(6))  # a pass lists five times: before, between and after them all
 def test_the_sweep_deletes_only_true_orphans_never_what_was_created_while_it_listed(after: int) -> None:
-    from operators.sovereign_operator.drift import Fleet
+    from operators.sovereign_operator.drift import DeploymentFleet
 
     kube = CreatedBetweenLists(after)
-    Fleet(kube, NoChanges(), Judge(Revisions())).converge()  # type: ignore[arg-type]
+    DeploymentFleet(kube, NoChanges(), Judge(Revisions())).converge()  # type: ignore[arg-type]
     assert len(kube.lists) == 5
     assert kube.deleted == ["RayService orphan"]
 

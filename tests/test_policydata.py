@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from serving.args import IMPORT_PATH
 from sovereign import toolchain
 from sovereign.errors import BadInput
 from sovereign.policydata import DEFAULT_DATA_DIR, END_USES, load_policy_data, main
@@ -336,3 +337,10 @@ def test_codes_table_matches_rego_and_readme() -> None:
     assert emitted == codes
     readme_codes = set(re.findall(r"^\| `([A-Z_]+)` \|", (POLICIES / "README.md").read_text(), re.MULTILINE))
     assert readme_codes == codes
+
+
+def test_every_shipped_region_allows_the_projects_serving_builder_only() -> None:
+    """The policy's default builder (workloads.import_paths) is the one the operator's RayServices name."""
+    assert {name: r.workloads.import_paths for name, r in load_policy_data().regions.items()} == {
+        name: [IMPORT_PATH] for name in load_policy_data().regions
+    }

@@ -125,7 +125,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
     assert outputs["endpoints"]["opa"] == "https://sovereign-opa.sovereign-system.svc:8181"
     configmaps = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "ConfigMap")}
     bundle, trust = configmaps["sovereign-policy-bundle"], configmaps["sovereign-policy-trust"]
-    assert bundle["metadata"]["annotations"]["sovereign.dev/policy-revision"] == signed_bundle.revision
+    assert bundle["metadata"]["annotations"][k8s.ANNOTATION_POLICY_REVISION] == signed_bundle.revision
     assert "data" not in bundle and set(bundle["binaryData"]) == {"bundle.tar.gz"}
     assert trust["data"] == {"policy-bundle.pem": signed_bundle.verification_key.read_text()}
     (opa,) = [

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from serving.args import PolicyContext
 from serving.guard import RequestGuard
 from sovereign import toolchain
 from sovereign.errors import BadInput
@@ -167,7 +168,10 @@ def test_the_guard_answers_503_with_the_code_while_its_list_is_stale(
 ) -> None:
     monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
     path = listed(tmp_path / "csl.json", TODAY - timedelta(days=8))
-    guard = RequestGuard(subjects.facts_of(USDEF), "defense", ["llama-3.1-8b-instruct"], path)
+    guard = RequestGuard(
+        PolicyContext(cluster=subjects.facts_of(USDEF), end_use="defense", screening_list=path),
+        ["llama-3.1-8b-instruct"],
+    )
     body = {"model": "llama-3.1-8b-instruct", "messages": [{"role": "user", "content": "hello"}]}
     answer = guard.check(body, "llama-3.1-8b-instruct", "army")
     assert answer.status == 503 and answer.codes == [SCREENING_UNAVAILABLE]

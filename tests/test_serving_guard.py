@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from serving.args import PolicyContext
 from serving.guard import Answer, RequestGuard
 from sovereign import toolchain
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
-from sovereign.policy.decision_input import ClusterFacts
 from sovereign.policy.engine import fail_closed
 from sovereign.policy.judgement import Judgement
 from sovereign.policy.rest_engine import RestEngine
@@ -33,12 +33,13 @@ def _policy_bundle(monkeypatch: pytest.MonkeyPatch, signed_bundle: SignedBundle)
     monkeypatch.delenv("SOVEREIGN_OPA_URL", raising=False)
 
 
-def facts(name: str) -> ClusterFacts:
-    return subjects.facts_of(load_cluster(CLUSTERS / f"{name}.yaml"))
+def context(name: str, end_use: str) -> PolicyContext:
+    """A replica's policy context for cluster file `name`, serving for `end_use`."""
+    return PolicyContext(cluster=subjects.facts_of(load_cluster(CLUSTERS / f"{name}.yaml")), end_use=end_use)
 
 
 def eu_guard(model: str = TEXT_8B) -> RequestGuard:
-    return RequestGuard(facts("eu-frankfurt-1"), "commercial", [model])
+    return RequestGuard(context("eu-frankfurt-1", "commercial"), [model])
 
 
 def test_text_request_on_the_eu_cluster_is_allowed_by_the_wasm_engine() -> None:
@@ -62,13 +63,13 @@ def test_a_multimodal_model_on_the_eu_cluster_is_refused_with_region_modality_fr
 
 
 def test_image_request_on_the_us_defense_vision_model_is_allowed() -> None:
-    guard = RequestGuard(facts("usdef-east-1"), "defense", [VISION_11B])
+    guard = RequestGuard(context("usdef-east-1", "defense"), [VISION_11B])
     verdict = guard.check(chat(PNG_PART), VISION_11B, "army")
     assert verdict.allowed and verdict.modalities == ["image", "text"]
 
 
 def test_content_the_hosted_model_does_not_take_is_refused_by_the_policy() -> None:
-    guard = RequestGuard(facts("usdef-east-1"), "defense", [VISION_11B])
+    guard = RequestGuard(context("usdef-east-1", "defense"), [VISION_11B])
     audio = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
     verdict = guard.check(chat(audio), VISION_11B, None)
     assert not verdict.allowed and verdict.status == 403
@@ -87,7 +88,7 @@ def test_unreachable_opa_server_means_503_never_served() -> None:
     from sovereign.devenv.process import free_port
 
     engine = RestEngine(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
-    guard = RequestGuard(facts("eu-frankfurt-1"), "commercial", [TEXT_8B], engine=engine)
+    guard = RequestGuard(context("eu-frankfurt-1", "commercial"), [TEXT_8B], engine=engine)
     verdict = guard.check(chat(), TEXT_8B, None)
     assert not verdict.allowed and verdict.status == 503 and verdict.codes == ["ENGINE_UNAVAILABLE"]
 
@@ -126,9 +127,8 @@ def test_wasm_decisions_are_memoised_per_input_but_failures_never(monkeypatch: p
 
 
 def test_rest_decisions_are_not_memoised() -> None:
-    guard = RequestGuard(
-        facts("eu-frankfurt-1"), "commercial", [TEXT_8B], engine=RestEngine("http://127.0.0.1:9", 0.2)
-    )
+    engine = RestEngine("http://127.0.0.1:9", 0.2)
+    guard = RequestGuard(context("eu-frankfurt-1", "commercial"), [TEXT_8B], engine=engine)
     assert guard._memo is None
 
 

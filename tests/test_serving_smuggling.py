@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from serving.args import PolicyContext
 from serving.guard import RequestGuard
 from serving.modalities import non_text
 from sovereign import toolchain
@@ -37,7 +38,7 @@ def guard(signed_bundle: SignedBundle) -> RequestGuard:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("SOVEREIGN_OPA_URL", raising=False)
         cluster = subjects.facts_of(load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-frankfurt-1.yaml"))
-        return RequestGuard(cluster, "commercial", [MODEL])
+        return RequestGuard(PolicyContext(cluster=cluster, end_use="commercial"), [MODEL])
 
 
 # --- payloads: real files --------------------------------------------------------------------------------

@@ -156,7 +156,8 @@ def test_a_rayservice_made_by_hand_is_refused(
     refused = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
     assert refused.returncode != 0
     assert 'admission webhook "rayservices.admission.sovereign.dev" denied the request' in refused.stderr
-    assert "import_path" in refused.stderr
+    # Its only application is another builder's: it declares no deployment, so there is nothing to judge.
+    assert "by-hand cannot be judged" in refused.stderr and "serving.app:build_app" in refused.stderr
     del rayservice["metadata"]["labels"]
     (tmp_path / "rs.yaml").write_text(yaml.safe_dump(rayservice))
     refused = controlplane.kubectl("apply", "-f", str(tmp_path / "rs.yaml"))
@@ -226,6 +227,19 @@ def _forged_facts(body: dict[str, Any]) -> dict[str, Any]:
     return _with_app(body, args=args)
 
 
+def _another_builder(body: dict[str, Any]) -> dict[str, Any]:
+    config = _serve_config(body)
+    config["applications"].append({"name": "side", "import_path": "evil.app:build", "args": {}})
+    body["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    return body
+
+
+def _forged_namespace(body: dict[str, Any]) -> dict[str, Any]:
+    args = _serve_config(body)["applications"][0]["args"]
+    args["policy"]["namespace"] = "another-team"  # a tenant the cluster admits would be re-checked instead
+    return _with_app(body, args=args)
+
+
 def _autoscaled_over_quota(body: dict[str, Any]) -> dict[str, Any]:
     _worker(body)["maxReplicas"] = 100  # 100 x 4 GPUs, over the example cluster's quota of 64
     return body
@@ -253,6 +267,8 @@ BYPASSES = {
     "container env": (_opa_url_in_env, "WORKLOAD_OVERRIDE"),
     "deployments[] override": (_deployment_override, "WORKLOAD_OVERRIDE"),
     "forged cluster facts": (_forged_facts, "WORKLOAD_FACTS_MISMATCH"),
+    "forged namespace": (_forged_namespace, "WORKLOAD_FACTS_MISMATCH"),
+    "another builder beside": (_another_builder, "WORKLOAD_IMPORT_PATH_NOT_ALLOWED"),
     "autoscaling over quota": (_autoscaled_over_quota, "GPU_QUOTA_EXCEEDED"),
 }
 

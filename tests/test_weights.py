@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from serving.weights import WeightsRefused, verify_weights
 from sovereign import toolchain
+from sovereign import vocabulary as k8s
 from sovereign.cli import app
 from sovereign.models.checkpoint import inspect_weights, weights_fact
 from sovereign.models.signing import DEV_SIGNER, SIGNATURE_FILE, sign_checkpoint, verify_checkpoint
@@ -27,7 +28,7 @@ from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import load_cluster
 from sovereign.policy.decision_input import DecisionInput
-from sovereign.policy.judgement import Judge
+from sovereign.policy.judgement import Judge, Judgement, Verdict
 from sovereign.policy.wasm_engine import WasmEngine
 
 USDEF = toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml"
@@ -184,12 +185,18 @@ def test_an_8b_header_matches_a_declared_8b(tmp_path: Path, judge) -> None:
         ),
     ],
 )
-def test_unreadable_checkpoints_are_refused(tmp_path: Path, judge, setup, reason: str) -> None:
+def test_unreadable_checkpoints_are_refused_as_unjudgeable(tmp_path: Path, judge, setup, reason: str) -> None:
     folder = tmp_path / "ckpt"
     folder.mkdir()
     setup(folder)
-    with pytest.raises(WeightsRefused, match=reason):
-        verify_weights(folder, judge, declared("llama-3.1-8b-instruct"))
+    recorded: list[Judgement] = []
+    recording = Judge(judge.engine, recorder=lambda judgement, subject: recorded.append(judgement))
+    with pytest.raises(WeightsRefused, match=f"cannot be judged: .*{reason}"):
+        verify_weights(folder, recording, declared("llama-3.1-8b-instruct"))
+    # No input could be formed: answered and recorded as the judgement API's UNJUDGEABLE, no policy code.
+    assert [(j.verdict, j.codes, j.problem and j.problem[0]) for j in recorded] == [
+        (Verdict.UNJUDGEABLE, [], k8s.REASON_WEIGHTS_UNREADABLE)
+    ]
 
 
 def test_a_model_outside_the_catalogue_is_never_served(tiny, judge) -> None:

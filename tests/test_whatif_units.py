@@ -16,7 +16,7 @@ from operators.sovereign_operator.whatif import (
     Change,
     Outcome,
     Rejudged,
-    Subject,
+    RejudgedSubject,
     classify,
     rejudge_region,
 )
@@ -26,7 +26,8 @@ from sovereign.errors import BadInput
 from sovereign.fleet.publish import PublishRefused, check_publishable, names
 from sovereign.fleet.whatif import FleetWhatIf, RegionResult, candidate_engine
 from sovereign.policy import subjects
-from sovereign.policy.bundle import SignedBundle
+from sovereign.policy.bundle import SignedBundle, build_for_whatif, repo_sources
+from sovereign.policy.bundle_signature import SIGNATURES_FILE
 from sovereign.policy.clusters import ClusterSpec, Deployment
 from sovereign.policy.judgement import Judge, Judgement, Mode, Verdict
 from sovereign.policy.screening_source import Screening
@@ -89,7 +90,7 @@ def rejudged(
     running: bool = True,
     current: Judgement | None = None,
 ) -> Rejudged:
-    subject = Subject(k8s.LLAMA_DEPLOYMENT, "ns", name, "c-1", mode, running)
+    subject = RejudgedSubject(k8s.LLAMA_DEPLOYMENT, "ns", name, "c-1", mode, running)
     return Rejudged(subject, (current or judgement(True),), (new,))
 
 
@@ -189,6 +190,20 @@ def test_an_unsigned_candidate_is_bad_input_naming_the_build(
         candidate_engine(tmp_path, None),
     ):
         pass
+
+
+def test_a_policies_folder_is_judged_unsigned(tmp_path: Path, signed_bundle: SignedBundle) -> None:
+    """`whatif --policies` signs nothing: no key, no anchor, no signed bundle anywhere; its engine judges
+    with the revision `sovereign bundle build` would give the same sources."""
+    built = build_for_whatif(repo_sources(), tmp_path)
+    assert SIGNATURES_FILE not in built.files
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in {".key", ".pem"}]
+    engine = WasmEngine.for_whatif(built)
+    try:
+        assert engine.revision == signed_bundle.revision
+        assert engine.decide({})["policy_revision"] == signed_bundle.revision
+    finally:
+        engine.close()
 
 
 # --- one region, judged for real --------------------------------------------------------------------

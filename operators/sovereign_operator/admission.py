@@ -35,14 +35,12 @@ from sovereign.exporter.decisions import record_decision
 from sovereign.exporter.engine_health import observe_engine
 from sovereign.policy.decision_input import describe_errors
 from sovereign.policy.judgement import Action, Judge, Judgement, Subject, Verdict, strictest
-from sovereign.policy.subjects import enforcement_mode
+from sovereign.policy.subjects import enforcement_mode, rayservice_deployments
 from sovereign.vocabulary import (
-    API_VERSION,
     DEPLOYMENTS,
     GROUP,
     LABEL_CLUSTER,
     LABEL_MANAGED,
-    LLAMA_DEPLOYMENT,
     RAY_CLUSTER,
     RAY_GROUP,
     RAY_SERVICE,
@@ -200,9 +198,10 @@ class Admission:
         return deployment_documents(self.judge, deployments, clusters, claims, workload), cluster
 
     def review_ray_workload(self, body: Mapping[str, Any], rayservice_uid: str | None) -> None:
-        """A RayCluster or RayJob: refused, as nothing judged it, unless it is the RayCluster KubeRay makes
-        for a RayService (controlled by it; `rayservice_uid` is that RayService's, if it exists), which
-        admission judged as a whole."""
+        """A RayCluster or RayJob: refused unless it is the RayCluster KubeRay makes for a RayService
+        (controlled by it; `rayservice_uid` is that RayService's, if it exists), which admission judged as a
+        whole. Not a policy judgement: nothing in it names a model or an end use, so no decision input can
+        be formed (unjudgeable, as ARCHITECTURE.md says), and the refusal says so."""
         owner = next(
             (
                 ref
@@ -304,42 +303,27 @@ class Admission:
             raise _refuse(f"{what}: {exc}") from None
         key = (str(meta.get("namespace")), str(meta.get("name")))
         created = next((c.created for c in claims.get(ref, []) if c.key == key), None)
-        deployments, declared = [], []
+        declared = []
         for index, app in enumerate(apps):
             where = f"spec.serveConfigV2.applications[{index}]"
+            # Another builder's args say nothing the policy can judge: it declares no deployment, and the
+            # policy refuses it as what it would run (WORKLOAD_IMPORT_PATH_NOT_ALLOWED, workload facts).
             if app.get("import_path") != IMPORT_PATH:
-                raise _refuse(
-                    f"{what}: {where}.import_path is {app.get('import_path')!r}: "
-                    "sovereign-managed namespaces "
-                    f"serve only {IMPORT_PATH}, whose args carry what the policy judges"
-                )
+                continue
             try:
-                args = ServingArgs.model_validate(app.get("args") or {})
+                declared.append(ServingArgs.model_validate(app.get("args") or {}))
             except ValidationError as exc:
                 raise _refuse(
                     f"{what}: {where}.args is invalid\n{describe_errors(exc, f'{where}.args')}"
                 ) from None
-            declared.append(args)
-            for llm in args.llm_configs:
-                deployments.append(
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": LLAMA_DEPLOYMENT,
-                        "metadata": {**meta, "creationTimestamp": created},
-                        "spec": {
-                            "clusterRef": ref,
-                            "model": llm.model_loading_config.model_id,
-                            "endUse": args.policy.end_use.value,
-                            "replicas": 1,
-                            "gpusPerReplica": gpus,
-                            "weights": {
-                                "country": args.policy.cluster.weights_country,
-                                "path": str(llm.model_loading_config.model_source),
-                                "signer": args.policy.weights_signer,
-                            },
-                        },
-                    }
-                )
+        if not declared:
+            raise _refuse(
+                f"{what} cannot be judged: no application of spec.serveConfigV2 is built by {IMPORT_PATH}, "
+                "whose args carry the deployment the policy judges; declare a LlamaDeployment instead"
+            )
+        # Judged through the one mapping, as the LlamaDeployments its args declare.
+        served = [args.model_dump(mode="json") for args in declared]
+        deployments = rayservice_deployments(body, served, gpus, created)
         return deployments, declared, config
 
 

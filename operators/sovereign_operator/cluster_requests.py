@@ -35,6 +35,11 @@ from sovereign.vocabulary import (
     CLUSTERS,
     CONDITION_CLUSTER_PROVISIONED,
     CONDITION_DECIDED,
+    EVENT_CLUSTER_REQUEST_APPROVED,
+    EVENT_CLUSTER_REQUEST_DENIED,
+    EVENT_NORMAL,
+    EVENT_SOVEREIGN_CLUSTER_CREATED,
+    EVENT_WARNING,
     LABEL_REQUEST_UID,
     PHASE_APPROVED,
     PHASE_DENIED,
@@ -62,7 +67,7 @@ class NotYet(Exception):
 
 
 @dataclass(frozen=True)
-class _Waiting:
+class _Retry:
     attempt: int  # failed attempts so far
     due: float  # time.monotonic() of the next one
 
@@ -108,7 +113,7 @@ class RequestDesk:
         self.judge = judge
         self.retry_s = retry_s  # the longest wait between two attempts
         self.first_retry_s = first_retry_s
-        self._waiting: dict[tuple[str, str], _Waiting] = {}
+        self._waiting: dict[tuple[str, str], _Retry] = {}
         # Judgements made but not yet written, per (uid, generation): a retry writes them, judging nothing
         # again (each judgement is a record of the decision log).
         self._unwritten: dict[tuple[str, int], list[Judgement]] = {}
@@ -168,7 +173,7 @@ class RequestDesk:
             if condition["status"] == "True":
                 status["sovereignCluster"] = cluster["metadata"]["name"]
             if created:
-                events.append(("Normal", "SovereignClusterCreated", condition["message"]))
+                events.append((EVENT_NORMAL, EVENT_SOVEREIGN_CLUSTER_CREATED, condition["message"]))
         if _essence(status) != _essence(request.get("status")):
             self.kube.patch_status(REQUESTS, *_key(request), status)
         self._unwritten.pop(decision_key, None)
@@ -210,7 +215,7 @@ class RequestDesk:
 
     def _schedule(self, key: tuple[str, str], attempt: int) -> float:
         delay = min(self.retry_s, self.first_retry_s * 2**attempt)
-        self._waiting[key] = _Waiting(attempt, time.monotonic() + delay)
+        self._waiting[key] = _Retry(attempt, time.monotonic() + delay)
         return delay
 
     def _judge(
@@ -274,7 +279,11 @@ class RequestDesk:
             ],
         }
         condition = conditions.condition(CONDITION_DECIDED, "True", phase, summary, generation)
-        event = ("Normal" if approved else "Warning", f"ClusterRequest{phase}", message)
+        event = (
+            (EVENT_NORMAL, EVENT_CLUSTER_REQUEST_APPROVED, message)
+            if approved
+            else (EVENT_WARNING, EVENT_CLUSTER_REQUEST_DENIED, message)
+        )
         return _with_condition(decided, condition), event
 
     def _record_wait(
@@ -303,7 +312,7 @@ class RequestDesk:
                 )
             return
         if changed:
-            self._event(request, "Warning", reason, message)
+            self._event(request, EVENT_WARNING, reason, message)
 
     def _provision(self, request: Mapping[str, Any], cluster: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Create the SovereignCluster unless it exists for this request: (created now, condition)."""

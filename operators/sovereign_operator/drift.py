@@ -43,7 +43,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
-class Fleet:
+class DeploymentFleet:
     """Every LlamaDeployment, read in one list per kind and converged together."""
 
     def __init__(self, kube: Kube, reconciler: Reconciler, judge: Judge) -> None:
@@ -154,7 +154,7 @@ def policy_revision(judge: Judge) -> str | None:
 class DriftWatcher:
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: DeploymentFleet,
         judge: Judge,
         recheck_s: float,
         clock: Callable[[], float] = time.monotonic,

@@ -63,6 +63,7 @@ def serve_document(deployment: Mapping[str, Any], judged: DecisionInput) -> dict
             cluster=judged.cluster,
             end_use=judged.end_use,
             gpus=judged.gpus,
+            namespace=judged.namespace,
             weights_signer=judged.weights_signer,
         ),
     )

@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 
 # The Event recorded when a decision changes a status (beside the RayService's own, unless allowed).
 _DECISION_EVENTS = {
-    k8s.REASON_ALLOWED: "PolicyAllowed",
-    k8s.REASON_DENIED: "PolicyDenied",
-    k8s.REASON_DENIED_WARN_ONLY: "PolicyViolationsWarned",
-    k8s.REASON_DENIED_DRY_RUN: "PolicyViolationsRecorded",
+    k8s.REASON_ALLOWED: k8s.EVENT_POLICY_ALLOWED,
+    k8s.REASON_DENIED: k8s.EVENT_POLICY_DENIED,
+    k8s.REASON_DENIED_WARN_ONLY: k8s.EVENT_VIOLATIONS_WARNED,
+    k8s.REASON_DENIED_DRY_RUN: k8s.EVENT_VIOLATIONS_RECORDED,
 }
 
 
@@ -105,12 +105,12 @@ def resolve(judgement: Judgement, mode: Mode) -> Resolution:
     if judgement.verdict is Verdict.UNDECIDED:
         reason = conditions.undecided_reason([judgement])
         return Resolution(action, "Unknown", reason, judgement.message, None, **common)
+    # Keyed on the action, never the mode: Judgement.action is the one reading of a mode.
     summary = f"denied by the policy: {', '.join(judgement.codes)}"
-    reasons = {
-        Mode.WARN: (k8s.REASON_DENIED_WARN_ONLY, f"{summary} (warn mode: running)"),
-        Mode.DRYRUN: (k8s.REASON_DENIED_DRY_RUN, f"{summary} (dryrun mode: recorded only)"),
-    }
-    reason, message = reasons.get(mode, (k8s.REASON_DENIED, summary))
+    reason, message = {
+        Action.WARN: (k8s.REASON_DENIED_WARN_ONLY, f"{summary} (warn mode: running)"),
+        Action.RECORD: (k8s.REASON_DENIED_DRY_RUN, f"{summary} (dryrun mode: recorded only)"),
+    }.get(action, (k8s.REASON_DENIED, summary))
     return Resolution(action, "False", reason, message, False, **common)
 
 
@@ -248,9 +248,9 @@ class Reconciler:
                 k8s.PHASE_PENDING, actual is not None, "False", k8s.REASON_APPLY_FAILED, api_error(exc)
             )
             self._write(deployment, out, failed, writes, guarded=False)
-            self._event(deployment, "Warning", "RayServiceApplyFailed", api_error(exc))
+            self._event(deployment, k8s.EVENT_WARNING, k8s.EVENT_RAYSERVICE_APPLY_FAILED, api_error(exc))
             return "written"
-        kind = "Normal" if out.compliant == "True" else "Warning"
+        kind = k8s.EVENT_NORMAL if out.compliant == "True" else k8s.EVENT_WARNING
         reasons = [planned.event] if planned.event else []
         if written == "written" and not (planned.event and out.compliant == "True"):
             reasons.append(_DECISION_EVENTS.get(out.reason, out.reason))
@@ -270,11 +270,11 @@ class Reconciler:
         name = "RayService {}/{}".format(*_key(deployment))
         if wanted is not None:
             if actual is None:
-                event: str | None = "RayServiceCreated"
+                event: str | None = k8s.EVENT_RAYSERVICE_CREATED
             elif rayservice.is_suspended(actual):
-                event = "RayServiceResumed"
+                event = k8s.EVENT_RAYSERVICE_RESUMED
             elif not rayservice.is_current(actual, wanted):
-                event = "RayServiceUpdated"
+                event = k8s.EVENT_RAYSERVICE_UPDATED
             else:
                 event = None
             return Applied(k8s.PHASE_RUNNING, True, "True", k8s.REASON_APPLIED, f"{name} runs", event)
@@ -296,7 +296,7 @@ class Reconciler:
                     k8s.PHASE_SUSPENDED, True, "False", k8s.REASON_SUSPENDED, f"{name} stays suspended"
                 )
             return Applied(k8s.PHASE_RUNNING, True, "True", k8s.REASON_APPLIED, f"{name} keeps running")
-        event = None if rayservice.is_suspended(actual) else "RayServiceSuspended"
+        event = None if rayservice.is_suspended(actual) else k8s.EVENT_RAYSERVICE_SUSPENDED
         return Applied(
             k8s.PHASE_SUSPENDED, True, "False", k8s.REASON_SUSPENDED, f"{name} is suspended", event
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.cluster_requests import RequestDesk
-from operators.sovereign_operator.drift import DriftWatcher, Fleet
+from operators.sovereign_operator.drift import DeploymentFleet, DriftWatcher
 from operators.sovereign_operator.engines import engines_from_env
 from operators.sovereign_operator.kube import Kube, api_client
 from operators.sovereign_operator.reconcile import Reconciler
@@ -48,7 +48,7 @@ class Runtime:
     kube: Kube
     single: Judge  # one-deployment reconciles (the fleet judges in batches, admission and requests apart)
     reconciler: Reconciler
-    fleet: Fleet
+    fleet: DeploymentFleet
     admission: Admission
     desk: RequestDesk
     drift: DriftWatcher
@@ -74,7 +74,7 @@ class Runtime:
 
         drift_judge = judge(engines.batch, Point.DRIFT)
         reconciler = Reconciler(kube, config.ray_image)
-        fleet = Fleet(kube, reconciler, drift_judge)
+        fleet = DeploymentFleet(kube, reconciler, drift_judge)
         return cls(
             config=config,
             kube=kube,

@@ -79,7 +79,9 @@ def classify(current: Outcome, new: Outcome) -> Change:
 
 
 @dataclass(frozen=True)
-class Subject:
+class RejudgedSubject:
+    """An object the what-if judges again under both policies (what it is, where, and whether it runs)."""
+
     kind: str  # LlamaDeployment, RayService (made directly) or ClusterRequest
     namespace: str
     name: str
@@ -90,7 +92,7 @@ class Subject:
 
 @dataclass(frozen=True)
 class Rejudged:
-    subject: Subject
+    subject: RejudgedSubject
     current: tuple[Judgement, ...]  # under the policy in force, one per model it serves or asks for
     new: tuple[Judgement, ...]  # under the new policy, likewise
 
@@ -116,14 +118,14 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
-def _subjects(kube: Kube, judge: Judge) -> tuple[list[Subject], list[list[Document]], set[str]]:
+def _subjects(kube: Kube, judge: Judge) -> tuple[list[RejudgedSubject], list[list[Document]], set[str]]:
     """Every subject of the region and its policy inputs, formed by `judge` as the operator forms them."""
     rayservices = kube.list_all(k8s.RAYSERVICES, k8s.RAY_GROUP, k8s.RAY_VERSION)
     deployments = kube.list_all(k8s.DEPLOYMENTS)
     clusters = {c["metadata"]["name"]: c for c in kube.list_all(k8s.CLUSTERS)}
     requests = kube.list_all(k8s.REQUESTS)
     claims = claims_by_cluster(deployments, rayservices)
-    subjects: list[Subject] = []
+    subjects: list[RejudgedSubject] = []
     documents: list[list[Document]] = []
     for deployment, document in zip(
         deployments, deployment_documents(judge, deployments, clusters, claims), strict=True
@@ -131,7 +133,7 @@ def _subjects(kube: Kube, judge: Judge) -> tuple[list[Subject], list[list[Docume
         ref = str(deployment["spec"].get("clusterRef"))
         mode = enforcement_mode(clusters.get(ref) or {})
         subjects.append(
-            Subject(k8s.LLAMA_DEPLOYMENT, *_key(deployment), ref, mode, claim_of(deployment).holds)
+            RejudgedSubject(k8s.LLAMA_DEPLOYMENT, *_key(deployment), ref, mode, claim_of(deployment).holds)
         )
         documents.append([document])
     admission = Admission(judge)
@@ -140,7 +142,7 @@ def _subjects(kube: Kube, judge: Judge) -> tuple[list[Subject], list[list[Docume
             continue
         docs, cluster = admission.rayservice_documents(rs, clusters, claims)
         mode = enforcement_mode(cluster or {})
-        subjects.append(Subject(k8s.RAY_SERVICE, *_key(rs), direct[0], mode, direct[1].holds))
+        subjects.append(RejudgedSubject(k8s.RAY_SERVICE, *_key(rs), direct[0], mode, direct[1].holds))
         documents.append(docs)
     for request in requests:
         if is_decided(request):
@@ -151,7 +153,7 @@ def _subjects(kube: Kube, judge: Judge) -> tuple[list[Subject], list[list[Docume
         except BadInput as exc:
             docs = [Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))]
         name = str(cluster["metadata"]["name"])
-        subjects.append(Subject(k8s.CLUSTER_REQUEST, *_key(request), name, Mode.ENFORCE, False))
+        subjects.append(RejudgedSubject(k8s.CLUSTER_REQUEST, *_key(request), name, Mode.ENFORCE, False))
         documents.append(docs)
     in_force = {
         str(revision)

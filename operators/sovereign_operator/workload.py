@@ -1,9 +1,10 @@
 """What a RayService as submitted would run, gathered as facts for the policy (`input.workload`).
 
 Admission judges a RayService on the deployment(s) its serving args declare; these facts say whether that
-is all it would run: every container image, every Ray runtime_env key, every path it sets that the
-operator never generates for a deployment (found by comparing its shape with what `rayservice.desired`
-writes for the same deployment), and whether its serving args carry the SovereignCluster's facts. The
+is all it would run: every container image, every Ray runtime_env key, every Serve application builder
+(import path), every path it sets that the operator never generates for a deployment (found by comparing
+its shape with what `rayservice.desired` writes for the same deployment), and whether its serving args
+carry the SovereignCluster's facts. The
 policy decides what each means (policies/sovereign/rules/workload); nothing here refuses.
 """
 
@@ -38,8 +39,9 @@ def workload_facts(
     return {
         "images": sorted({str(c.get("image")) for c in _containers(spec)}),
         "runtime_env": sorted({key for env in _runtime_envs(apps) for key in env}),
+        "import_paths": sorted({str(app.get("import_path")) for app in apps}),
         "overrides": _overrides(spec, config, apps, cluster, deployment),
-        "cluster_facts_match": all(_facts_match(args, cluster) for args in serving_args),
+        "cluster_facts_match": all(_facts_match(args, cluster, body) for args in serving_args),
     }
 
 
@@ -64,9 +66,14 @@ def _runtime_envs(apps: list[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
             yield ((override or {}).get("ray_actor_options") or {}).get(_RUNTIME_ENV) or {}
 
 
-def _facts_match(args: ServingArgs, cluster: Mapping[str, Any]) -> bool:
+def _facts_match(args: ServingArgs, cluster: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
     """The args' cluster facts are the SovereignCluster's (GPUs in use aside: they move as deployments come
-    and go, and the quota is judged at admission on live claims; the weights country is judged as given)."""
+    and go, and the quota is judged at admission on live claims; the weights country is judged as given),
+    and the namespace they name, if any, is the one the RayService runs in (every request re-checks the
+    tenant on it; args written before they carried one re-check nothing there, admission having done so)."""
+    namespace = (body.get("metadata") or {}).get("namespace")
+    if args.policy.namespace not in (None, namespace):
+        return False
     try:
         expected = cluster_facts(cluster, args.policy.cluster.weights_country)
     except BadInput:

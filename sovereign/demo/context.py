@@ -9,8 +9,8 @@ from typing import Any
 
 from kubernetes import client
 
-from sovereign.demo.report import Report
-from sovereign.demo.scenario import REGIONS, RegionPlan
+from sovereign.demo.report import DemoReport
+from sovereign.demo.scenario import REGIONS, DemoRegion
 from sovereign.devenv.process import ManagedProcess
 from sovereign.devenv.prometheus import PrometheusServer
 from sovereign.devenv.state import state_root
@@ -29,7 +29,7 @@ def demo_root() -> Path:
 class Region:
     """One region's plan and, as the steps bring them up, its control plane, exporter, operator and Ray."""
 
-    plan: RegionPlan
+    plan: DemoRegion
     kubeconfig: Path = Path()
     opa_url: str = ""
     pki: Path = Path()
@@ -54,7 +54,7 @@ class Region:
 
 @dataclass
 class DemoContext:
-    report: Report
+    report: DemoReport
     regions: list[Region] = field(default_factory=lambda: [Region(plan) for plan in REGIONS])
     processes: list[ManagedProcess] = field(default_factory=list)
     prometheus: PrometheusServer | None = None

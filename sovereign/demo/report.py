@@ -9,16 +9,16 @@ from rich.console import Console
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DemoCheck:
     name: str
     ok: bool
     detail: str
 
 
 @dataclass
-class Report:
+class DemoReport:
     console: Console
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[DemoCheck] = field(default_factory=list)
 
     def title(self, text: str) -> None:
         self.console.rule(f"[bold]{text}")
@@ -27,7 +27,7 @@ class Report:
         self.console.print(f"  {line}", highlight=False, markup=False)
 
     def expect(self, name: str, ok: bool, detail: str = "") -> None:
-        self.outcomes.append(Outcome(name, ok, detail))
+        self.outcomes.append(DemoCheck(name, ok, detail))
         mark = "[green]passed[/]" if ok else "[red]FAILED[/]"
         self.console.print(f"  {mark}: {name}" + (f" — {detail}" if detail else ""), highlight=False)
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from sovereign.demo import shutdown
 from sovereign.demo.context import DemoContext
 from sovereign.demo.endpoints import show_endpoints
-from sovereign.demo.report import Report
+from sovereign.demo.report import DemoReport
 from sovereign.demo.scenario import POLICY_CHANGE
 from sovereign.demo.steps.cluster_requests import submit_cluster_requests
 from sovereign.demo.steps.compliance_matrix import write_matrix
@@ -71,7 +71,7 @@ STEPS: tuple[Step, ...] = (
 def run(console: Console, *, stay_up: bool) -> bool:
     """Run every step, then (with `stay_up`, after a clean run) show the endpoints and wait for Ctrl-C or
     `sovereign demo down`; stop everything; tally the outcomes. True when none failed."""
-    demo = DemoContext(Report(console))
+    demo = DemoContext(DemoReport(console))
 
     def interrupt(*_: object) -> None:  # `demo down` or a service manager: stop wherever it is
         raise KeyboardInterrupt

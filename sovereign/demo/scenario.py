@@ -28,7 +28,7 @@ class DemoDeployment:
 
 
 @dataclass(frozen=True)
-class RegionPlan:
+class DemoRegion:
     region: str
     cluster_file: str  # from clusters/
     deployments: tuple[DemoDeployment, ...]
@@ -84,8 +84,8 @@ class PolicyChange:
     code: str  # the violation it must then carry
 
 
-REGIONS: tuple[RegionPlan, ...] = (
-    RegionPlan(
+REGIONS: tuple[DemoRegion, ...] = (
+    DemoRegion(
         "us-defense",
         "usdef-east-1.yaml",
         (
@@ -93,8 +93,8 @@ REGIONS: tuple[RegionPlan, ...] = (
             DemoDeployment("vision", VISION_MODEL, "intelligence", 4),
         ),
     ),
-    RegionPlan("five-eyes", "fvey-london-1.yaml", (DemoDeployment("chat", TEXT_MODEL, "public_sector", 2),)),
-    RegionPlan(
+    DemoRegion("five-eyes", "fvey-london-1.yaml", (DemoDeployment("chat", TEXT_MODEL, "public_sector", 2),)),
+    DemoRegion(
         "eu-text-only",
         "eu-frankfurt-1.yaml",
         (DemoDeployment("chat", TEXT_MODEL, "commercial", 1),),

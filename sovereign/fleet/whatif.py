@@ -3,8 +3,9 @@
 The policy in force is the configured signed bundle (`$SOVEREIGN_POLICY_BUNDLE_DIR`, verified with the trust
 anchor): the one `sovereign bundle build` and `sovereign bundle publish` write and every OPA of the fleet
 watches. The new one is a signed candidate bundle, verified with the same anchor, or a policies/ folder
-built for the what-if alone (`bundle.build_for_whatif`). Both are evaluated in-process, on the same inputs,
-so every difference is the policy's.
+built for the what-if alone, unsigned and held in memory (`bundle.build_for_whatif`,
+`WasmEngine.for_whatif`). Both are evaluated in-process, on the same inputs, so every difference is the
+policy's.
 """
 
 from __future__ import annotations
@@ -152,19 +153,19 @@ def verified_candidate(folder: Path) -> SignedBundle:
 
 @contextmanager
 def candidate_engine(bundle: Path | None, policies: Path | None) -> Iterator[WasmEngine]:
-    """The engine of the new policy: a verified candidate bundle, or a policies/ folder built for this
-    what-if only, in a temporary folder removed afterwards."""
+    """The engine of the new policy: a verified candidate bundle, or a policies/ folder built (unsigned) for
+    this what-if only, in a temporary folder removed afterwards."""
     if (bundle is None) == (policies is None):
         raise BadInput("give the new policy as --bundle FOLDER (a signed candidate) or --policies FOLDER")
     with ExitStack() as stack:
         if bundle is not None:
-            built = verified_candidate(bundle)
+            candidate = verified_candidate(bundle)
+            engine = WasmEngine(candidate.wasm, candidate.verification_key)
         else:
             assert policies is not None
             if not (policies / "data").is_dir():
                 raise BadInput(f"--policies {policies}: no data/ folder: give a folder laid out as policies/")
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sovereign-whatif-"))
-            built = build_for_whatif(folder_sources(policies), Path(tmp))
-        engine = WasmEngine(built.wasm, built.verification_key)
+            engine = WasmEngine.for_whatif(build_for_whatif(folder_sources(policies), Path(tmp)))
         stack.callback(engine.close)
         yield engine

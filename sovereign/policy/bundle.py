@@ -38,7 +38,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sovereign import toolchain
 from sovereign.errors import SovereignError
-from sovereign.policy.bundle_signature import SIGNING_ALG, BundleUnverified, VerifiedBundle, verify_bundle
+from sovereign.policy.bundle_signature import (
+    SIGNING_ALG,
+    BundleUnverified,
+    VerifiedBundle,
+    read_tarball,
+    verify_bundle,
+)
 from sovereign.state_dir import state_root
 
 DECISION_ENTRYPOINT = "sovereign/decision/result"
@@ -269,17 +275,14 @@ def _stage(sources: PolicySources, staging: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _opa_build(staging: Path, key: Path, revision: str, output: Path, wasm: bool) -> None:
+def _opa_build(staging: Path, key: Path | None, revision: str, output: Path, wasm: bool) -> None:
+    """`opa build` of `staging`, signed with `key` (None: unsigned, the what-if's own build only)."""
     argv = [str(toolchain.binary("opa")), "build", "--bundle", "."]
     if wasm:
         argv += ["--target", "wasm", "-e", DECISION_ENTRYPOINT, "-e", BATCH_ENTRYPOINT]
-    argv += [
-        f"--signing-key={key}",
-        f"--signing-alg={SIGNING_ALG}",
-        f"--revision={revision}",
-        "-o",
-        str(output),
-    ]
+    if key is not None:
+        argv += [f"--signing-key={key}", f"--signing-alg={SIGNING_ALG}"]
+    argv += [f"--revision={revision}", "-o", str(output)]
     done = subprocess.run(argv, cwd=staging, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         target = "wasm" if wasm else "rego"
@@ -337,21 +340,24 @@ def _one_builder() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_for_whatif(sources: PolicySources, folder: Path) -> SignedBundle:
-    """The Wasm target of `sources` for a what-if only, in `folder` (a temporary one): signed with a key made
-    for this build and left in `folder`, so no consumer configured with the real trust anchor accepts it
-    and nothing built here can be published. Its revision is the one `build_bundle` would give."""
-    key_path, anchor = folder / "throwaway.key", folder / "trust" / "throwaway.pem"
-    key = _new_key(key_path, key_size=2048)  # lives as long as the what-if: the smallest RS256 accepts
-    anchor.parent.mkdir(parents=True)
-    anchor.write_bytes(_public_pem(key.public_key()))
+@dataclass(frozen=True)
+class WhatIfPolicy:
+    """A policies/ folder compiled for one what-if and never signed: its files are held in memory by the
+    what-if alone (`WasmEngine.for_whatif`), so nothing a consumer reads (a bundle folder, verified with the
+    trust anchor) can ever be one, and nothing built here can be published."""
+
+    revision: str  # the one `build_bundle` would give the same sources
+    files: dict[str, bytes]  # policy.wasm, data.json, ... by path in the bundle
+
+
+def build_for_whatif(sources: PolicySources, folder: Path) -> WhatIfPolicy:
+    """The Wasm target of `sources`, unsigned, for a what-if only (built in `folder`, a temporary one)."""
     staging = folder / "src"
     staging.mkdir()
     revision = _stage(sources, staging)
-    bundle = SignedBundle.at(folder / "bundle", revision, anchor)
-    bundle.wasm.parent.mkdir()
-    _opa_build(staging, key_path, revision, bundle.wasm, wasm=True)
-    return bundle
+    built = folder / "whatif.wasm.tar.gz"
+    _opa_build(staging, None, revision, built, wasm=True)
+    return WhatIfPolicy(revision, read_tarball(built))
 
 
 def install_bundle(bundle: SignedBundle, folder: Path) -> SignedBundle:

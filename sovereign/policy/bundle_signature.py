@@ -74,7 +74,8 @@ def _file_digest(name: str, raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _read_tarball(path: Path) -> dict[str, bytes]:
+def read_tarball(path: Path) -> dict[str, bytes]:
+    """The regular files of a bundle tarball by path (no leading slash), nothing verified yet."""
     files: dict[str, bytes] = {}
     with tarfile.open(path, "r:gz") as tar:
         for member in tar:
@@ -93,7 +94,7 @@ def _read_tarball(path: Path) -> dict[str, bytes]:
 def verify_bundle(path: Path, verification_key: bytes) -> VerifiedBundle:
     """The bundle's files once its signature and every file hash check out; BundleUnverified otherwise."""
     try:
-        files = _read_tarball(path)
+        files = read_tarball(path)
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise BundleUnverified(f"bundle {path} cannot be read: {exc}") from None
     try:

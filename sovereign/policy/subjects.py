@@ -1,24 +1,25 @@
 """THE mapping from every source form to the policy's decision input.
 
-Sources: a cluster file (clusters/*.yaml), a SovereignCluster with a LlamaDeployment, a ClusterRequest, and
-the facts a serving replica carries (its RayService's serving args, written from this same mapping).
-A cluster file and a ClusterRequest first become the Kubernetes objects they declare (`sovereign_cluster`,
-`llama_deployment`, `request_proposal`), so every source reaches the policy through one function,
-`deployment_input`, and the same deployment gets the same input wherever it is judged.
+Sources: a cluster file (clusters/*.yaml), a SovereignCluster with a LlamaDeployment, a ClusterRequest, a
+RayService, and the facts a serving replica carries (its RayService's serving args, written from this same
+mapping). A cluster file, a ClusterRequest and a RayService first become the Kubernetes objects they declare
+(`sovereign_cluster`, `llama_deployment`, `request_proposal`, `rayservice_deployments`), so every source
+reaches the policy through one function, `deployment_input`, and the same deployment gets the same input
+wherever it is judged; a serving replica's facts are that input as judged (`serving_input`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from sovereign import vocabulary as k8s
 from sovereign.errors import BadInput
 from sovereign.policy.clusters import ClusterSpec, Deployment
-from sovereign.policy.decision_input import ClusterFacts, DecisionInput, describe_errors
+from sovereign.policy.decision_input import ClusterFacts, DecisionInput, EndUse, describe_errors
 from sovereign.policy.judgement import Mode
 
 # The CRD defaults (operators/crds/llamadeployments.yaml), for objects built here before the API server
@@ -142,7 +143,7 @@ def request_proposal(request: Mapping[str, Any]) -> tuple[dict[str, Any], list[d
                 "accreditations": list(spec.get("accreditations") or []),
                 "gpu": {"capacity": gpus, "quota": gpus},
                 "tenants": {"namespaces": [meta.get("namespace")]},  # the requester's
-                "enforcement": "enforce",
+                "enforcement": Mode.ENFORCE.value,
             }
         ),
     }
@@ -162,6 +163,47 @@ def request_proposal(request: Mapping[str, Any]) -> tuple[dict[str, Any], list[d
         for index, model in enumerate(spec.get("models") or [])
     ]
     return cluster, deployments
+
+
+def rayservice_deployments(
+    rayservice: Mapping[str, Any],
+    serving_args: Sequence[Mapping[str, Any]],
+    gpus: int,
+    created: str | None = None,
+) -> list[dict[str, Any]]:
+    """The LlamaDeployments a RayService amounts to, one per model its Serve applications serve, read from
+    what it would run so that it is judged like any LlamaDeployment: `serving_args` are its applications'
+    args (serving.args.ServingArgs, validated and dumped as JSON by the caller), `gpus` the most GPUs it may
+    scale to (the quota is judged on that), `created` when it first claimed them (its place in the queue).
+    It is a deployment in the RayService's own namespace, on the cluster its label names."""
+    meta = rayservice.get("metadata") or {}
+    ref = (meta.get("labels") or {}).get(k8s.LABEL_CLUSTER)
+    deployments = []
+    for args in serving_args:
+        policy = args.get("policy") or {}
+        for llm in args.get("llm_configs") or []:
+            loading = llm.get("model_loading_config") or {}
+            weights = {
+                "country": (policy.get("cluster") or {}).get("weights_country"),
+                "path": loading.get("model_source"),
+                "signer": policy.get("weights_signer"),
+            }
+            deployments.append(
+                {
+                    "apiVersion": k8s.API_VERSION,
+                    "kind": k8s.LLAMA_DEPLOYMENT,
+                    "metadata": {**meta, "creationTimestamp": created},
+                    "spec": {
+                        "clusterRef": ref,
+                        "model": loading.get("model_id"),
+                        "endUse": policy.get("end_use"),
+                        "replicas": 1,
+                        "gpusPerReplica": gpus,
+                        "weights": weights,
+                    },
+                }
+            )
+    return deployments
 
 
 # --- objects become decision inputs ----------------------------------------------------------------
@@ -271,6 +313,36 @@ def model_input(
         "as_of": as_of,
     }
     return _input(raw, cluster)
+
+
+class ServingFacts(Protocol):
+    """What a serving replica knows of the deployment it serves: the facts it was judged on, carried in its
+    RayService's serving args (serving.args.PolicyContext)."""
+
+    @property
+    def cluster(self) -> ClusterFacts: ...
+    @property
+    def end_use(self) -> EndUse: ...
+    @property
+    def gpus(self) -> int | None: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def weights_signer(self) -> str | None: ...
+
+
+def serving_input(context: ServingFacts, model_id: str) -> DecisionInput:
+    """The input a serving replica judges each request to `model_id` on (the request's own facts added by
+    the guard): exactly the deployment's judged facts, its namespace and weights signer included, so a
+    request is refused for whatever refused the deployment (TENANT_NOT_ALLOWED among them)."""
+    return DecisionInput(
+        cluster=context.cluster,
+        model=model_id,
+        end_use=context.end_use,
+        gpus=context.gpus,
+        namespace=context.namespace,
+        weights_signer=context.weights_signer,
+    )
 
 
 def declared_inputs(spec: ClusterSpec, as_of: str | None = None) -> dict[str, DecisionInput]:

@@ -15,7 +15,13 @@ from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 from opapywasm import runtime as opa_runtime
 
 from sovereign.policy import wasm_calls
-from sovereign.policy.bundle import BATCH_ENTRYPOINT, DECISION_ENTRYPOINT, unverified_message, verify_built
+from sovereign.policy.bundle import (
+    BATCH_ENTRYPOINT,
+    DECISION_ENTRYPOINT,
+    WhatIfPolicy,
+    unverified_message,
+    verify_built,
+)
 from sovereign.policy.bundle_signature import BundleUnverified
 from sovereign.policy.engine import (
     BUNDLE_UNVERIFIED,
@@ -73,8 +79,27 @@ class WasmEngine:
         self._refusal: Failure | None = None
         try:
             verified = verify_built(bundle, verification_key)
+        except BundleUnverified as exc:
+            self._refusal = (BUNDLE_UNVERIFIED, unverified_message(exc))
+        else:
+            self._load(verified.files, verified.revision, f"the policy bundle {bundle}", pool_size, timeout_s)
+
+    @classmethod
+    def for_whatif(cls, policy: WhatIfPolicy, pool_size: int = 4, timeout_s: float = 2.0) -> WasmEngine:
+        """The engine of a what-if's own unsigned build of a policies/ folder (`bundle.build_for_whatif`),
+        loaded from memory: the one evaluation of a policy that no signature vouches for, and only the
+        what-if asks for it (every consumer loads a bundle verified with the trust anchor)."""
+        engine = cls.__new__(cls)
+        engine.revision, engine._policy, engine._refusal = None, None, None
+        engine._load(policy.files, policy.revision, "the what-if's policy", pool_size, timeout_s)
+        return engine
+
+    def _load(
+        self, files: dict[str, bytes], revision: str, what: str, pool_size: int, timeout_s: float
+    ) -> None:
+        try:
             policy = policy_from_wasm(
-                verified.files["policy.wasm"],
+                files["policy.wasm"],
                 PolicyConfig(
                     pool_size=pool_size, eval_timeout_seconds=timeout_s, borrow_timeout_seconds=timeout_s
                 ),
@@ -82,13 +107,11 @@ class WasmEngine:
             if missing := sorted(set(policy.builtins) - set(policy.registered_builtins)):
                 policy.close()
                 raise RuntimeError(f"it needs built-ins the Wasm host lacks: {', '.join(missing)}")
-            policy.set_data(verified.files.get("data.json", b"{}"))
-        except BundleUnverified as exc:
-            self._refusal = (BUNDLE_UNVERIFIED, unverified_message(exc))
+            policy.set_data(files.get("data.json", b"{}"))
         except Exception as exc:  # fail closed: whatever stops loading means no decision can be trusted
-            self._refusal = (ENGINE_UNAVAILABLE, f"cannot load the policy bundle {bundle}: {exc}")
+            self._refusal = (ENGINE_UNAVAILABLE, f"cannot load {what}: {exc}")
         else:
-            self._policy, self.revision = policy, verified.revision
+            self._policy, self.revision = policy, revision
 
     def _evaluate(self, inp: dict[str, Any], entrypoint: str) -> tuple[object, Failure | None]:
         if self._policy is None:

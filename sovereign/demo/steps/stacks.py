@@ -13,7 +13,7 @@ from infra.preview_metrics import PUSHGATEWAY_ENV
 from infra.workspace import pulumi_dir
 from sovereign import toolchain
 from sovereign.demo.context import DemoContext, Region
-from sovereign.demo.scenario import RegionPlan
+from sovereign.demo.scenario import DemoRegion
 from sovereign.demo.sovereign_cli import run_sovereign
 from sovereign.models.signing import DEV_SIGNER
 
@@ -80,7 +80,7 @@ def _pushing(demo: DemoContext) -> dict[str, str]:
     return {PUSHGATEWAY_ENV: demo.pushgateway_url} if demo.pushgateway_url else {}
 
 
-def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> None:
+def _write_cluster(plan: DemoRegion, weights: dict[str, Path], folder: Path) -> None:
     """The region's cluster file with the demo's deployments, served from the tiny checkpoints."""
     doc: dict[str, Any] = yaml.safe_load((CLUSTERS_DIR / plan.cluster_file).read_text())
     doc["deployments"] = [
@@ -101,7 +101,7 @@ def _write_cluster(plan: RegionPlan, weights: dict[str, Path], folder: Path) -> 
     )
 
 
-def _write_stack(plan: RegionPlan, project: Path, kubeconfig: Path, clusters: list[str]) -> None:
+def _write_stack(plan: DemoRegion, project: Path, kubeconfig: Path, clusters: list[str]) -> None:
     """The region's stack file: local workloads, the region's control plane, the given cluster files."""
     stacks = project / "infra" / "stacks"
     stacks.mkdir(parents=True, exist_ok=True)

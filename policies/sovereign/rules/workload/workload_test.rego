@@ -3,7 +3,13 @@ package sovereign.rules.workload_test
 import data.sovereign.rules.workload
 import data.sovereign.test.fixtures
 
-_clean := {"images": ["rayproject/ray:2.60.0-py311"], "runtime_env": [], "overrides": [], "cluster_facts_match": true}
+_clean := {
+	"images": ["rayproject/ray:2.60.0-py311"],
+	"runtime_env": [],
+	"import_paths": ["serving.app:build_app"],
+	"overrides": [],
+	"cluster_facts_match": true,
+}
 
 _as_submitted(patch) := fixtures.patched(fixtures.us_defense, {"workload": object.union(_clean, patch)})
 
@@ -34,6 +40,17 @@ test_fail_each_runtime_env_key if {
 	codes == ["WORKLOAD_RUNTIME_ENV_NOT_ALLOWED", "WORKLOAD_RUNTIME_ENV_NOT_ALLOWED"]
 }
 
+test_fail_another_builder if {
+	workload.violations == {{
+		"code": "WORKLOAD_IMPORT_PATH_NOT_ALLOWED",
+		"message": concat("", [
+			"a Serve application is built by <evil.app:build>, which region <us-defense> does not allow ",
+			"(allowed: serving.app:build_app): its args are not the facts that were judged",
+		]),
+		"citation": _citation,
+	}} with input as _as_submitted({"import_paths": ["serving.app:build_app", "evil.app:build"]})
+}
+
 test_fail_an_override if {
 	workload.violations == {{
 		"code": "WORKLOAD_OVERRIDE",
@@ -52,5 +69,5 @@ test_fail_forged_cluster_facts if {
 test_fail_a_region_without_an_allowlist_admits_no_image if {
 	regions := json.remove(data.regions, ["us-defense/workloads"])
 	violations := workload.violations with input as _as_submitted({}) with data.regions as regions
-	{v.code | some v in violations} == {"WORKLOAD_IMAGE_NOT_ALLOWED"}
+	{v.code | some v in violations} == {"WORKLOAD_IMAGE_NOT_ALLOWED", "WORKLOAD_IMPORT_PATH_NOT_ALLOWED"}
 }
