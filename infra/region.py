@@ -120,7 +120,7 @@ class SovereignRegion(pulumi.ComponentResource):
             for doc in region_objects.exporter_workload(
                 args.operator_image, args.region, _idle_cluster(args)
             ):
-                exporter.append(self._apply(doc, [system, *exporter]))  # the DaemonSet after its account
+                exporter.append(self._apply(doc, [system, *exporter]))  # the workloads after their account
             # Registered once the operator is available: with failurePolicy Fail, an earlier registration
             # would refuse this stack's own LlamaDeployments.
             admission = [self._apply(region_objects.webhook_registration(args.webhook_ca), operator)]

@@ -46,6 +46,7 @@ WEBHOOK_PORT = 9443
 # the exporter's 9401.
 OPERATOR_METRICS_PORT = 9402
 EXPORTER_NAME = "sovereign-exporter"
+ACCOUNTING_NAME = "sovereign-exporter-accounting"
 # What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
 # made into a Secret by the platform engineer: the operator runs with nothing more.
 CREDENTIALS_SECRET = "sovereign-operator-credentials"
@@ -323,13 +324,15 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 
 def exporter_workload(image: str, region: str, cluster: str) -> list[Manifest]:
-    """The GPU exporter on every GPU node (`sovereign exporter --in-cluster`, from the operator image, which
-    carries nvidia-ml-py and the kubernetes client), under a ServiceAccount that may only read what it
-    accounts: RayServices, SovereignClusters and pods. `cluster` labels GPUs no deployment holds.
+    """The exporter (`sovereign exporter --in-cluster`, from the operator image, which carries nvidia-ml-py
+    and the kubernetes client) under a ServiceAccount that may only list what it reads: on every GPU node a
+    DaemonSet reporting that node's GPUs (`--scope node`), labelled from the pods there, and one replica
+    reporting the cluster-wide allocation, GPU-hours and quotas (`--scope cluster`), which every node would
+    otherwise report again. `cluster` labels GPUs no deployment holds.
 
     NVML needs the node's driver library and device nodes, which the NVIDIA container runtime injects
     when NVIDIA_VISIBLE_DEVICES is set: no GPU is requested (that would take one from the workloads), and
-    the pod stays non-root with a read-only root filesystem (the exporter writes nothing)."""
+    the pods stay non-root with a read-only root filesystem (the exporter writes nothing)."""
     account = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -352,32 +355,43 @@ def exporter_workload(image: str, region: str, cluster: str) -> list[Manifest]:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXPORTER_NAME},
         "subjects": [{"kind": "ServiceAccount", "name": EXPORTER_NAME, "namespace": SYSTEM_NAMESPACE}],
     }
-    container = {
-        "name": "exporter",
-        "image": image,
-        "args": [
-            "exporter",
-            "--in-cluster",
-            *("--addr", "0.0.0.0", "--port", str(EXPORTER_PORT)),
-            *("--region", region, "--cluster", cluster),
-        ],
-        "env": [
-            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-            {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
-            {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"},  # NVML only: no CUDA
-        ],
-        "ports": [{"containerPort": EXPORTER_PORT, "name": "metrics"}],
-        "securityContext": OPERATOR_CONTAINER_SECURITY,
-    }
-    pod = {
-        "serviceAccountName": EXPORTER_NAME,
-        "securityContext": {k: v for k, v in OPERATOR_POD_SECURITY.items() if k != "fsGroup"},  # no volumes
-        "nodeSelector": GPU_NODE_SELECTOR,
-        "tolerations": [GPU_TOLERATION],
-        "containers": [container],
-    }
-    daemonset = _workload("DaemonSet", EXPORTER_NAME, pod, scrape_annotations(EXPORTER_PORT))
-    return [account, role, binding, daemonset]
+
+    def pod(scope: str, env: list[dict[str, Any]], placement: dict[str, Any]) -> dict[str, Any]:
+        container = {
+            "name": "exporter",
+            "image": image,
+            "args": [
+                *("exporter", "--in-cluster", "--scope", scope),
+                *("--addr", "0.0.0.0", "--port", str(EXPORTER_PORT)),
+                *("--region", region, "--cluster", cluster),
+            ],
+            "env": env,
+            "ports": [{"containerPort": EXPORTER_PORT, "name": "metrics"}],
+            "securityContext": OPERATOR_CONTAINER_SECURITY,
+        }
+        return {
+            "serviceAccountName": EXPORTER_NAME,
+            "securityContext": {
+                k: v for k, v in OPERATOR_POD_SECURITY.items() if k != "fsGroup"
+            },  # no volumes
+            **placement,
+            "containers": [container],
+        }
+
+    gpu_env = [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+        {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"},  # NVML only: no CUDA
+    ]
+    gpu_nodes = {"nodeSelector": GPU_NODE_SELECTOR, "tolerations": [GPU_TOLERATION]}
+    annotations = scrape_annotations(EXPORTER_PORT)
+    return [
+        account,
+        role,
+        binding,
+        _workload("DaemonSet", EXPORTER_NAME, pod("node", gpu_env, gpu_nodes), annotations),
+        _workload("Deployment", ACCOUNTING_NAME, pod("cluster", [], {}), annotations),
+    ]
 
 
 # What kustomize adds to every object of KubeRay's base (its config/rbac and config/manager kustomizations).

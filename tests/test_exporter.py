@@ -163,6 +163,10 @@ def test_once_without_nvml_exits_0_and_says_what_is_missing() -> None:
         (["--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig /nonexistent/kubeconfig: cannot load"),
         (["--kubeconfig", "/k", "--sovereignclusters-crd", "sovereign.dev"], "--sovereignclusters-crd"),
         (["--interval", "0"], "argument --interval: must be > 0"),
+        (
+            ["--scope", "cluster"],
+            "--scope cluster accounts from an API server: give --in-cluster or --kubeconfig",
+        ),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(args: list[str], message: str) -> None:

@@ -100,7 +100,7 @@ def test_every_object_of_the_stack_passes_a_server_side_dry_run(
     assert checked.returncode == 0, checked.stderr
     assert sorted(checked.stdout.split()) == sorted(name_of(m) for m in others)
 
-    # Every workload runs an image the stack names, KubeRay's operator and the GPU exporter included.
+    # Every workload runs an image the stack names, KubeRay's operator and the exporters included.
     kinds = {m["kind"] for m in others}
     assert {
         "Deployment",
@@ -119,6 +119,7 @@ def test_every_object_of_the_stack_passes_a_server_side_dry_run(
         ("Deployment", "sovereign-operator"): [committed.operator_image],
         ("Deployment", "kuberay-operator"): [committed.kuberay_image],
         ("DaemonSet", "sovereign-exporter"): [committed.operator_image],
+        ("Deployment", "sovereign-exporter-accounting"): [committed.operator_image],
     }
 
     # The RayService the in-cluster operator would write for each deployment: the image it was started

@@ -115,7 +115,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
         dep.endswith("validatingwebhookconfiguration-sovereign-operator") for dep in deployment.dependencies
     )
     deployments = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "Deployment")}
-    assert set(deployments) == {"sovereign-opa", "sovereign-operator"}
+    assert set(deployments) == {"sovereign-opa", "sovereign-operator", "sovereign-exporter-accounting"}
     operator_pod = deployments["sovereign-operator"]["spec"]["template"]["spec"]
     assert operator_pod["serviceAccountName"] == k8s.OPERATOR_SERVICE_ACCOUNT[1]
     opa_pod = deployments["sovereign-opa"]["spec"]["template"]["spec"]
@@ -177,7 +177,12 @@ def test_in_cluster_region_installs_kuberay_before_the_operator(
     crds = {r.manifest["metadata"]["name"] for r in by_kind(registered, "CustomResourceDefinition")}
     assert {"rayservices.ray.io", "rayclusters.ray.io", "rayjobs.ray.io"} <= crds
     deployments = {r.manifest["metadata"]["name"]: r for r in by_kind(registered, "Deployment")}
-    assert set(deployments) == {"sovereign-opa", "sovereign-operator", "kuberay-operator"}
+    assert set(deployments) == {
+        "sovereign-opa",
+        "sovereign-operator",
+        "sovereign-exporter-accounting",
+        "kuberay-operator",
+    }
     kuberay = deployments["kuberay-operator"]
     assert kuberay.manifest["metadata"]["namespace"] == "kuberay-system"
     assert kuberay.manifest["spec"]["template"]["spec"]["containers"][0]["image"] == args.kuberay_image
@@ -234,7 +239,10 @@ def test_in_cluster_region_exposes_the_operator_and_exporter_metrics_to_promethe
     (container,) = pod["containers"]
     assert container["image"] == args.operator_image  # the image that carries nvidia-ml-py and the client
     cli = container["args"]
-    assert cli[:2] == ["exporter", "--in-cluster"] and cli[cli.index("--addr") + 1] == "0.0.0.0"
+    assert (
+        cli[:4] == ["exporter", "--in-cluster", "--scope", "node"]
+        and cli[cli.index("--addr") + 1] == "0.0.0.0"
+    )
     assert (
         cli[cli.index("--region") + 1] == "us-defense" and cli[cli.index("--cluster") + 1] == "usdef-east-1"
     )
@@ -258,6 +266,19 @@ def test_in_cluster_region_exposes_the_operator_and_exporter_metrics_to_promethe
         ("", "pods", ("list",)),
     }
     assert any(dep.endswith("clusterrolebinding-sovereign-exporter") for dep in exporter.dependencies)
+    # The cluster-wide allocation from one replica, not once per GPU node: no GPU, no node placement.
+    (accounting,) = [
+        r.manifest
+        for r in by_kind(registered, "Deployment")
+        if r.manifest["metadata"]["name"] == "sovereign-exporter-accounting"
+    ]
+    assert accounting["spec"]["replicas"] == 1
+    template = accounting["spec"]["template"]
+    assert _scraped_port(template) == EXPORTER_PORT
+    (container,) = template["spec"]["containers"]
+    assert container["args"][:4] == ["exporter", "--in-cluster", "--scope", "cluster"]
+    assert container["env"] == [] and "nodeSelector" not in template["spec"]
+    assert template["spec"]["serviceAccountName"] == "sovereign-exporter"
 
     # Nothing keeps Prometheus out: no policy restricts ingress to the sovereign namespace's pods, and the
     # Ray pods' ingress policy admits anyone to Serve's port, where the serving app answers /metrics.
