@@ -197,6 +197,15 @@ def test_both_entry_points_listen_on_loopback_unless_told(monkeypatch: pytest.Mo
     assert "[default: 127.0.0.1]" in help_text
 
 
+def test_the_operator_serves_its_metrics_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its Deployment says 0.0.0.0 (infra/region_objects.py); a local run keeps them to the machine."""
+    monkeypatch.setenv("COLUMNS", "200")
+    help_text = CliRunner().invoke(cli.app, ["operator", "run", "--help"]).output
+    option = help_text[help_text.index("--metrics-addr") :]
+    option = option[: option.index("│ --")]  # its description, wrapped, up to the next option
+    assert "[default: 127.0.0.1]" in option
+
+
 def test_kubeconfig_and_in_cluster_are_one_or_the_other() -> None:
     done = CliRunner().invoke(cli.app, ["exporter", "--once", "--kubeconfig", "/k", "--in-cluster"])
     assert done.exit_code == 1 and isinstance(done.exception, BadInput)
