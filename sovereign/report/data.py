@@ -83,10 +83,11 @@ class FiredAlert:
 
 @dataclass(frozen=True)
 class Plotted:
-    """One PromQL query a figure draws and the values it drew, carried on the page with the figure so that
-    each plot can be checked against Prometheus: the instant answers at `at` (added up over the hours of a
-    chargeback window, token-weighted for a rate per 1,000 tokens), or the range over the window at `step`.
-    A value is keyed by its `by` labels' values joined with " / "."""
+    """One PromQL query a figure draws and the values behind it (a bar chart shows the largest ten),
+    carried on the page with the figure so that each plot can be checked against Prometheus: the instant
+    answers at `at` (added up over the hours of a chargeback window, token-weighted for a rate per 1,000
+    tokens), or the range over the window at `step`. A value is keyed by its `by` labels' values joined
+    with " / "."""
 
     query: str
     by: tuple[str, ...]
