@@ -33,7 +33,8 @@ class SovereignRegionArgs:
     connection: Connection
     """The API server every object goes to."""
     workloads: Workloads
-    """in-cluster: the operator and OPA run as Deployments here; local: they run as local processes."""
+    """in-cluster: the operator and OPA run as Deployments here, the exporter as a DaemonSet on GPU nodes;
+    local: they run as local processes."""
     bundle: SignedBundle
     """The verified policy bundle OPA serves in the cluster; its trust anchor is shipped apart from it."""
     egress_cidrs: list[IPv4Network | IPv6Network] = field(default_factory=list)
@@ -115,6 +116,11 @@ class SovereignRegion(pulumi.ComponentResource):
                     args.operator_image, service_account, args.serving_image or None
                 )
             ]
+            exporter: list[KubeObject] = []
+            for doc in region_objects.exporter_workload(
+                args.operator_image, args.region, _idle_cluster(args)
+            ):
+                exporter.append(self._apply(doc, [system, *exporter]))  # the workloads after their account
             # Registered once the operator is available: with failurePolicy Fail, an earlier registration
             # would refuse this stack's own LlamaDeployments.
             admission = [self._apply(region_objects.webhook_registration(args.webhook_ca), operator)]
@@ -174,6 +180,12 @@ def _judged_deployments(
     """A cluster's LlamaDeployments (in the namespace named after it), each with its policy context."""
     deployments = [subjects.llama_deployment(spec, d, spec.name) for d in spec.deployments]
     return [(d, decisions.policy_context(cluster, deployments, i)) for i, d in enumerate(deployments)]
+
+
+def _idle_cluster(args: SovereignRegionArgs) -> str:
+    """The cluster label of GPUs no deployment holds: the region's cluster when the Kubernetes cluster
+    hosts one; with several, such a GPU belongs to none of them."""
+    return args.clusters[0].name if len(args.clusters) == 1 else region_objects.UNATTRIBUTED_CLUSTER
 
 
 def _ref(manifest: dict[str, Any]) -> str:

@@ -17,11 +17,20 @@ from urllib.parse import urlsplit
 from operators.manifests import KUBERAY_NAMESPACE
 from operators.sovereign_operator.admission import webhook_configuration
 from sovereign.audit.keys import PRIVATE_KEY_ENV as AUDIT_KEY_ENV
+from sovereign.exporter.entry import DEFAULT_PORT as EXPORTER_PORT
 from sovereign.policy.bundle import BUNDLE_DIR_ENV, TRUST_ANCHOR_ENV, SignedBundle, opa_server_args
 from sovereign.policy.opa_endpoint import OPA_CA_ENV, OPA_URL_ENV
 from sovereign.policy.opa_token import TOKEN_ENV
 from sovereign.policy.screening_source import SCREENING_LIST_ENV
-from sovereign.vocabulary import ANNOTATION_POLICY_REVISION, LABEL_MANAGED_BY, OPERATOR_NAMESPACE
+from sovereign.vocabulary import (
+    ANNOTATION_POLICY_REVISION,
+    CLUSTERS,
+    GROUP,
+    LABEL_MANAGED_BY,
+    OPERATOR_NAMESPACE,
+    RAY_GROUP,
+    RAYSERVICES,
+)
 
 SYSTEM_NAMESPACE = OPERATOR_NAMESPACE
 PART_OF = {"app.kubernetes.io/part-of": "sovereign", LABEL_MANAGED_BY: "pulumi"}
@@ -41,6 +50,11 @@ OPA_TLS_SECRET = "sovereign-opa-tls"
 OPA_TOKEN_SECRET = "sovereign-opa-token"
 TLS_MOUNT, OPA_CA_MOUNT = "/tls", "/opa-ca"
 WEBHOOK_PORT = 9443
+# The operator's /metrics (compliance, accreditation expiry, admission decisions, engine health), beside
+# the exporter's 9401.
+OPERATOR_METRICS_PORT = 9402
+EXPORTER_NAME = "sovereign-exporter"
+ACCOUNTING_NAME = "sovereign-exporter-accounting"
 # What `sovereign operator setup --out DIR` writes (its ServiceAccount kubeconfig, webhook certificate),
 # made into a Secret by the platform engineer: the operator runs with nothing more.
 CREDENTIALS_SECRET = "sovereign-operator-credentials"
@@ -127,17 +141,30 @@ def _service(name: str, port: int, target: int) -> Manifest:
     }
 
 
-def _deployment(name: str, pod_spec: dict[str, Any]) -> Manifest:
+def scrape_annotations(port: int) -> dict[str, str]:
+    """The prometheus.io/* pod annotations that Prometheus's usual `kubernetes-pods` scrape job (the
+    prometheus-community chart's default) keeps and follows: no PodMonitor CRD needed (infra/README.md)."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
+def _workload(
+    kind: str, name: str, pod_spec: dict[str, Any], annotations: dict[str, str] | None = None
+) -> Manifest:
     labels = {"app.kubernetes.io/name": name}
+    template: dict[str, Any] = {"labels": {**PART_OF, **labels}}
+    if annotations:
+        template["annotations"] = annotations
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": template, "spec": pod_spec},
+    }
+    if kind == "Deployment":
+        spec = {"replicas": 1, **spec}
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": _meta(name, SYSTEM_NAMESPACE, labels),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": {**PART_OF, **labels}}, "spec": pod_spec},
-        },
+        "spec": spec,
     }
 
 
@@ -179,7 +206,7 @@ def opa_workload(image: str) -> list[Manifest]:
         "containers": [container],
         "volumes": [*_POLICY_VOLUMES, {"name": "tls", "secret": {"secretName": OPA_TLS_SECRET}}],
     }
-    return [_deployment(OPA_NAME, pod), _service(OPA_NAME, OPA_PORT, OPA_PORT)]
+    return [_workload("Deployment", OPA_NAME, pod), _service(OPA_NAME, OPA_PORT, OPA_PORT)]
 
 
 def opa_url() -> str:
@@ -218,8 +245,10 @@ OPERATOR_CONTAINER_SECURITY = {
 def operator_workload(image: str, service_account: str, serving_image: str | None = None) -> list[Manifest]:
     """The operator under its own ServiceAccount, asking the in-cluster OPA (its CA pinned, with the token,
     believed only on the revision of the bundle the operator verified itself), serving its webhook over
-    TLS, writing `serving_image` (the serving image, images/serving.Containerfile) into its RayServices."""
+    TLS, writing `serving_image` (the serving image, images/serving.Containerfile) into its RayServices, and
+    serving its metrics on every interface of the pod for the cluster's Prometheus."""
     args = ["operator", "run", "--credentials", "/credentials"]
+    args += ["--metrics-port", str(OPERATOR_METRICS_PORT), "--metrics-addr", "0.0.0.0"]
     if serving_image:
         args += ["--ray-image", serving_image]
     container = {
@@ -237,7 +266,10 @@ def operator_workload(image: str, service_account: str, serving_image: str | Non
             {"name": TRUST_ANCHOR_ENV, "value": str(MOUNTED_BUNDLE.verification_key)},
             {"name": SCREENING_LIST_ENV, "value": f"{SCREENING_MOUNT}/{SCREENING_FILE}"},
         ],
-        "ports": [{"containerPort": WEBHOOK_PORT, "name": "webhook"}],
+        "ports": [
+            {"containerPort": WEBHOOK_PORT, "name": "webhook"},
+            {"containerPort": OPERATOR_METRICS_PORT, "name": "metrics"},
+        ],
         "volumeMounts": [
             {"name": "credentials", "mountPath": "/credentials", "readOnly": True},
             {"name": "screening", "mountPath": SCREENING_MOUNT, "readOnly": True},
@@ -286,7 +318,88 @@ def operator_workload(image: str, service_account: str, serving_image: str | Non
             },
         ],
     }
-    return [_deployment(OPERATOR_NAME, pod), _service(OPERATOR_NAME, 443, WEBHOOK_PORT)]
+    return [
+        _workload("Deployment", OPERATOR_NAME, pod, scrape_annotations(OPERATOR_METRICS_PORT)),
+        _service(OPERATOR_NAME, 443, WEBHOOK_PORT),
+    ]
+
+
+# Where the exporter runs: GPU nodes as NVIDIA's GPU Feature Discovery (GPU operator) labels them, with
+# the taint GPU node pools commonly carry tolerated; a node without GPUs would only report NVML down.
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+UNATTRIBUTED_CLUSTER = "unattributed"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def exporter_workload(image: str, region: str, cluster: str) -> list[Manifest]:
+    """The exporter (`sovereign exporter --in-cluster`, from the operator image, which carries nvidia-ml-py
+    and the kubernetes client) under a ServiceAccount that may only list what it reads: on every GPU node a
+    DaemonSet reporting that node's GPUs (`--scope node`), labelled from the pods there, and one replica
+    reporting the cluster-wide allocation, GPU-hours and quotas (`--scope cluster`), which every node would
+    otherwise report again. `cluster` labels GPUs no deployment holds.
+
+    NVML needs the node's driver library and device nodes, which the NVIDIA container runtime injects
+    when NVIDIA_VISIBLE_DEVICES is set: no GPU is requested (that would take one from the workloads), and
+    the pods stay non-root with a read-only root filesystem (the exporter writes nothing)."""
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(EXPORTER_NAME, SYSTEM_NAMESPACE),
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(EXPORTER_NAME),
+        "rules": [
+            {"apiGroups": [RAY_GROUP], "resources": [RAYSERVICES], "verbs": ["list"]},
+            {"apiGroups": [GROUP], "resources": [CLUSTERS], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(EXPORTER_NAME),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": EXPORTER_NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": EXPORTER_NAME, "namespace": SYSTEM_NAMESPACE}],
+    }
+
+    def pod(scope: str, env: list[dict[str, Any]], placement: dict[str, Any]) -> dict[str, Any]:
+        container = {
+            "name": "exporter",
+            "image": image,
+            "args": [
+                *("exporter", "--in-cluster", "--scope", scope),
+                *("--addr", "0.0.0.0", "--port", str(EXPORTER_PORT)),
+                *("--region", region, "--cluster", cluster),
+            ],
+            "env": env,
+            "ports": [{"containerPort": EXPORTER_PORT, "name": "metrics"}],
+            "securityContext": OPERATOR_CONTAINER_SECURITY,
+        }
+        return {
+            "serviceAccountName": EXPORTER_NAME,
+            "securityContext": {
+                k: v for k, v in OPERATOR_POD_SECURITY.items() if k != "fsGroup"
+            },  # no volumes
+            **placement,
+            "containers": [container],
+        }
+
+    gpu_env = [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+        {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"},  # NVML only: no CUDA
+    ]
+    gpu_nodes = {"nodeSelector": GPU_NODE_SELECTOR, "tolerations": [GPU_TOLERATION]}
+    annotations = scrape_annotations(EXPORTER_PORT)
+    return [
+        account,
+        role,
+        binding,
+        _workload("DaemonSet", EXPORTER_NAME, pod("node", gpu_env, gpu_nodes), annotations),
+        _workload("Deployment", ACCOUNTING_NAME, pod("cluster", [], {}), annotations),
+    ]
 
 
 # What kustomize adds to every object of KubeRay's base (its config/rbac and config/manager kustomizations).

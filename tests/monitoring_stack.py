@@ -227,8 +227,10 @@ class MonitoringStack:
     def chat_url(self) -> str:
         return f"{self.serve_url}/{TENANT}/{CHAT}/v1"
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.prometheus.url}/api/v1/query", params={"query": expr}, timeout=5)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The instant answer to `expr`, now or at the Unix time `at`."""
+        params: dict[str, Any] = {"query": expr} | ({"time": at} if at is not None else {})
+        response = requests.get(f"{self.prometheus.url}/api/v1/query", params=params, timeout=5)
         body = response.json()
         assert body["status"] == "success", f"{expr}: {body}"
         return list(body["data"]["result"])

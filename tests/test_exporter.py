@@ -163,6 +163,10 @@ def test_once_without_nvml_exits_0_and_says_what_is_missing() -> None:
         (["--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig /nonexistent/kubeconfig: cannot load"),
         (["--kubeconfig", "/k", "--sovereignclusters-crd", "sovereign.dev"], "--sovereignclusters-crd"),
         (["--interval", "0"], "argument --interval: must be > 0"),
+        (
+            ["--scope", "cluster"],
+            "--scope cluster accounts from an API server: give --in-cluster or --kubeconfig",
+        ),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(args: list[str], message: str) -> None:
@@ -191,6 +195,15 @@ def test_both_entry_points_listen_on_loopback_unless_told(monkeypatch: pytest.Mo
     help_text = CliRunner().invoke(cli.app, ["exporter", "--help"]).output
     assert "╭─ Options" in help_text  # Typer's, as every other command's
     assert "[default: 127.0.0.1]" in help_text
+
+
+def test_the_operator_serves_its_metrics_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its Deployment says 0.0.0.0 (infra/region_objects.py); a local run keeps them to the machine."""
+    monkeypatch.setenv("COLUMNS", "200")
+    help_text = CliRunner().invoke(cli.app, ["operator", "run", "--help"]).output
+    option = help_text[help_text.index("--metrics-addr") :]
+    option = option[: option.index("│ --")]  # its description, wrapped, up to the next option
+    assert "[default: 127.0.0.1]" in option
 
 
 def test_kubeconfig_and_in_cluster_are_one_or_the_other() -> None:

@@ -220,7 +220,9 @@ def key(region: str, cluster: str, model: str, tenant: str) -> tuple:
     return tuple(sorted({"region": region, "cluster": cluster, "model": model, "tenant": tenant}.items()))
 
 
-def accounting(api: client.ApiClient, crd: CrdRef = SOVEREIGN_CLUSTERS, clock: Clock | None = None):
+def accounting(
+    api: client.ApiClient, crd: CrdRef = SOVEREIGN_CLUSTERS, clock: Clock | None = None, **scope: bool
+):
     health, placement = SourceHealth(), NodePlacement(region="eu-text-only", cluster="acct-eu-1")
     acc = ClusterAccounting(
         api,
@@ -230,6 +232,7 @@ def accounting(api: client.ApiClient, crd: CrdRef = SOVEREIGN_CLUSTERS, clock: C
         tenant=BoundedLabel(limit=50),
         sovereign_clusters=crd,
         clock=clock or Clock(),
+        **scope,
     )
     return acc, health, placement
 
@@ -332,7 +335,7 @@ def test_absent_sovereigncluster_crd_reports_that_source_down_and_serves_the_res
     assert scraped["sovereign_gpu_allocated"]  # allocation is still served
 
 
-def test_unreachable_api_server_reports_every_source_down_without_raising(tmp_path: Path) -> None:
+def _unreachable(tmp_path: Path) -> client.ApiClient:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -346,14 +349,33 @@ def test_unreachable_api_server_reports_every_source_down_without_raising(tmp_pa
             }
         )
     )
-    api = config.new_client_from_config(config_file=str(kubeconfig))
-    acc, health, placement = accounting(api)
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def test_unreachable_api_server_reports_every_source_down_without_raising(tmp_path: Path) -> None:
+    acc, health, placement = accounting(_unreachable(tmp_path))
     acc.poll()
     scraped = scrape(acc, health)
     assert set(health.missing()) == {"rayservices", "sovereignclusters", "pods"}
     assert all("API server unreachable" in reason for reason in health.missing().values())
     assert "sovereign_gpu_allocated" not in scraped  # unknown, not zero
     assert placement.labels()["model"] == ""
+
+
+def test_a_node_exporter_reads_only_its_pods_and_a_cluster_one_only_the_cluster_wide_sources(
+    tmp_path: Path,
+) -> None:
+    """One exporter per GPU node and one per cluster: each polls, and reports, only its own sources, so the
+    cluster-wide series come once per cluster whatever its number of nodes."""
+    api = _unreachable(tmp_path)
+    node, node_health, _ = accounting(api, cluster_wide=False)
+    node.poll()
+    assert set(node_health.missing()) == {"pods"}
+    assert not {"sovereign_gpu_allocated", "sovereign_gpu_hours"} & set(scrape(node, node_health))
+    cluster, cluster_health, _ = accounting(api, node_local=False)
+    cluster.poll()
+    assert set(cluster_health.missing()) == {"rayservices", "sovereignclusters"}
+    assert "sovereign_gpu_hours" in scrape(cluster, cluster_health)
 
 
 def test_requested_gpus_counts_replicas_and_hosts_and_names_an_unreadable_object() -> None:

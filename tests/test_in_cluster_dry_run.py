@@ -100,18 +100,26 @@ def test_every_object_of_the_stack_passes_a_server_side_dry_run(
     assert checked.returncode == 0, checked.stderr
     assert sorted(checked.stdout.split()) == sorted(name_of(m) for m in others)
 
-    # Every workload runs an image the stack names, KubeRay's operator included.
+    # Every workload runs an image the stack names, KubeRay's operator and the exporters included.
     kinds = {m["kind"] for m in others}
-    assert {"Deployment", "ValidatingWebhookConfiguration", "SovereignCluster", "LlamaDeployment"} <= kinds
+    assert {
+        "Deployment",
+        "DaemonSet",
+        "ValidatingWebhookConfiguration",
+        "SovereignCluster",
+        "LlamaDeployment",
+    } <= kinds
     images = {
-        m["metadata"]["name"]: [c["image"] for c in m["spec"]["template"]["spec"]["containers"]]
+        (m["kind"], m["metadata"]["name"]): [c["image"] for c in m["spec"]["template"]["spec"]["containers"]]
         for m in others
-        if m["kind"] == "Deployment"
+        if m["kind"] in {"Deployment", "DaemonSet"}
     }
     assert images == {
-        "sovereign-opa": [committed.opa_image],
-        "sovereign-operator": [committed.operator_image],
-        "kuberay-operator": [committed.kuberay_image],
+        ("Deployment", "sovereign-opa"): [committed.opa_image],
+        ("Deployment", "sovereign-operator"): [committed.operator_image],
+        ("Deployment", "kuberay-operator"): [committed.kuberay_image],
+        ("DaemonSet", "sovereign-exporter"): [committed.operator_image],
+        ("Deployment", "sovereign-exporter-accounting"): [committed.operator_image],
     }
 
     # The RayService the in-cluster operator would write for each deployment: the image it was started

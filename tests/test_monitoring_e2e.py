@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from monitoring_stack import (
     png_data_url,
     running_stack,
 )
+from report_page import FIGURES, ReportPage, number
 
 from infra.monitoring.dashboards import dashboards
 from operators.localrun import install_bundle
@@ -436,50 +436,31 @@ def test_the_replayed_h100_trace_gives_the_energy_a_hand_computation_gives(stack
     )
 
 
-def _number(cell: str) -> float:
-    return float(cell.replace(",", ""))
+def _answers(stack: MonitoringStack, plotted: dict[str, Any]) -> dict[str, Any]:
+    """Prometheus's own answers to what a figure drew, read as the figure was: at each of its instants
+    (added up), or at each step of its range (a range query is an instant query per step)."""
+    by = plotted["by"]
+
+    def key(result: dict[str, Any]) -> str:
+        return " / ".join(result["metric"].get(k, "") for k in by)
+
+    if "step" in plotted:
+        return {
+            name: [[t, _value(stack.query(plotted["query"], t), by, name)] for t, _ in points]
+            for name, points in plotted["values"].items()
+        }
+    totals: dict[str, float] = {}
+    for at in plotted["at"]:
+        for result in stack.query(plotted["query"], at):
+            totals[key(result)] = totals.get(key(result), 0.0) + float(result["value"][1])
+    return totals
 
 
-class _Page(HTMLParser):
-    """The report's sections, inline SVGs and table rows by table id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sections: list[str] = []
-        self.svgs = 0
-        self.rows: dict[str, list[list[str]]] = {}
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-        self._in: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "svg":
-            self.svgs += 1
-        elif tag == "h2":
-            self._in = "h2"
-            self.sections.append("")
-        elif tag == "table":
-            self._table = dict(attrs).get("id")
-            self.rows[str(self._table)] = []
-        elif tag == "tr" and self._table:
-            self.rows[self._table].append([])
-        elif tag in ("td", "th") and self._table:
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "h2":
-            self._in = None
-        elif tag in ("td", "th") and self._table and self._cell is not None:
-            self.rows[self._table][-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data: str) -> None:
-        if self._in == "h2":
-            self.sections[-1] += data
-        if self._cell is not None:
-            self._cell.append(data)
+def _value(results: list[dict[str, Any]], by: list[str], name: str) -> float:
+    (found,) = [
+        float(r["value"][1]) for r in results if " / ".join(r["metric"].get(k, "") for k in by) == name
+    ]
+    return found
 
 
 def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_page(
@@ -497,8 +478,7 @@ def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_pa
     # Self-contained: no script, no stylesheet or image to fetch; the SVGs refer only within themselves.
     assert "<script" not in text and "<link" not in text
     assert re.findall(r'(?:src|href)="(?!#)[^"]*"', text) == []
-    page = _Page()
-    page.feed(text)
+    page = ReportPage(text)
     assert page.sections == [
         "Allocation and use per region",
         "Top tenants",
@@ -506,7 +486,45 @@ def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_pa
         "Compliance over time",
         "Alerts fired",
     ]
-    assert page.svgs == 4  # allocation vs use, tenants, compliance, alerts
+    # Each plot in its own figure, and every value it drew is Prometheus's answer to the query it names.
+    assert list(page.svgs_in.items()) == [(figure, 1) for figure in FIGURES]  # one plot each, in order
+    assert page.svgs == 5
+    expected = {
+        "plot-allocation": {
+            "sum by (region) (sovereign_gpu_allocated)",
+            "sum by (region) (DCGM_FI_DEV_GPU_UTIL) / 100",
+            "sum by (region) (increase(sovereign_gpu_hours_total[3600s]))",  # regions' GPU-hours
+        },
+        "plot-tenants": {
+            "sum by (tenant) (increase(sovereign_gpu_hours_total[3600s]))",
+            "sum by (tenant) (region_cluster_model_tenant:sovereign_gpu_seconds:attributed1h)",
+        },
+        "plot-cost": {
+            "region_cluster_model_tenant:sovereign_gpu_seconds_per_1k_tokens:ratio1h",
+            "region_cluster_model_tenant:gpu_energy_joules_per_1k_tokens:ratio1h",
+        },
+        "plot-compliance": {"avg by (region) (sovereign_deployment_compliant)"},
+        "plot-alerts": {
+            # times the stack's evaluation interval, 1 s (its scrape interval)
+            'sum by (alertname) (count_over_time(ALERTS{alertstate="firing"}[3600s])) * 1'
+        },
+    }
+    assert {figure: {p["query"] for p in drawn} for figure, drawn in page.figures.items()} == expected
+    for figure, drawn in page.figures.items():
+        for plotted in drawn:
+            assert plotted["values"], (figure, plotted["query"])
+            answers, what = _answers(stack, plotted), (figure, plotted["query"])
+            if "step" in plotted:  # series: the same instants, the same values
+                assert set(answers) == set(plotted["values"]), what
+                for name, points in plotted["values"].items():
+                    assert [t for t, _ in points] == [t for t, _ in answers[name]], what
+                    assert [v for _, v in points] == pytest.approx([v for _, v in answers[name]]), what
+            else:
+                assert plotted["values"] == pytest.approx(answers), what
+    hours = page.plotted("plot-allocation", "sum by (region) (increase(sovereign_gpu_hours_total[3600s]))")
+    assert hours["values"][REGION] > 0
+    compliance = page.plotted("plot-compliance", "avg by (region) (sovereign_deployment_compliant)")
+    assert min(v for _, v in compliance["values"][REGION]) < 1  # the policy change above shows
 
     header, *rows = page.rows["chargeback-rows"]
     assert header[:3] == ["caller", "model", "region / cluster"]
@@ -514,13 +532,13 @@ def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_pa
     acme = rows_by[("acme", TEXT_MODEL)]
     assert acme[2] == f"{REGION} / {SERVED}"
     tokens = stack.values("region_cluster_model_tenant:sovereign_tokens:increase1h", "cluster", "tenant")
-    assert _number(acme[3]) == pytest.approx(tokens[(SERVED, "acme")], rel=0.05)
+    assert number(acme[3]) == pytest.approx(tokens[(SERVED, "acme")], rel=0.05)
     # Every caller of the model pays the model's joules per 1,000 tokens, which come from the trace.
     trace = json.loads(H100_TRACE.read_text())["trace"]
     joules = (trace[-1]["energy_mj"] - trace[0]["energy_mj"]) / 1000
     ours = [row for (_, model), row in rows_by.items() if model == TEXT_MODEL and SERVED in row[2]]
-    assert sum(_number(row[5]) for row in ours) == pytest.approx(joules, rel=0.03)
-    assert _number(acme[7]) == pytest.approx(1000 * joules / sum(_number(row[3]) for row in ours), rel=0.03)
+    assert sum(number(row[5]) for row in ours) == pytest.approx(joules, rel=0.03)
+    assert number(acme[7]) == pytest.approx(1000 * joules / sum(number(row[3]) for row in ours), rel=0.03)
 
     fired = {row[0] for row in page.rows["alert-rows"][1:]}
     assert fired >= {

@@ -6,13 +6,17 @@ Decisions come from the real OPA server on the session's signed bundle (the `opa
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from region_under_mocks import CONNECTION, KUBE_OBJECT, USDEF, by_kind, deploy, in_cluster_args, region_args
 
+from infra import region_objects
 from infra.region import COMPONENT_TYPE
 from infra.stack_config import Workloads
+from operators.manifests import RAY_SERVE_PORT
 from sovereign import vocabulary as k8s
+from sovereign.exporter.entry import DEFAULT_PORT as EXPORTER_PORT
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
 from sovereign.policy.clusters import ClusterSpec
@@ -37,7 +41,7 @@ def test_local_region_declares_objects_not_workloads(
         "NetworkPolicy",
     } <= kinds
     assert {"SovereignCluster", "LlamaDeployment", "ConfigMap"} <= kinds
-    assert "Deployment" not in kinds and "Service" not in kinds  # local mode: they run as processes
+    assert not {"Deployment", "DaemonSet", "Service"} & kinds  # local mode: they run as processes
 
     crds = {r.manifest["metadata"]["name"] for r in by_kind(registered, "CustomResourceDefinition")}
     assert crds == {
@@ -111,7 +115,7 @@ def test_in_cluster_region_runs_opa_and_the_operator_behind_its_webhook(
         dep.endswith("validatingwebhookconfiguration-sovereign-operator") for dep in deployment.dependencies
     )
     deployments = {r.manifest["metadata"]["name"]: r.manifest for r in by_kind(registered, "Deployment")}
-    assert set(deployments) == {"sovereign-opa", "sovereign-operator"}
+    assert set(deployments) == {"sovereign-opa", "sovereign-operator", "sovereign-exporter-accounting"}
     operator_pod = deployments["sovereign-operator"]["spec"]["template"]["spec"]
     assert operator_pod["serviceAccountName"] == k8s.OPERATOR_SERVICE_ACCOUNT[1]
     opa_pod = deployments["sovereign-opa"]["spec"]["template"]["spec"]
@@ -173,7 +177,12 @@ def test_in_cluster_region_installs_kuberay_before_the_operator(
     crds = {r.manifest["metadata"]["name"] for r in by_kind(registered, "CustomResourceDefinition")}
     assert {"rayservices.ray.io", "rayclusters.ray.io", "rayjobs.ray.io"} <= crds
     deployments = {r.manifest["metadata"]["name"]: r for r in by_kind(registered, "Deployment")}
-    assert set(deployments) == {"sovereign-opa", "sovereign-operator", "kuberay-operator"}
+    assert set(deployments) == {
+        "sovereign-opa",
+        "sovereign-operator",
+        "sovereign-exporter-accounting",
+        "kuberay-operator",
+    }
     kuberay = deployments["kuberay-operator"]
     assert kuberay.manifest["metadata"]["namespace"] == "kuberay-system"
     assert kuberay.manifest["spec"]["template"]["spec"]["containers"][0]["image"] == args.kuberay_image
@@ -190,3 +199,101 @@ def test_in_cluster_region_installs_kuberay_before_the_operator(
     assert "kuberay-operator" not in {
         r.manifest["metadata"]["name"] for r in by_kind(registered, "Deployment")
     }
+
+
+def _scraped_port(pod_template: dict[str, Any]) -> int:
+    """The port Prometheus's kubernetes-pods job scrapes, checked against the container port named metrics."""
+    annotations = pod_template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    (port,) = [p for c in pod_template["spec"]["containers"] for p in c["ports"] if p["name"] == "metrics"]
+    assert int(annotations["prometheus.io/port"]) == port["containerPort"]
+    return int(port["containerPort"])
+
+
+def test_in_cluster_region_exposes_the_operator_and_exporter_metrics_to_prometheus(
+    signed_bundle: SignedBundle, pulumi_policy_engine: None
+) -> None:
+    args = in_cluster_args(signed_bundle)
+    registered, _ = deploy(args)
+    (operator,) = [
+        r.manifest
+        for r in by_kind(registered, "Deployment")
+        if r.manifest["metadata"]["name"] == "sovereign-operator"
+    ]
+    template = operator["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    port = _scraped_port(template)
+    cli = container["args"]
+    # On every interface of the pod (a loopback listener is unreachable from Prometheus), on the port named.
+    assert (
+        cli[cli.index("--metrics-port") + 1] == str(port)
+        and cli[cli.index("--metrics-addr") + 1] == "0.0.0.0"
+    )
+
+    (exporter,) = by_kind(registered, "DaemonSet")
+    daemonset = exporter.manifest
+    assert daemonset["metadata"]["namespace"] == region_objects.SYSTEM_NAMESPACE
+    template = daemonset["spec"]["template"]
+    assert _scraped_port(template) == EXPORTER_PORT
+    pod = template["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == args.operator_image  # the image that carries nvidia-ml-py and the client
+    cli = container["args"]
+    assert (
+        cli[:4] == ["exporter", "--in-cluster", "--scope", "node"]
+        and cli[cli.index("--addr") + 1] == "0.0.0.0"
+    )
+    assert (
+        cli[cli.index("--region") + 1] == "us-defense" and cli[cli.index("--cluster") + 1] == "usdef-east-1"
+    )
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"  # NVML through the NVIDIA runtime, no GPU taken
+    assert "resources" not in container
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    # Its ServiceAccount may only list what it accounts, and the DaemonSet waits for the binding.
+    assert pod["serviceAccountName"] == "sovereign-exporter"
+    (role,) = [
+        r.manifest
+        for r in by_kind(registered, "ClusterRole")
+        if r.manifest["metadata"]["name"] == "sovereign-exporter"
+    ]
+    assert {(rule["apiGroups"][0], rule["resources"][0], tuple(rule["verbs"])) for rule in role["rules"]} == {
+        ("ray.io", "rayservices", ("list",)),
+        ("sovereign.dev", "sovereignclusters", ("list",)),
+        ("", "pods", ("list",)),
+    }
+    assert any(dep.endswith("clusterrolebinding-sovereign-exporter") for dep in exporter.dependencies)
+    # The cluster-wide allocation from one replica, not once per GPU node: no GPU, no node placement.
+    (accounting,) = [
+        r.manifest
+        for r in by_kind(registered, "Deployment")
+        if r.manifest["metadata"]["name"] == "sovereign-exporter-accounting"
+    ]
+    assert accounting["spec"]["replicas"] == 1
+    template = accounting["spec"]["template"]
+    assert _scraped_port(template) == EXPORTER_PORT
+    (container,) = template["spec"]["containers"]
+    assert container["args"][:4] == ["exporter", "--in-cluster", "--scope", "cluster"]
+    assert container["env"] == [] and "nodeSelector" not in template["spec"]
+    assert template["spec"]["serviceAccountName"] == "sovereign-exporter"
+
+    # Nothing keeps Prometheus out: no policy restricts ingress to the sovereign namespace's pods, and the
+    # Ray pods' ingress policy admits anyone to Serve's port, where the serving app answers /metrics.
+    policies = [r.manifest for r in by_kind(registered, "NetworkPolicy")]
+    assert not [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == region_objects.SYSTEM_NAMESPACE
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]
+    (ray_ingress,) = [p for p in policies if p["metadata"]["name"] == "sovereign-ray-ingress"]
+    assert {"ports": [{"protocol": "TCP", "port": RAY_SERVE_PORT}]} in ray_ingress["spec"]["ingress"]
+    # A region of several clusters labels idle GPUs as no cluster's.
+    spec = USDEF.model_copy(update={"name": "usdef-east-2"})
+    registered, _ = deploy(in_cluster_args(signed_bundle, clusters=[USDEF, spec]))
+    (exporter,) = by_kind(registered, "DaemonSet")
+    cli = exporter.manifest["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert cli[cli.index("--cluster") + 1] == "unattributed"

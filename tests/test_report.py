@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from report_page import FIGURES, ReportPage
 
 from sovereign.cli import main
 from sovereign.devenv.process import free_port
 from sovereign.errors import BadInput
-from sovereign.report.data import ChargebackRow, FiredAlert, RegionUse, Report, Window
+from sovereign.report.data import ChargebackRow, FiredAlert, RegionUse, Report, Window, chargeback
 from sovereign.report.page import render_html
 from sovereign.report.prometheus_api import parse_duration
 
@@ -46,29 +47,90 @@ def test_an_unreachable_prometheus_exits_2_naming_the_fix(
     assert not (tmp_path / "r.html").exists()
 
 
-def test_a_chargeback_row_costs_per_1000_tokens() -> None:
-    row = ChargebackRow("eu", "c", "m", "acme", tokens=4000, gpu_seconds=90, joules=2200)
-    assert (row.gpu_seconds_per_1k, row.joules_per_1k) == (22.5, 550)
-    assert ChargebackRow("eu", "c", "m", "idle").joules_per_1k is None  # no tokens, no rate
+class _Recorded:
+    """A Prometheus holding the chargeback rules' answers at given instants (nothing else)."""
+
+    url = "http://prometheus:9090"
+
+    def __init__(self, answers: dict[tuple[str, float], list[tuple[dict[str, str], float]]]) -> None:
+        self.answers = answers
+
+    def instant(self, expr: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        return self.answers.get((expr, at or NOW), [])
 
 
-def test_the_page_is_self_contained_and_escapes_every_name() -> None:
+def test_a_callers_rate_per_1000_tokens_is_the_rules_weighted_by_its_tokens_of_each_hour() -> None:
+    caller = {"region": "eu", "cluster": "c", "model": "m", "tenant": "acme"}
+    rule = "region_cluster_model_tenant:{}"
+    last, first = NOW, NOW - 3600
+    answers = {
+        (rule.format("sovereign_tokens:increase1h"), last): [(caller, 1000.0)],
+        (rule.format("sovereign_tokens:increase1h"), first): [(caller, 3000.0)],
+        (rule.format("sovereign_gpu_seconds:attributed1h"), last): [(caller, 10.0)],
+        (rule.format("sovereign_gpu_seconds:attributed1h"), first): [(caller, 120.0)],
+        (rule.format("sovereign_gpu_seconds_per_1k_tokens:ratio1h"), last): [(caller, 10.0)],
+        (rule.format("sovereign_gpu_seconds_per_1k_tokens:ratio1h"), first): [(caller, 40.0)],
+    }
+    (row,) = chargeback(_Recorded(answers), Window(NOW, 7200))  # type: ignore[arg-type]
+    assert (row.tokens, row.gpu_seconds) == (4000, 130)
+    assert row.gpu_seconds_per_1k == (10 * 1000 + 40 * 3000) / 4000  # 32.5, read off the rules
+    assert row.joules_per_1k is None  # no hour recorded a rate: none is made up
+
+
+def _report() -> Report:
     series = [(NOW - 600 + 10 * i, float(i % 3)) for i in range(60)]
     hostile = '<script>alert("x")</script>'
-    report = Report(
+    return Report(
         "http://prometheus:9090",
         Window(NOW, 600),
         [RegionUse("eu-text-only", series, series[::2], 1.5)],
         [(hostile, 1.5)],
-        [ChargebackRow("eu-text-only", "eu-1", "m", hostile, 1000, 50, 200)],
+        [(hostile, 50)],
+        [ChargebackRow("eu-text-only", "eu-1", "m", hostile, 1000, 50, 200, 50, 200)],
         {"eu-text-only": [(t, 1.0) for t, _ in series]},
         [{"namespace": "a", "deployment": hostile}],
-        [FiredAlert("SovereignPolicyEngineDown", "critical", "platform", {"point": "serving"}, 30)],
+        [
+            FiredAlert("SovereignPolicyEngineDown", "critical", "platform", {"point": "serving"}, 30),
+            FiredAlert("SovereignPolicyEngineDown", "critical", "platform", {"point": "admission"}, 15),
+        ],
+        evaluation_s=15,
     )
+
+
+def test_the_page_is_self_contained_and_escapes_every_name() -> None:
     started = time.monotonic()
-    page = render_html(report)
+    page = render_html(_report())
     assert time.monotonic() - started < 30
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert page.count("<svg") == 4 and "<?xml" not in page
+    assert page.count("<svg") == 5 and "<?xml" not in page
     assert "src=" not in page and "<link" not in page  # nothing fetched: plots and styles are inline
-    assert "22.5" not in page and "50.0" in page and "200.0" in page  # GPU-s and J of the row, as given
+    assert "50.0" in page and "200.0" in page  # GPU-s and J of the row, as given
+
+
+def test_each_figure_carries_the_queries_it_drew_and_their_values() -> None:
+    report = _report()
+    page = ReportPage(render_html(report))
+    assert list(page.svgs_in.items()) == [(figure, 1) for figure in FIGURES]  # one plot each, in order
+    allocation = page.plotted("plot-allocation", "sum by (region) (sovereign_gpu_allocated)")
+    assert allocation["step"] == report.window.step
+    assert allocation["values"] == {"eu-text-only": [list(p) for p in report.regions[0].allocated]}
+    hours = page.plotted("plot-allocation", "sum by (region) (increase(sovereign_gpu_hours_total[600s]))")
+    assert hours == {"query": hours["query"], "by": ["region"], "at": [NOW], "values": {"eu-text-only": 1.5}}
+    hostile = '<script>alert("x")</script>'  # unescaped again by the parser: carried as given
+    owners = page.plotted("plot-tenants", "sum by (tenant) (increase(sovereign_gpu_hours_total[600s]))")
+    assert owners["values"] == {hostile: 1.5}
+    callers = page.plotted(
+        "plot-tenants", "sum by (tenant) (region_cluster_model_tenant:sovereign_gpu_seconds:attributed1h)"
+    )
+    assert callers["values"] == {hostile: 50} and callers["at"] == [NOW]
+    cost = page.plotted(
+        "plot-cost", "region_cluster_model_tenant:sovereign_gpu_seconds_per_1k_tokens:ratio1h"
+    )
+    assert cost["by"] == ["region", "cluster", "model", "tenant"]
+    assert cost["values"] == {f"eu-text-only / eu-1 / m / {hostile}": 50}
+    compliance = page.plotted("plot-compliance", "avg by (region) (sovereign_deployment_compliant)")
+    assert {v for _, v in compliance["values"]["eu-text-only"]} == {1.0}
+    alerts = page.plotted(
+        "plot-alerts", 'sum by (alertname) (count_over_time(ALERTS{alertstate="firing"}[600s])) * 15'
+    )
+    assert alerts["values"] == {"SovereignPolicyEngineDown": 45}  # both instances together

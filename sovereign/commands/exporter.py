@@ -10,7 +10,7 @@ import typer
 
 from sovereign.errors import BadInput
 from sovereign.exporter.entry import DEFAULT_ADDR, DEFAULT_PORT, DEFAULTS, serve
-from sovereign.exporter.service import ExporterConfig, default_node
+from sovereign.exporter.service import ExporterConfig, Scope, default_node
 
 
 def exporter(
@@ -33,6 +33,13 @@ def exporter(
     in_cluster: Annotated[
         bool, typer.Option("--in-cluster", help="Account GPU allocation from the API server of this pod.")
     ] = False,
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            help="all: this node's GPUs and the cluster's allocation; node: only the GPUs (one exporter per "
+            "GPU node); cluster: only the allocation and quotas (one per cluster)."
+        ),
+    ] = Scope.all,
     gpu_trace: Annotated[
         Path | None, typer.Option(help="Replay this NVML trace JSON instead of reading NVML.")
     ] = None,
@@ -60,5 +67,6 @@ def exporter(
         interval_s=interval,
         tenant_limit=tenant_limit,
         sovereign_clusters_crd=sovereignclusters_crd,
+        scope=scope,
     )
     raise typer.Exit(serve(config, addr, port, once))

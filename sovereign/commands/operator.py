@@ -123,10 +123,17 @@ def run(
     metrics_port: Annotated[
         int | None,
         typer.Option(
-            help="Serve the operator's metrics on 127.0.0.1:PORT/metrics: admission decisions, policy "
+            help="Serve the operator's metrics on METRICS_ADDR:PORT/metrics: admission decisions, policy "
             "engine health, deployment compliance, accreditation expiry."
         ),
     ] = None,
+    metrics_addr: Annotated[
+        str,
+        typer.Option(
+            help="Address the metrics are served on. Loopback by default: a local operator's metrics are "
+            "for the Prometheus beside it; in a pod, 0.0.0.0 so the cluster's Prometheus can scrape it."
+        ),
+    ] = "127.0.0.1",
     liveness: Annotated[
         str | None, typer.Option(help="Serve kopf's liveness probe here, e.g. http://127.0.0.1:8080/healthz.")
     ] = None,
@@ -166,7 +173,7 @@ def run(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=metrics_addr)
     ports = {"webhook": int(found.webhook["port"])} | ({"metrics": metrics_port} if metrics_port else {})
     with attached("operator", found.kubeconfig, ports) as record:
         # What the operator could not do (kopf's handler failures, a status it may not write) is kept with

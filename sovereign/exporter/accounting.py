@@ -86,7 +86,12 @@ class ClusterAccounting(Collector):
         tenant: BoundedLabel,
         sovereign_clusters: CrdRef = SOVEREIGN_CLUSTERS,
         clock: Callable[[], float] = time.monotonic,
+        cluster_wide: bool = True,
+        node_local: bool = True,
     ) -> None:
+        """`cluster_wide`: account RayServices and SovereignClusters (the same answer from every node, so
+        one exporter per cluster should); `node_local`: label this node's GPUs from its pods."""
+        self._cluster_wide, self._node_local = cluster_wide, node_local
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
         self._health = health
@@ -103,9 +108,11 @@ class ClusterAccounting(Collector):
         self._unreadable: dict[str, list[str]] = {}
 
     def poll(self) -> None:
-        self._poll_rayservices()
-        self._poll_sovereign_clusters()
-        self._poll_node_pods()
+        if self._cluster_wide:
+            self._poll_rayservices()
+            self._poll_sovereign_clusters()
+        if self._node_local:
+            self._poll_node_pods()
 
     def _list(self, crd: CrdRef) -> list[dict[str, Any]]:
         found = self._custom.list_cluster_custom_object(
@@ -185,22 +192,23 @@ class ClusterAccounting(Collector):
             clusters = list(self._clusters) if self._clusters is not None else None
             unreadable = {source: len(problems) for source, problems in self._unreadable.items()}
         if allocated is not None:
-            family = GaugeMetricFamily(
-                "sovereign_gpu_allocated",
-                "GPUs requested by running (non-suspended) RayServices.",
-                labels=_KEY_LABELS,
+            yield _per_key(
+                GaugeMetricFamily(
+                    "sovereign_gpu_allocated",
+                    "GPUs requested by running (non-suspended) RayServices.",
+                    labels=_KEY_LABELS,
+                ),
+                allocated,
             )
-            for key, gpus in sorted(allocated.items()):
-                family.add_metric(_values(key), gpus)
-            yield family
-        counter = CounterMetricFamily(
-            "sovereign_gpu_hours",
-            "GPU-hours allocated to RayServices since the exporter started.",
-            labels=_KEY_LABELS,
-        )
-        for key, value in sorted(hours.items()):
-            counter.add_metric(_values(key), value)
-        yield counter
+        if self._cluster_wide:  # a counter from 0: absent only where this exporter never accounts
+            yield _per_key(
+                CounterMetricFamily(
+                    "sovereign_gpu_hours",
+                    "GPU-hours allocated to RayServices since the exporter started.",
+                    labels=_KEY_LABELS,
+                ),
+                hours,
+            )
         if clusters is not None:
             capacity = GaugeMetricFamily(
                 "sovereign_gpu_capacity",
@@ -227,6 +235,12 @@ class ClusterAccounting(Collector):
         for source, count in sorted(unreadable.items()):
             family.add_metric([source], count)
         yield family
+
+
+def _per_key(family: GaugeMetricFamily | CounterMetricFamily, values: dict[AllocationKey, Any]) -> Metric:
+    for key, value in sorted(values.items()):
+        family.add_metric(_values(key), value)
+    return family
 
 
 def _values(key: AllocationKey) -> list[str]:

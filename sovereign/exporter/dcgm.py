@@ -29,6 +29,10 @@ FIELDS: list[tuple[str, str, str]] = [
     ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "sm_clock_mhz"),
 ]
 SOURCE = "nvml"
+# dcgm-exporter's labels of every GPU series, then the sovereignty labels (NodePlacement.labels' keys).
+GPU_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"]
+SOVEREIGNTY_LABELS = ["region", "cluster", "model", "namespace"]
+LABELS = [*GPU_LABELS, *SOVEREIGNTY_LABELS]
 
 
 class DcgmCollector(Collector):
@@ -51,21 +55,21 @@ class DcgmCollector(Collector):
             self._health.down(SOURCE, str(exc))
             return
         self._health.up(SOURCE)
-        extra = self._sovereignty()
-        label_names = [*self._labels(readings[0]), *extra] if readings else []
+        sovereignty = self._sovereignty()
         for name, help_text, field in FIELDS:
-            family = GaugeMetricFamily(name, help_text, labels=label_names)
+            family = GaugeMetricFamily(name, help_text, labels=LABELS)
             for gpu in readings:
                 value = getattr(gpu, field)
                 if value is not None:
-                    family.add_metric([*self._labels(gpu).values(), *extra.values()], float(value))
+                    labels = self._labels(gpu) | sovereignty
+                    family.add_metric([labels[label] for label in LABELS], float(value))
             yield family
 
     def _labels(self, gpu: GpuReading) -> dict[str, str]:
-        return {
-            "gpu": str(gpu.index),
-            "UUID": gpu.uuid,
-            "device": gpu.device,
-            "modelName": gpu.model_name,
-            "Hostname": self._hostname,
-        }
+        return dict(
+            zip(
+                GPU_LABELS,
+                [str(gpu.index), gpu.uuid, gpu.device, gpu.model_name, self._hostname],
+                strict=True,
+            )
+        )

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from sovereign.errors import SovereignError
-from sovereign.exporter.service import Exporter, ExporterConfig, default_node
+from sovereign.exporter.service import Exporter, ExporterConfig, Scope, default_node
 from sovereign.vocabulary import CLUSTERS_RESOURCE
 
 # Loopback unless told otherwise: a scrape target on every interface is a choice made for a node's network.
@@ -53,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
     api = p.add_mutually_exclusive_group()
     api.add_argument("--kubeconfig", type=Path, help="account GPU allocation from this API server")
     api.add_argument("--in-cluster", action="store_true", help="account from the API server of this pod")
+    p.add_argument(
+        "--scope",
+        choices=[scope.value for scope in Scope],
+        default=Scope.all.value,
+        help="all: this node's GPUs and the cluster's allocation; node: only the GPUs (one per GPU node); "
+        "cluster: only the allocation and quotas (one per cluster) (default: %(default)s)",
+    )
     p.add_argument("--gpu-trace", type=Path, help="replay this NVML trace JSON instead of reading NVML")
     p.add_argument(
         "--interval", type=_positive, default=DEFAULTS.interval_s, help="API server poll interval in seconds"
@@ -99,6 +106,7 @@ def run(argv: list[str]) -> int:
         interval_s=args.interval,
         tenant_limit=args.tenant_limit,
         sovereign_clusters_crd=args.sovereignclusters_crd,
+        scope=Scope(args.scope),
     )
     return serve(config, args.addr, args.port, args.once)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,16 @@ if TYPE_CHECKING:  # imported on demand below: it needs the kubernetes package
     from sovereign.exporter.accounting import ClusterAccounting
 
 
+class Scope(StrEnum):
+    """What one exporter reports. A node's GPUs are read on that node; GPU allocation and quotas are
+    cluster-wide, so on a cluster of many GPU nodes one exporter reports them (`cluster`) and every node's
+    reports only its GPUs (`node`): `sum by` over the series then counts each allocation once."""
+
+    all = "all"
+    node = "node"
+    cluster = "cluster"
+
+
 @dataclass(frozen=True)
 class ExporterConfig:
     node: str
@@ -38,6 +49,7 @@ class ExporterConfig:
     interval_s: float = 15.0
     tenant_limit: int = 50
     sovereign_clusters_crd: str = CLUSTERS_RESOURCE
+    scope: Scope = Scope.all
 
 
 class Exporter:
@@ -46,9 +58,10 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.health = SourceHealth()
         self.placement = NodePlacement(region=config.region, cluster=config.cluster)
-        self.registry.register(
-            DcgmCollector(self._gpu_reader(), config.node, self.placement.labels, self.health)
-        )
+        if config.scope is not Scope.cluster:
+            self.registry.register(
+                DcgmCollector(self._gpu_reader(), config.node, self.placement.labels, self.health)
+            )
         self.accounting = self._accounting()
         if self.accounting is not None:
             self.registry.register(self.accounting)
@@ -63,6 +76,10 @@ class Exporter:
 
     def _accounting(self) -> ClusterAccounting | None:
         if self.config.kubeconfig is None and not self.config.in_cluster:
+            if self.config.scope is Scope.cluster:
+                raise BadInput(
+                    "--scope cluster accounts from an API server: give --in-cluster or --kubeconfig"
+                )
             return None
         try:
             from kubernetes import client, config
@@ -91,6 +108,8 @@ class Exporter:
             node=self.config.node,
             tenant=BoundedLabel(limit=self.config.tenant_limit),
             sovereign_clusters=crd,
+            cluster_wide=self.config.scope is not Scope.node,
+            node_local=self.config.scope is not Scope.cluster,
         )
 
     def poll(self) -> None:

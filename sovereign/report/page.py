@@ -34,8 +34,6 @@ def render_html(report: Report) -> str:
         end=_utc(report.window.end),
         chargeback_start=_utc(report.window.end - 3600 * report.window.hours),
         number=_number,
-        plot_allocation=plots.allocation_vs_use(report.regions),
-        plot_tenants=plots.top_tenants(report.owners, report.chargeback),
-        plot_compliance=plots.compliance(report.compliance),
-        plot_alerts=plots.alerts(report.alerts),
+        plots=plots.figures(report),
+        plotted={figure: [p.as_json() for p in drawn] for figure, drawn in report.plotted().items()},
     )

@@ -1,5 +1,6 @@
 """The report's plots, drawn with matplotlib and returned as inline SVG (text kept as text, ids salted per
-plot so several can share one page). Each returns None when there is nothing to draw."""
+plot so several can share one page), keyed by the id of the figure that holds each on the page: the same
+ids as `Report.plotted`, which says what each drew. Each is None when there is nothing to draw."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from sovereign.report.data import ChargebackRow, FiredAlert, RegionUse, Series
+from sovereign.report.data import ChargebackRow, RegionUse, Report, Series
 
 TOP = 10
 
@@ -63,26 +64,43 @@ def allocation_vs_use(regions: list[RegionUse]) -> str | None:
     return _figure(draw, "allocation")
 
 
-def top_tenants(owners: list[tuple[str, float]], chargeback: list[ChargebackRow]) -> str | None:
-    callers: dict[str, float] = {}
-    for row in chargeback:
-        callers[row.tenant] = callers.get(row.tenant, 0.0) + row.gpu_seconds
+def top_tenants(owners: list[tuple[str, float]], callers: list[tuple[str, float]]) -> str | None:
     if not owners and not callers:
         return None
 
-    def bars(axes: Axes, items: list[tuple[str, float]], title: str, unit: str) -> None:
-        shown = items[:TOP][::-1]  # largest on top
-        axes.barh([name for name, _ in shown], [value for _, value in shown], color="#4c72b0")
-        axes.set_title(title, fontsize="medium")
-        axes.set_xlabel(unit)
-        axes.grid(axis="x", alpha=0.3)
-
     def draw(figure: Figure) -> None:
         left, right = figure.subplots(1, 2)
-        bars(left, owners, "GPUs held, by deployment tenant", "GPU-hours")
-        bars(right, sorted(callers.items(), key=lambda c: -c[1]), "GPU time served, by caller", "GPU-seconds")
+        _bars(left, owners[:TOP], "GPUs held, by deployment tenant", "GPU-hours")
+        _bars(right, callers[:TOP], "GPU time served, by caller", "GPU-seconds")
 
     return _figure(draw, "tenants", (9, 3.6))
+
+
+def _bars(axes: Axes, items: list[tuple[str, float]], title: str, unit: str, colour: str = "#4c72b0") -> None:
+    shown = items[::-1]  # largest on top
+    axes.barh([name for name, _ in shown], [value for _, value in shown], color=colour)
+    axes.set_title(title, fontsize="medium")
+    axes.set_xlabel(unit)
+    axes.grid(axis="x", alpha=0.3)
+
+
+def cost_per_1k_tokens(rows: list[ChargebackRow]) -> str | None:
+    """Each caller's GPU-seconds and joules per 1,000 tokens on each model it was served."""
+    costed = sorted((r for r in rows if r.gpu_seconds_per_1k is not None), key=lambda r: -r.tokens)[:TOP]
+    if not costed:
+        return None
+
+    def draw(figure: Figure) -> None:
+        left, right = figure.subplots(1, 2, sharey=True)
+        names = [f"{r.tenant} · {r.model}" for r in costed]
+        _bars(left, list(zip(names, [r.gpu_seconds_per_1k or 0.0 for r in costed], strict=True)),
+              "GPU-seconds per 1,000 tokens", "GPU-s")  # fmt: skip
+        joules = [
+            (n, r.joules_per_1k) for n, r in zip(names, costed, strict=True) if r.joules_per_1k is not None
+        ]
+        _bars(right, joules, "joules per 1,000 tokens", "J", "#dd8452")
+
+    return _figure(draw, "cost", (9, 0.9 + 0.35 * len(costed)))
 
 
 def compliance(series: dict[str, Series]) -> str | None:
@@ -102,18 +120,26 @@ def compliance(series: dict[str, Series]) -> str | None:
     return _figure(draw, "compliance")
 
 
-def alerts(fired: list[FiredAlert]) -> str | None:
-    if not fired:
+def alerts(seconds: dict[str, float]) -> str | None:
+    if not seconds:
         return None
-    totals: dict[str, float] = {}
-    for alert in fired:
-        totals[alert.name] = totals.get(alert.name, 0.0) + alert.firing_s
-    shown = sorted(totals.items(), key=lambda t: t[1])
+    shown = sorted(seconds.items(), key=lambda t: t[1])
 
     def draw(figure: Figure) -> None:
         axes = figure.subplots()
-        axes.barh([name for name, _ in shown], [seconds / 60 for _, seconds in shown], color="#c44e52")
+        axes.barh([name for name, _ in shown], [s / 60 for _, s in shown], color="#c44e52")
         axes.set_xlabel("minutes firing (all instances)")
         axes.grid(axis="x", alpha=0.3)
 
     return _figure(draw, "alerts", (9, 0.5 + 0.35 * len(shown)))
+
+
+def figures(report: Report) -> dict[str, str | None]:
+    """Every plot of the report by the id of its figure on the page."""
+    return {
+        "plot-allocation": allocation_vs_use(report.regions),
+        "plot-tenants": top_tenants(report.owners, report.callers),
+        "plot-cost": cost_per_1k_tokens(report.chargeback),
+        "plot-compliance": compliance(report.compliance),
+        "plot-alerts": alerts(report.alert_seconds),
+    }
