@@ -417,9 +417,12 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 from sovereign.audit import DecisionLog, DecisionRecord
+from sovereign.audit.writer import close_on_signals
 record = DecisionRecord.model_validate_json(sys.argv[2])
 log = DecisionLog.open(Path(sys.argv[1]), "proc", head_interval=3600)
 mode = sys.argv[3]
+if mode.startswith("SIG"):
+    close_on_signals()
 for _ in range(30):
     log.append(record)
 if mode == "clean":
@@ -499,6 +502,24 @@ def test_a_killed_writer_leaves_a_sealed_part_that_verifies_and_a_reported_tail(
         handle.write(b'{"allow":tr')
     (report,) = verify_log(folder, PUBLIC).segments
     assert report.ok and any("torn last line" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_writer_stopped_by_a_signal_closes_its_segment_when_asked_to(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """What a Pulumi plugin gets before it is killed (the preview's segment, infra/decisions.py)."""
+    folder = tmp_path / "audit"
+    writer = _writer(tmp_path, folder, stop.name)
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == str(writer.pid)  # appending on
+    os.kill(writer.pid, stop)
+    # The signal still does what it did: SIGTERM ends the process, SIGINT's KeyboardInterrupt too (an
+    # uncaught one ends Python by SIGINT).
+    assert writer.wait(timeout=30) == -stop
+    (report,) = verify_log(folder, PUBLIC).segments
+    assert report.ok and report.status == "ok" and report.closed, report.warnings
+    assert report.sealed == report.records >= 50
 
 
 def test_a_writer_killed_before_any_record_is_reported_unclosed(tmp_path: Path) -> None:
