@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sovereign.audit import keys
+from sovereign.audit import index, keys
 from sovereign.audit.location import audit_dir
 from sovereign.audit.record import DecisionRecord
 from sovereign.audit.segment import (
@@ -94,6 +94,8 @@ class DecisionLog:
         # Reentrant: a signal handler closing the log (close_on_signals) may run inside an append.
         self._gate = threading.RLock()
         directory.mkdir(parents=True, exist_ok=True)
+        # Listed before its first byte exists: a segment deleted whole is then missed by the index.
+        index.register(directory, segment, key)
         self._heads_file = _open_exclusive(self.heads_path)
         self._sign_head(final=False)  # head 0 exists before any record: a log without heads is tampered
         self._log_file = _open_exclusive(self.path)

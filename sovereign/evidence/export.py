@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from sovereign.audit import keys
+from sovereign.audit.index import INDEX_FILE
 from sovereign.audit.location import existing_log_dir
 from sovereign.audit.query import Query, read_records
 from sovereign.audit.segment import HEADS_SUFFIX, LOG_SUFFIX, segments_in
@@ -43,6 +44,8 @@ def _log_members(log_dir: Path, region: str, since: datetime | None) -> tuple[di
             path = log_dir / f"{segment}{suffix}"
             if path.exists():
                 members[f"{pack.LOG_PREFIX}{path.name}"] = path.read_bytes()
+    if (index := log_dir / INDEX_FILE).exists():  # every packed segment is listed there
+        members[f"{pack.LOG_PREFIX}{INDEX_FILE}"] = index.read_bytes()
     return members, records
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from sovereign.audit.index import INDEX_FILE
 from sovereign.audit.segment import LOG_SUFFIX, Lines, parse_record
 from sovereign.audit.signed_manifest import ManifestRefused, member_problems, verified
 from sovereign.audit.verify import verify_log
@@ -73,7 +74,12 @@ def _check_log(members: dict[str, bytes], audit_key: Ed25519PublicKey, report: P
         for name, data in members.items():
             if name.startswith(pack.LOG_PREFIX):
                 (folder / name.removeprefix(pack.LOG_PREFIX)).write_bytes(data)
-        for segment in verify_log(folder, audit_key).segments:
+        # The pack holds the region's segments only: the index's others are absent on purpose.
+        log = verify_log(folder, audit_key, subset=True)
+        if log.index is not None:
+            report.problems.append(f"{pack.LOG_PREFIX}{INDEX_FILE}: {log.index.describe()}")
+        report.warnings += [f"{pack.LOG_PREFIX}{INDEX_FILE}: {w}" for w in log.index_warnings]
+        for segment in log.segments:
             if segment.finding is not None:
                 report.problems.append(f"{pack.LOG_PREFIX}{segment.segment}: {segment.finding.describe()}")
             report.warnings += [f"{pack.LOG_PREFIX}{segment.segment}: {w}" for w in segment.warnings]
