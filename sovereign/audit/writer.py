@@ -255,12 +255,12 @@ def _close_all() -> None:
         log.close()
 
 
-def close_on_signals(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    """Close every open log of this process, signing each one's final head, when one of `signals` arrives,
+def close_on_signals() -> None:
+    """Close every open log of this process, signing each one's final head, when SIGINT or SIGTERM arrives,
     then do what that signal did before (a KeyboardInterrupt for SIGINT, exit for SIGTERM). For processes
     stopped by a signal whose exit may not run atexit's close in time (a Pulumi plugin is interrupted,
     then killed). Call it from the main thread (Python's rule for signal handlers)."""
-    for number in signals:
+    for number in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(number)
 
         def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
