@@ -13,6 +13,7 @@ from typing import Any
 
 from sovereign.audit.record import Point
 from sovereign.audit.trail import AuditTrail, open_log
+from sovereign.audit.writer import close_on_signals
 from sovereign.policy.engine import engine_from_env
 from sovereign.policy.judgement import Judge, Judgement, Subject
 from sovereign.policy.screening_source import Screening
@@ -22,6 +23,12 @@ from sovereign.policy.subjects import declared_gpus_in_use, deployment_input
 def policy_context(cluster: dict[str, Any], deployments: list[dict[str, Any]], index: int) -> dict[str, Any]:
     """What judging `deployments[index]` needs: its SovereignCluster, and the GPUs its siblings hold."""
     return {"cluster": cluster, "gpusInUse": declared_gpus_in_use(deployments, index)}
+
+
+# Pulumi stops the policy pack (and an interrupted program) with a signal, then kills it: the preview's
+# segment is closed on the signal, so it ends with a final signed head. Installed at import, which runs in
+# the main thread; the pack's judgements run in gRPC worker threads, where no handler can be installed.
+close_on_signals()
 
 
 @cache

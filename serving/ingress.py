@@ -133,6 +133,12 @@ class OpenAiIngress:
         self.created = int(time.time())
         threading.Thread(target=self._check_engine, name="engine-check", daemon=True).start()
 
+    def __del__(self) -> None:
+        # Ray Serve calls __del__ when it shuts a replica down gracefully; the actor process then ends
+        # without atexit, so the segment is closed here to end with its final signed head.
+        if (decisions := getattr(self, "decisions", None)) is not None:  # None: __init__ failed before
+            decisions.close()
+
     def _check_engine(self) -> None:
         """Engine health between requests too: an idle replica still shows an engine that went down or
         came back (requests report it as they are judged)."""

@@ -198,6 +198,12 @@ class LlamaServer:
         self._model = _Model(self.verified, EngineKwargs.model_validate(engine_kwargs))
         logger.info("sovereign model %s loaded on %s", model_id, self._model.device)
 
+    def __del__(self) -> None:
+        # Ray Serve calls __del__ when it shuts a replica down gracefully; the actor process then ends
+        # without atexit, so the segment is closed here to end with its final signed head.
+        if (decisions := getattr(self, "decisions", None)) is not None:  # None: __init__ failed before
+            decisions.close()
+
     def weights(self) -> dict[str, Any]:
         return {**self.verified.record(), "device": self._model.device}
 

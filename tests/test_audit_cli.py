@@ -225,3 +225,50 @@ def test_prove_refuses_a_record_that_no_longer_matches_its_head(
     code, _, err = sovereign(monkeypatch, capsys, "audit", "prove", f"{audit_log.segment}:2")
     assert code == 1 and "sovereign audit verify" in err
     assert audit_log.heads_path.with_suffix(HEADS_SUFFIX).exists()
+
+
+def test_heads_are_printed_as_signed_and_a_record_is_proven_against_an_earlier_published_head(
+    audit_log: DecisionLog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with DecisionLog.open(writer="serving") as log:
+        for record in DECISIONS[:2]:
+            log.append(record)
+        log.checkpoint()  # head 1, over 2 records: the one published
+        for record in DECISIONS[2:]:
+            log.append(record)
+    code, out, _ = sovereign(monkeypatch, capsys, "audit", "heads", "--segment", log.segment)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines == log.heads_path.read_text().splitlines()  # the exact signed bytes, nothing else
+    assert [(json.loads(line)["seq"], json.loads(line)["size"]) for line in lines] == [(0, 0), (1, 2), (2, 4)]
+    code, out, _ = sovereign(monkeypatch, capsys, "audit", "heads", "--last")
+    assert code == 0 and sorted(json.loads(line)["segment"] for line in out.splitlines()) == sorted(
+        [audit_log.segment, log.segment]
+    )
+    published = json.loads(lines[1])
+
+    code, out, _ = sovereign(monkeypatch, capsys, "audit", "prove", f"{log.segment}:1", "--head", "1")
+    assert code == 0 and json.loads(out)["head"] == published
+    proof = tmp_path / "proof.json"
+    proof.write_text(out)
+    public = tmp_path / "state" / "trust" / "audit-log.pem"
+    code, out, _ = sovereign(monkeypatch, capsys, "audit", "check-proof", str(proof), "--key", str(public))
+    assert code == 0 and "included in signed head 1" in out
+    # A record the published head does not cover, and a head the segment does not have.
+    code, _, err = sovereign(monkeypatch, capsys, "audit", "prove", f"{log.segment}:2", "--head", "1")
+    assert code == 2 and "not in signed head 1" in err and "against head 2" in err
+    code, _, err = sovereign(monkeypatch, capsys, "audit", "prove", f"{log.segment}:1", "--head", "7")
+    assert code == 2 and "heads 0..2" in err
+
+
+def test_heads_of_a_tampered_segment_are_not_printed(
+    audit_log: DecisionLog, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit_log.path.write_bytes(audit_log.path.read_bytes().replace(b'"allow":false', b'"allow":true', 1))
+    code, out, err = sovereign(monkeypatch, capsys, "audit", "heads")
+    assert code == 1 and out == "" and f"TAMPERED {audit_log.segment}: record 1" in err
+    code, _, err = sovereign(monkeypatch, capsys, "audit", "heads", "--segment", "nope")
+    assert code == 2 and "no such segment" in err

@@ -4,6 +4,7 @@ sealed part that verifies and an unsealed tail that is reported; proofs check wi
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -39,6 +40,7 @@ from sovereign.audit import (
     verify_log,
     verify_segment,
 )
+from sovereign.audit.index import INDEX_FILE
 from sovereign.audit.segment import HEADS_SUFFIX, LOG_SUFFIX, genesis, record_line
 from sovereign.audit.tree import leaf_hash
 from sovereign.policy.judgement import Judgement
@@ -361,6 +363,57 @@ def test_tampered_heads_are_named(
     assert (finding.kind, finding.line) == (kind, line), finding
 
 
+@st.composite
+def heads_tamperings(draw: st.DrawFn, samples: list[Sample]) -> tuple[Sample, bytes]:
+    """One edit, insertion, deletion, reordering or truncation of a segment's heads file (never a no-op)."""
+    sample = draw(st.sampled_from(samples))
+    heads = _heads_lines(sample)
+    how = draw(st.sampled_from(["edit", "insert", "delete", "reorder", "truncate"]))
+    if how == "edit":
+        at = draw(st.integers(0, len(sample.heads) - 2))  # any byte but the last newline
+        byte = draw(st.integers(0, 255).filter(lambda b: b not in (sample.heads[at], ord("\n"))))
+        return sample, sample.heads[:at] + bytes([byte]) + sample.heads[at + 1 :]
+    if how == "insert":
+        foreign = _heads_lines(draw(st.sampled_from(samples)))  # another segment's heads, or this one's
+        line = draw(st.sampled_from([*heads, *foreign, b"{}", b"not a head"]))
+        heads.insert(draw(st.integers(0, len(heads))), line)
+    elif how == "delete":
+        del heads[draw(st.integers(0, len(heads) - 1))]
+    elif how == "reorder":
+        first = draw(st.integers(0, len(heads) - 2))
+        second = draw(st.integers(first + 1, len(heads) - 1))
+        if draw(st.booleans()):
+            heads.insert(second, heads.pop(first))
+        else:
+            heads.insert(first, heads.pop(second))
+    else:
+        return sample, sample.heads[: draw(st.integers(0, len(sample.heads) - 1))]
+    return sample, joined(heads)
+
+
+def test_any_single_change_to_the_heads_file_is_detected(samples: list[Sample], scratch: Path) -> None:
+    """Found and named as tampered, but for a cut that keeps a prefix of the heads, which a crash leaves
+    too: that one is reported unsealed (only a head published elsewhere tells the two apart)."""
+    ran: list[None] = []
+
+    @PROPERTY
+    @given(heads_tamperings([s for s in samples if len(_heads_lines(s)) >= 2]))
+    def check(case: tuple[Sample, bytes]) -> None:
+        ran.append(None)
+        sample, heads = case
+        assert heads != sample.heads
+        verify_tampered(scratch, sample, sample.log)
+        (scratch / f"{sample.segment}{HEADS_SUFFIX}").write_bytes(heads)
+        report = verify_segment(scratch, sample.segment, PUBLIC)
+        assert report.status != "ok", (heads, report)
+        crash_like = sample.heads.startswith(heads) and heads.count(b"\n") >= 1
+        if not crash_like:
+            assert report.finding is not None, (heads, report)
+
+    check()
+    assert len(ran) >= CASES  # every generated case ran, none was skipped or deduplicated away
+
+
 def test_a_missing_heads_file_is_a_deletion(samples: list[Sample], scratch: Path) -> None:
     sample = samples[3]
     verify_tampered(scratch, sample, sample.log)
@@ -382,11 +435,93 @@ def test_dropping_the_final_head_leaves_an_unsealed_tail_not_a_clean_log(
     assert report.sealed == 5 and any("unsealed: 2 records" in w for w in report.warnings)
 
 
+def test_a_signature_in_another_base64_spelling_is_an_edit(samples: list[Sample], scratch: Path) -> None:
+    """The last character of an Ed25519 signature's base64 has unused bits: 15 other characters decode to
+    the same signature. Only what the writer wrote passes."""
+    sample = samples[3]
+    heads = _heads_lines(sample)
+    head = json.loads(heads[1])
+    signature = head["signature"]
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    respelled = [
+        spelled
+        for char in alphabet.decode()
+        if (spelled := signature[:-3] + char + signature[-2:]) != signature
+        and base64.b64decode(spelled) == base64.b64decode(signature)
+    ]
+    assert len(respelled) == 15
+    for spelled in respelled:
+        verify_tampered(scratch, sample, sample.log)
+        edited = heads[1].replace(signature.encode(), spelled.encode())
+        (scratch / f"{sample.segment}{HEADS_SUFFIX}").write_bytes(joined([heads[0], edited, *heads[2:]]))
+        finding = verify_segment(scratch, sample.segment, PUBLIC).finding
+        assert finding is not None and (finding.kind, finding.line) == (Kind.EDITED, 2), finding
+
+
 def test_another_key_is_named(samples: list[Sample], scratch: Path) -> None:
     sample = samples[0]
     verify_tampered(scratch, sample, sample.log)
     finding = verify_segment(scratch, sample.segment, Ed25519PrivateKey.generate().public_key()).finding
     assert finding is not None and "not by the given public key" in finding.detail
+
+
+# --- the segment index: whole segments deleted or added ----------------------------------------------
+
+
+def _three_segments(folder: Path) -> list[DecisionLog]:
+    logs = []
+    for number in range(3):
+        with DecisionLog.open(folder, f"writer{number}", key=KEY, head_interval=3600) as log:
+            log.append(decision(number))
+        logs.append(log)
+    return logs
+
+
+def test_a_whole_segment_deleted_is_reported_by_the_signed_index(tmp_path: Path) -> None:
+    logs = _three_segments(tmp_path)
+    assert verify_log(tmp_path, PUBLIC).ok
+    gone = logs[1]
+    gone.path.unlink()
+    gone.heads_path.unlink()
+    report = verify_log(tmp_path, PUBLIC)
+    assert not report.ok and all(segment.ok for segment in report.segments)  # each left verifies alone
+    assert report.index is not None
+    assert (report.index.kind, report.index.file.name, report.index.line) == (Kind.DELETED, INDEX_FILE, 2)
+    assert gone.segment in report.index.detail
+    # A pack of some segments on purpose (an evidence pack's region) misses none.
+    assert verify_log(tmp_path, PUBLIC, subset=True).ok
+
+
+def test_a_segment_not_in_the_index_is_reported_inserted(tmp_path: Path) -> None:
+    _three_segments(tmp_path / "here")
+    (elsewhere,) = _three_segments(tmp_path / "elsewhere")[:1]  # the same key, another folder
+    for path in (elsewhere.path, elsewhere.heads_path):
+        (tmp_path / "here" / path.name).write_bytes(path.read_bytes())
+    for subset in (False, True):
+        report = verify_log(tmp_path / "here", PUBLIC, subset=subset)
+        assert report.index is not None and report.index.kind is Kind.INSERTED
+        assert elsewhere.segment in report.index.detail
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind", "line"),
+    [
+        (lambda lines: [lines[0], *lines[2:]], Kind.DELETED, 2),
+        (lambda lines: [lines[1], lines[0], lines[2]], Kind.REORDERED, 1),
+        (lambda lines: [*lines, lines[0]], Kind.INSERTED, 4),
+        (lambda lines: [lines[0], lines[1].replace(b'"seq":1', b'"seq":7'), lines[2]], Kind.EDITED, 2),
+        (lambda lines: [], Kind.DELETED, 1),
+    ],
+    ids=["deleted", "reordered", "repeated", "edited", "emptied"],
+)
+def test_the_index_itself_tampered_is_named(
+    tmp_path: Path, tamper: Callable[[list[bytes]], list[bytes]], kind: Kind, line: int
+) -> None:
+    _three_segments(tmp_path)
+    index = tmp_path / INDEX_FILE
+    index.write_bytes(joined(tamper(index.read_bytes().split(b"\n")[:-1])))
+    report = verify_log(tmp_path, PUBLIC)
+    assert report.index is not None and (report.index.kind, report.index.line) == (kind, line), report.index
 
 
 # --- the writer: threads, processes, crashes, forks -----------------------------------------------------
@@ -417,9 +552,12 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 from sovereign.audit import DecisionLog, DecisionRecord
+from sovereign.audit.writer import close_on_signals
 record = DecisionRecord.model_validate_json(sys.argv[2])
 log = DecisionLog.open(Path(sys.argv[1]), "proc", head_interval=3600)
 mode = sys.argv[3]
+if mode.startswith("SIG"):
+    close_on_signals()
 for _ in range(30):
     log.append(record)
 if mode == "clean":
@@ -499,6 +637,24 @@ def test_a_killed_writer_leaves_a_sealed_part_that_verifies_and_a_reported_tail(
         handle.write(b'{"allow":tr')
     (report,) = verify_log(folder, PUBLIC).segments
     assert report.ok and any("torn last line" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_writer_stopped_by_a_signal_closes_its_segment_when_asked_to(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """What a Pulumi plugin gets before it is killed (the preview's segment, infra/decisions.py)."""
+    folder = tmp_path / "audit"
+    writer = _writer(tmp_path, folder, stop.name)
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == str(writer.pid)  # appending on
+    os.kill(writer.pid, stop)
+    # The signal still does what it did: SIGTERM ends the process, SIGINT's KeyboardInterrupt too (an
+    # uncaught one ends Python by SIGINT).
+    assert writer.wait(timeout=30) == -stop
+    (report,) = verify_log(folder, PUBLIC).segments
+    assert report.ok and report.status == "ok" and report.closed, report.warnings
+    assert report.sealed == report.records >= 50
 
 
 def test_a_writer_killed_before_any_record_is_reported_unclosed(tmp_path: Path) -> None:

@@ -18,9 +18,11 @@ from sovereign.errors import SovereignError
 from sovereign.policy.bundle import (
     BATCH_ENTRYPOINT,
     DECISION_ENTRYPOINT,
+    REVISIONS,
     PolicySources,
     SignedBundle,
     build_bundle,
+    kept_revision,
     opa_server_args,
     repo_sources,
     signing_key_path,
@@ -100,7 +102,15 @@ def test_signing_key_is_private_and_kept_apart_and_opa_gets_the_trust_anchor(
     assert signing_key.stat().st_mode & 0o077 == 0 and signing_key.parent.stat().st_mode & 0o077 == 0
     assert "PRIVATE KEY" not in signed_bundle.verification_key.read_text()
     bundle_folder = signed_bundle.wasm.parent
-    assert {p.name for p in bundle_folder.iterdir()} == {"bundle.wasm.tar.gz", "bundle.tar.gz", "stamp.json"}
+    assert {p.name for p in bundle_folder.iterdir()} == {
+        "bundle.wasm.tar.gz",
+        "bundle.tar.gz",
+        "stamp.json",
+        REVISIONS,
+    }
+    # The revision is kept apart from the targets the next build replaces.
+    kept = kept_revision(bundle_folder, signed_bundle.revision)
+    assert kept.read_bytes() == signed_bundle.rego.read_bytes()
     assert signing_key.parent != bundle_folder != signed_bundle.verification_key.parent
     assert signed_bundle.verification_key == session_state / "trust" / "policy-bundle.pem"
     assert opa_server_args(signed_bundle) == [

@@ -113,7 +113,7 @@ def test_the_pack_verifies_offline_and_holds_what_an_auditor_needs(evidence: Pat
     assert "verified (region us-defense" in done.stdout
     members = pack.read(evidence)
     assert {
-        pack.POLICY_BUNDLE,
+        pack.policy_bundle(json.loads(members[pack.MANIFEST])["policy_revision"]),
         pack.DECISIONS,
         pack.WEIGHTS,
         pack.ACCREDITATIONS,

@@ -14,6 +14,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def served(
             "badweights": _service("badweights", "eu-frankfurt-1", TEXT_8B, vision, "commercial"),
         }
         ray = LocalRay(num_cpus=2, http_port=free_port())
+        started = datetime.now(UTC)
         ray.start()
         try:
             plane = DataPlane(ray, progress=lambda line: None)
@@ -130,6 +132,7 @@ def served(
                 "statuses": statuses,
                 "models": tiny_models,
                 "opa": opa,
+                "started": started,  # what this module's replicas logged is after it
             }
         finally:
             ray.stop()
@@ -508,3 +511,39 @@ def test_a_suspended_service_is_removed_and_reports_suspended(served: dict[str, 
         model=TEXT_8B, messages=[{"role": "user", "content": "hi"}], max_tokens=2
     )
     assert reply.usage.completion_tokens >= 1
+
+
+def test_a_replica_shut_down_ends_its_segment_with_a_final_signed_head(served: dict[str, Any]) -> None:
+    """Ray Serve calls a replica's __del__ when it shuts the replica down, and no atexit runs after: the
+    ingress's and the model server's segments of a suspended service verify as sealed, not unsealed."""
+    from operators.localrun import wait_until
+    from sovereign.audit import keys
+    from sovereign.audit.location import audit_dir
+    from sovereign.audit.query import Query, read_records
+    from sovereign.audit.verify import verify_segment
+
+    objects = served["objects"]
+    reply = client(served, "usdef").chat.completions.create(
+        model=VISION_11B, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert reply.usage.completion_tokens >= 1
+
+    def replicas_segments() -> set[str] | None:
+        """The segments this module's Ray wrote about usdef-east-1 (served by this service alone): its
+        ingress's (requests) and its model server's (weights), once both have a record."""
+        logged = read_records(audit_dir(), Query(cluster="usdef-east-1", since=served["started"]))[0]
+        segments = {r.record_id.rpartition(":")[0] for r in logged if r.record_id.startswith("serving")}
+        kinds = {r.record.subject.split(" ")[0] for r in logged}
+        return segments if {"request", "weights"} <= kinds else None
+
+    segments = wait_until(replicas_segments, 30, "the usdef replicas' records")
+    assert len(segments) == 2, segments
+    objects["usdef"]["spec"]["rayClusterConfig"]["suspend"] = True
+    served["plane"].reconcile(list(objects.values()))
+    public = keys.load_public_key()
+
+    def closed() -> list[str] | None:
+        reports = [verify_segment(audit_dir(), segment, public) for segment in sorted(segments)]
+        return [r.status for r in reports] if all(r.closed for r in reports) else None
+
+    assert wait_until(closed, 90, "the suspended replicas' final heads") == ["ok", "ok"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +160,31 @@ def test_how_the_guard_answers_a_judgement(
 ) -> None:
     answer = Answer(Judgement.of(decision), ["text"])
     assert (answer.allowed, answer.status, answer.codes) == expected
+
+
+@pytest.mark.parametrize("deployment", ["ingress", "llm"])
+def test_a_replica_destroyed_by_ray_serve_closes_its_decision_log(deployment: str, tmp_path: Path) -> None:
+    """What Ray Serve's graceful replica shutdown runs (its __del__; no atexit follows in the actor): the
+    segment ends with a final signed head. On a real Ray: tests/test_serving_app.py."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from serving.ingress import OpenAiIngress
+    from serving.llm import LlamaServer
+    from sovereign.audit import DecisionLog, verify_log
+
+    key = Ed25519PrivateKey.generate()
+    replica_class = (OpenAiIngress if deployment == "ingress" else LlamaServer).func_or_class
+    replica = object.__new__(replica_class)  # its __init__ needs a model and an engine: only the log here
+    replica.decisions = DecisionLog.open(tmp_path, "serving", key=key)
+    destroy(replica)
+    (segment,) = verify_log(tmp_path, key.public_key()).segments
+    assert segment.closed and segment.status == "ok"
+    # One whose __init__ failed before it opened a log is destroyed without error.
+    destroy(object.__new__(replica_class))
+
+
+def destroy(replica: object) -> None:
+    """As Ray Serve's replica does (call_destructor): __del__, awaited when async (serve.ingress's is)."""
+    done = replica.__del__()  # type: ignore[attr-defined]
+    if inspect.isawaitable(done):
+        asyncio.run(done)

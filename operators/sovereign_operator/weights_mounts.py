@@ -22,7 +22,7 @@ from typing import Any
 from sovereign import vocabulary as k8s
 from sovereign.errors import BadInput
 from sovereign.models.checkpoint import CheckpointUnreadable, checkpoint_fact
-from sovereign.models.signing import signers_dir
+from sovereign.models.signing import signer_key
 from sovereign.policy.judgement import Judgement
 
 
@@ -37,7 +37,7 @@ Fingerprint = tuple[tuple[str, int, int, int], ...]
 def _fingerprint(folder: Path, signer: str | None) -> Fingerprint:
     """Every file of the checkpoint, and the signer's published key: a change to any is a new verification."""
     files = sorted(path for path in folder.rglob("*") if path.is_file())
-    if signer is not None and (key := signers_dir() / f"{signer}.pem").is_file():
+    if signer is not None and (key := signer_key(signer)).is_file():
         files.append(key)
     stats = ((str(path), path.stat()) for path in files)
     return tuple((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats)

@@ -25,7 +25,7 @@ from sovereign.airgap import layout
 from sovereign.audit import keys
 from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE, signed
 from sovereign.errors import BadInput
-from sovereign.models.signing import SIGNATURE_FILE, signers_dir
+from sovereign.models.signing import SIGNATURE_FILE, carried_signatures
 from sovereign.policy.bundle import SignedBundle, configured_bundle
 from sovereign.policy.screening import ScreeningList
 from sovereign.policy.screening_source import configured_list
@@ -172,13 +172,14 @@ def _screening(explicit: Path | None, today: date, staging: Path) -> dict[str, A
 
 def _models(models: Path | None, staging: Path, progress: Progress) -> list[str]:
     """Each signed checkpoint's signature (the digest of every file it covers) and the signers' keys."""
-    found = sorted(p.parent for p in models.glob(f"*/{SIGNATURE_FILE}")) if models else []
-    for folder in found:
-        _copy(folder / SIGNATURE_FILE, staging, f"models/{folder.name}/{SIGNATURE_FILE}")
-    for public in sorted(signers_dir().glob("*.pem")) if found else []:
-        _copy(public, staging, f"{layout.SIGNERS}/{public.name}")
-    progress(f"models: {len(found)} signed checkpoints' signatures")
-    return [folder.name for folder in found]
+    folders = {path.name: path for path in models.iterdir() if path.is_dir()} if models else {}
+    carried = carried_signatures(folders)
+    for name, signature in carried.signatures.items():
+        _copy(signature, staging, f"models/{name}/{SIGNATURE_FILE}")
+    for identity, public in carried.signers.items() if carried.signatures else ():
+        _copy(public, staging, f"{layout.SIGNERS}/{identity}.pem")
+    progress(f"models: {len(carried.signatures)} signed checkpoints' signatures")
+    return list(carried.signatures)
 
 
 def _gather(

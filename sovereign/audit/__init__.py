@@ -6,8 +6,9 @@ key.
     log.append(record_of(judgement, point=Point.SERVING, subject=request_id))
     log.close()                                          # also at interpreter exit
 
-`verify_log` checks a folder of segments; `prove` and `check_proof` give and check one record's inclusion
-proof. `sovereign audit` is the command line.
+`verify_log` checks a folder of segments and its signed segment index (index.py: which segments exist);
+`prove` and `check_proof` give and check one record's inclusion proof, against the last signed head or an
+earlier, published one. `sovereign audit` is the command line.
 """
 
 from sovereign.audit.location import AUDIT_DIR_ENV, audit_dir

@@ -128,8 +128,14 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> str:
 
 
 def signature_valid(key: Ed25519PublicKey, message: bytes, signature: str) -> bool:
+    """Whether `signature` is the base64 `sign` writes of a signature of `message` by `key`. Only the
+    canonical encoding passes: a decoder ignores the unused bits of the last character, so 15 other
+    characters there decode to the same signature, and a signed line could be edited unnoticed."""
     try:
-        key.verify(base64.b64decode(signature, validate=True), message)
+        raw = base64.b64decode(signature, validate=True)
+        if base64.b64encode(raw).decode() != signature:
+            return False
+        key.verify(raw, message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -1,6 +1,7 @@
 """Inclusion proofs a third party can check with the audit public key alone.
 
-A proof carries the record line as written, its index, the signed head it is proven against and the
+A proof carries the record line as written, its index, the signed head it is proven against (the last, or
+an earlier one a third party already holds: `sovereign audit heads` prints them to publish) and the
 RFC 9162 audit path (pymerkle's serialised InclusionProof). Checking it needs neither the log nor this
 project's writer: verify the head's signature, hash the line as a leaf, and fold the path up to the
 head's root (`check_proof`, or any RFC 9162 verifier with SHA-256).
@@ -17,7 +18,7 @@ from pymerkle import InclusionProof, InvalidProof, verify_inclusion
 
 from sovereign.audit.keys import key_id, signature_valid
 from sovereign.audit.record import DecisionRecord
-from sovereign.audit.segment import HEADS_SUFFIX, LOG_SUFFIX, Lines, SignedHead, parse_head, parse_record
+from sovereign.audit.segment import HEADS_SUFFIX, LOG_SUFFIX, Lines, SignedHead, parse_record, signed_heads
 from sovereign.audit.tree import ALGORITHM, LeafHashes, leaf_hash
 from sovereign.errors import BadInput, SovereignError
 
@@ -46,15 +47,16 @@ def parse_record_id(record_id: str) -> tuple[str, int]:
     return segment, int(index)
 
 
-def prove(directory: Path, record_id: str) -> RecordProof:
-    """The proof that record `record_id` is in the last signed head of its segment."""
+def prove(directory: Path, record_id: str, head_seq: int | None = None) -> RecordProof:
+    """The proof that record `record_id` is in signed head `head_seq` of its segment (default: the last):
+    an earlier head is one a third party may already hold, published before."""
     segment, index = parse_record_id(record_id)
     log_path, heads_path = directory / f"{segment}{LOG_SUFFIX}", directory / f"{segment}{HEADS_SUFFIX}"
     if not log_path.exists() or not heads_path.exists():
         raise BadInput(
             f"record {record_id}: no segment {segment} in {directory} (`sovereign audit show` lists them)"
         )
-    heads = [head for head in map(parse_head, Lines.read(heads_path).complete) if head is not None]
+    heads = signed_heads(directory, segment)
     lines = Lines.read(log_path).complete
     if not heads or index >= heads[-1].size or index >= len(lines):
         raise BadInput(
@@ -62,7 +64,18 @@ def prove(directory: Path, record_id: str) -> RecordProof:
             f"{heads[-1].size if heads else 0} of {len(lines)} records): prove it once the writer signs "
             "its next head"
         )
-    head = heads[-1]
+    head = heads[-1] if head_seq is None else next((h for h in heads if h.seq == head_seq), None)
+    if head is None:
+        raise BadInput(
+            f"--head {head_seq}: segment {segment} has signed heads 0..{heads[-1].seq} "
+            "(`sovereign audit heads` lists them)"
+        )
+    if index >= head.size:
+        first = next(h.seq for h in heads if h.size > index)
+        raise BadInput(
+            f"record {record_id} is not in signed head {head.seq} (it covers {head.size} records): "
+            f"prove it against head {first} or a later one"
+        )
     tree = LeafHashes(leaf_hash(line) for line in lines[: head.size])
     proof = RecordProof(
         record_id=record_id,

@@ -102,6 +102,12 @@ def parse_head(line: bytes) -> SignedHead | None:
         return None
 
 
+def signed_heads(directory: Path, segment: str) -> list[SignedHead]:
+    """The heads of `segment` that parse, in file order, unchecked: verify the segment first to trust them."""
+    path = directory / f"{segment}{HEADS_SUFFIX}"
+    return [head for head in map(parse_head, Lines.read(path).complete) if head is not None]
+
+
 @dataclass(frozen=True)
 class Entry:
     """One record line as a verifier reads it: its leaf hash and the `seq` and `prev` it claims (None when

@@ -1,6 +1,7 @@
 """Verify log segments: every signed head's signature and sequence, every record's inclusion in the last
 signed head, consistency between successive heads, and, when something does not hold, the first bad
-record and what was done to it (edited, inserted, deleted, reordered, truncated).
+record and what was done to it (edited, inserted, deleted, reordered, truncated). `verify_log` also checks
+the folder's signed segment index (index.py) against the segments there: one deleted whole, or added.
 
 What a crash leaves is reported, not refused: records fsynced after the last signed head (unsealed: the
 writer did not shut down cleanly) and a torn last line. Neither can be authenticated, so a segment whose
@@ -19,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pymerkle import InvalidChallenge, InvalidProof, verify_consistency
 
+from sovereign.audit.index import INDEX_FILE, read_index
 from sovereign.audit.keys import key_id, signature_valid
 from sovereign.audit.segment import (
     HEADS_SUFFIX,
@@ -51,7 +53,10 @@ class Finding:
     detail: str
 
     def describe(self) -> str:
-        what = f"record {self.record}" if self.record is not None else "signed heads"
+        if self.file.name == INDEX_FILE:
+            what = "segment index"
+        else:
+            what = f"record {self.record}" if self.record is not None else "signed heads"
         return f"{what} ({self.file.name} line {self.line}): {self.kind}: {self.detail}"
 
 
@@ -101,16 +106,62 @@ class SegmentReport:
 class LogReport:
     directory: Path
     segments: list[SegmentReport]
+    index: Finding | None = None  # the segment index's: a segment gone or unlisted, or the index tampered
+    index_warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(segment.ok for segment in self.segments)
+        return self.index is None and all(segment.ok for segment in self.segments)
 
 
-def verify_log(directory: Path, public_key: Ed25519PublicKey) -> LogReport:
+def verify_log(directory: Path, public_key: Ed25519PublicKey, *, subset: bool = False) -> LogReport:
+    """Every segment in `directory`, and the segment index against them. `subset`: the folder holds some
+    of the index's segments on purpose (an evidence pack's region), so a listed one absent is no finding;
+    an unlisted one still is."""
+    present = segments_in(directory)
+    finding, warnings = _index_finding(directory, public_key, present, subset)
     return LogReport(
-        directory, [verify_segment(directory, name, public_key) for name in segments_in(directory)]
+        directory,
+        [verify_segment(directory, name, public_key) for name in present],
+        finding,
+        tuple(warnings),
     )
+
+
+def _index_finding(
+    directory: Path, public_key: Ed25519PublicKey, present: list[str], subset: bool
+) -> tuple[Finding | None, list[str]]:
+    path = directory / INDEX_FILE
+    if not path.exists():
+        if not present:
+            return None, []
+        return _head_finding(Kind.DELETED, path, 1, "the segment index is missing"), []
+    listed, problem, warnings = read_index(path, public_key)
+    if problem is not None:
+        line, kind, detail = problem
+        return _head_finding(Kind(kind), path, line, detail), warnings
+    if present and not listed:
+        return _head_finding(
+            Kind.DELETED, path, 1, f"the index lists no segment, yet {len(present)} are here: it was emptied"
+        ), warnings
+    for segment in present:
+        if segment not in listed:
+            return _head_finding(
+                Kind.INSERTED,
+                path,
+                len(listed) + 1,
+                f"segment {segment} is not in the signed index (every writer lists its segment first)",
+            ), warnings
+    if not subset:
+        for segment, line in sorted(listed.items(), key=lambda item: item[1]):
+            if segment not in present:
+                return _head_finding(
+                    Kind.DELETED,
+                    path,
+                    line,
+                    f"segment {segment} is listed but neither of its files is here: it was deleted",
+                ), warnings
+    return None, warnings
 
 
 def verify_segment(directory: Path, segment: str, public_key: Ed25519PublicKey) -> SegmentReport:

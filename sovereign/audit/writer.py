@@ -3,14 +3,16 @@
 `append` only puts the record on a queue (a few microseconds); one background thread writes what has
 queued as a batch, fsyncs it once (group commit), adds the lines to the Merkle tree, and signs a tree head
 every `head_interval` seconds when records were added, on `checkpoint()` and on `close()` (also run at
-interpreter exit). A crash loses only what was queued or written but not yet fsynced; what was fsynced
-after the last signed head is reported by `verify` as unsealed.
+interpreter exit, on the signals `close_on_signals` names, and by a Ray Serve replica's `__del__`). A crash
+loses only what was queued or written but not yet fsynced; what was fsynced after the last signed head is
+reported by `verify` as unsealed.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 import time
 import weakref
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty, SimpleQueue
+from types import FrameType
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sovereign.audit import keys
+from sovereign.audit import index, keys
 from sovereign.audit.location import audit_dir
 from sovereign.audit.record import DecisionRecord
 from sovereign.audit.segment import (
@@ -88,8 +91,11 @@ class DecisionLog:
         # Set when appends must stop: a closed log, a failed writer thread, a forked child.
         self._refusal: str | None = None
         # Held to check the refusal and enqueue as one step, so that no record lands behind the stop.
-        self._gate = threading.Lock()
+        # Reentrant: a signal handler closing the log (close_on_signals) may run inside an append.
+        self._gate = threading.RLock()
         directory.mkdir(parents=True, exist_ok=True)
+        # Listed before its first byte exists: a segment deleted whole is then missed by the index.
+        index.register(directory, segment, key)
         self._heads_file = _open_exclusive(self.heads_path)
         self._sign_head(final=False)  # head 0 exists before any record: a log without heads is tampered
         self._log_file = _open_exclusive(self.path)
@@ -236,7 +242,7 @@ class DecisionLog:
 
 def _refuse_in_child() -> None:
     for log in list(_open_logs):
-        log._gate = threading.Lock()  # another thread of the parent may have held it at the fork
+        log._gate = threading.RLock()  # another thread of the parent may have held it at the fork
         log._refusal = (
             f"the audit log {log.path} belongs to process {os.getppid()}: open a DecisionLog in this "
             "process (each writer process has its own segment)"
@@ -247,6 +253,25 @@ def _refuse_in_child() -> None:
 def _close_all() -> None:
     for log in list(_open_logs):
         log.close()
+
+
+def close_on_signals() -> None:
+    """Close every open log of this process, signing each one's final head, when SIGINT or SIGTERM arrives,
+    then do what that signal did before (a KeyboardInterrupt for SIGINT, exit for SIGTERM). For processes
+    stopped by a signal whose exit may not run atexit's close in time (a Pulumi plugin is interrupted,
+    then killed). Call it from the main thread (Python's rule for signal handlers)."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(number)
+
+        def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+            _close_all()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(number, handler)
 
 
 os.register_at_fork(after_in_child=_refuse_in_child)

@@ -1,4 +1,4 @@
-"""`sovereign audit keygen | verify | show | prove | check-proof`: the tamper-evident decision log.
+"""`sovereign audit keygen | verify | show | heads | prove | check-proof`: the tamper-evident decision log.
 
 Exit codes: 0 verified (an unsealed tail is a warning), 1 tampered or a proof that does not check out,
 2 bad input (no log folder, no key, a malformed record id or time).
@@ -23,7 +23,8 @@ from sovereign.audit.location import AUDIT_DIR_ENV, existing_log_dir
 from sovereign.audit.proof import check_proof, prove
 from sovereign.audit.query import Query, read_records
 from sovereign.audit.record import Point
-from sovereign.audit.verify import SegmentReport, verify_log
+from sovereign.audit.segment import segments_in, signed_heads
+from sovereign.audit.verify import SegmentReport, verify_log, verify_segment
 from sovereign.errors import BadInput
 
 app = typer.Typer(
@@ -84,7 +85,8 @@ def _status_line(report: SegmentReport) -> str:
 
 @app.command()
 def verify(directory: DirArg = None, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
-    """Verify every segment: head signatures, every record's inclusion, consistency between heads.
+    """Verify every segment: head signatures, every record's inclusion, consistency between heads; and the
+    signed segment index: no segment deleted whole, none added.
 
     Names the first bad record of a tampered segment and what was done to it (edited, inserted, deleted,
     reordered, truncated). Exit 0 verified, 1 tampered, 2 bad input.
@@ -97,12 +99,18 @@ def verify(directory: DirArg = None, key: KeyOpt = None, as_json: JsonOpt = Fals
                 {
                     "directory": str(folder),
                     "ok": report.ok,
+                    "index": None if report.index is None else report.index.describe(),
+                    "index_warnings": list(report.index_warnings),
                     "segments": [s.to_json() for s in report.segments],
                 },
                 indent=2,
             )
         )
     else:
+        if report.index is not None:
+            _out.print(f"[bold red]TAMPERED[/] {escape(report.index.describe())}")
+        for warning in report.index_warnings:
+            _out.print(f"[yellow]warning:[/] {escape(warning)}")
         for segment in report.segments:
             _out.print(_status_line(segment))
         records = sum(s.records for s in report.segments)
@@ -179,12 +187,57 @@ def prove_record(
         Path | None,
         typer.Option("--dir", help=f"The log folder (default: ${AUDIT_DIR_ENV}).", show_default=False),
     ] = None,
+    head: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Prove against this signed head of the segment (its seq, as `heads` lists them), e.g. one "
+            "already published; default: the last.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Print the inclusion proof of RECORD in its segment's last signed head (JSON).
+    """Print the inclusion proof of RECORD in a signed head of its segment (JSON).
 
     A third party checks it with the audit public key alone: `sovereign audit check-proof FILE --key PUB`.
     """
-    print(prove(existing_log_dir(directory), record).model_dump_json(indent=2))
+    print(prove(existing_log_dir(directory), record, head).model_dump_json(indent=2))
+
+
+@app.command()
+def heads(
+    directory: DirArg = None,
+    key: KeyOpt = None,
+    segment: Annotated[
+        str | None, typer.Option(help="Only this segment's heads.", show_default=False)
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Only each segment's last signed head.")] = False,
+) -> None:
+    """Print the signed tree heads, one JSON line each, exactly as signed: what to publish elsewhere, so
+    that a rollback of the log is seen, and what `prove --head` proves against.
+
+    Only heads of segments that verify are printed; exit 1 naming a tampered segment, 2 bad input.
+    """
+    folder = existing_log_dir(directory)
+    public = _public_key(key, folder)
+    names = segments_in(folder) if segment is None else [segment]
+    if segment is not None and segment not in segments_in(folder):
+        raise BadInput(
+            f"--segment {segment}: no such segment in {folder} (`sovereign audit verify` lists them)"
+        )
+    tampered = False
+    for name in names:
+        report = verify_segment(folder, name, public)
+        if report.finding is not None:
+            _err.print(
+                f"[bold red]TAMPERED[/] {escape(name)}: {escape(report.finding.describe())}: no heads printed"
+            )
+            tampered = True
+            continue
+        signed = signed_heads(folder, name)
+        for head in signed[-1:] if last else signed:
+            print(head.line().decode())
+    raise typer.Exit(1 if tampered else 0)
 
 
 @app.command("check-proof")

@@ -46,10 +46,18 @@ def export(
     log: Annotated[
         Path | None, typer.Option(help="The decision log folder (default: the state dir's audit/).")
     ] = None,
+    weights_mount: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="POD_PATH=LOCAL_PATH, as the operator's: where the deployed checkpoints are readable here, "
+            "so their signatures (model.sig) and signers' public keys are packed. Repeatable."
+        ),
+    ] = None,
 ) -> None:
-    """Write REGION's evidence pack: log segments and signed heads, the signed bundle in force, the latest
-    decision per subject, weights digests, accreditations, the compliance matrix and an ML-BOM, with a
-    manifest of every member's digest signed by the audit key."""
+    """Write REGION's evidence pack: log segments and signed heads, the signed bundle of every revision
+    a record names, the latest decision per subject, weights digests and signatures, accreditations, the
+    compliance matrix and an ML-BOM, with a manifest of every member's digest signed by the audit key."""
+    from operators.sovereign_operator.weights_mounts import WeightsMounts
     from sovereign.evidence.export import export_pack  # Kubernetes and the matrix: only when exporting
 
     if kubeconfig is None:
@@ -67,6 +75,7 @@ def export(
         clusters_dir=clusters,
         log_dir=log,
         since=utc_time(since, "--since"),
+        weights_mounts=WeightsMounts.parse(weights_mount or []),
         progress=lambda line: _out.print(escape(line)),
     )
 
@@ -88,7 +97,8 @@ def verify(
     ] = None,
 ) -> None:
     """Check PACK with the public keys alone: the manifest's signature, every member's digest, every log
-    segment (inclusion and consistency), the policy bundle's signature, each decision against its record."""
+    segment (inclusion and consistency), each policy bundle's signature (one for every record's revision),
+    each checkpoint signature with its signer's key, each decision against its record."""
     from sovereign.evidence.verify import verify_pack
 
     if not pack.is_file():

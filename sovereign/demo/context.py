@@ -3,6 +3,7 @@ Prometheus server, the built weights and the report of outcomes. Each step reads
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,13 @@ class DemoContext:
     @property
     def root(self) -> Path:
         return demo_root()
+
+    @property
+    def weights_mount(self) -> str:
+        """`--weights-mount` for what reads the model store here: the local data plane runs Ray on this
+        host, so the pods' path of the store is the host's."""
+        store = os.path.commonpath([str(folder.parent) for folder in self.weights.values()])
+        return f"--weights-mount={store}={store}"
 
     def region(self, name: str) -> Region:
         return next(r for r in self.regions if r.plan.region == name)

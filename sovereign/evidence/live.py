@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from operators.sovereign_operator.kube import Kube, api_client
+from operators.sovereign_operator.weights_mounts import WeightsMounts, weights_path
 from sovereign import vocabulary as k8s
 
 EXPIRING_WITHIN = timedelta(days=30)  # the alert's horizon (infra/monitoring: accreditation expiring)
@@ -57,6 +58,17 @@ class RegionState:
                     }
                 )
         return rows
+
+    def checkpoints(self, mounts: WeightsMounts) -> dict[str, tuple[Path, str | None]]:
+        """Each deployment's checkpoint folder where `mounts` (the operator's --weights-mount) make it
+        readable here, and the signer the deployment names, by NAMESPACE/NAME (as weights() names them)."""
+        found = {}
+        for deployment in self.deployments:
+            meta, spec = deployment["metadata"], deployment["spec"]
+            signer = (spec.get("weights") or {}).get("signer")
+            if (folder := mounts.locate(weights_path(spec))) is not None:
+                found[f"{meta['namespace']}/{meta['name']}"] = (folder, signer)
+        return found
 
     def weights(self) -> list[dict[str, Any]]:
         """Every file digest the data plane recorded (condition WeightsVerified), per RayService and model."""

@@ -13,18 +13,63 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sovereign.audit.segment import LOG_SUFFIX, parse_record
 from sovereign.audit.signed_manifest import MANIFEST, SIGNATURE, as_json, digest, signed
 
-__all__ = ["MANIFEST", "SIGNATURE", "as_json", "digest", "read", "write"]
+__all__ = [
+    "MANIFEST",
+    "SIGNATURE",
+    "as_json",
+    "digest",
+    "policy_bundle",
+    "read",
+    "revisions_named",
+    "signer_key",
+    "weights_signature",
+    "write",
+]
 FORMAT = "sovereign-evidence/1"
 LOG_PREFIX = "log/"
-POLICY_BUNDLE = "policy/bundle.tar.gz"  # the signed Rego bundle OPA serves: its signature is checked
+POLICY_PREFIX = "policy/"  # policy/<revision>/bundle.tar.gz: each signed Rego bundle a record names
 DECISIONS = "decisions.json"
 WEIGHTS = "weights.json"
+# Per deployment whose checkpoint the exporter could read: its signer, and its signature and key members.
+WEIGHTS_SIGNATURES = "weights-signatures.json"
+WEIGHTS_PREFIX = "weights/"
 ACCREDITATIONS = "accreditations.json"
 MATRIX_HTML = "matrix.html"
 MATRIX_MARKDOWN = "matrix.md"
 ML_BOM = "ml-bom.cdx.json"
+
+
+def policy_bundle(revision: str) -> str:
+    """The member holding the signed bundle (OPA's Rego target, its signature inside) of `revision`."""
+    return f"{POLICY_PREFIX}{revision}/bundle.tar.gz"
+
+
+def weights_signature(deployment: str) -> str:
+    """The member holding the model.sig of the checkpoint deployment NAMESPACE/NAME serves."""
+    return f"{WEIGHTS_PREFIX}{deployment}/model.sig"
+
+
+def signer_key(identity: str) -> str:
+    """The member holding a weights signer's published public key."""
+    return f"{WEIGHTS_PREFIX}signers/{identity}.pem"
+
+
+def revisions_named(members: dict[str, bytes]) -> dict[str, str]:
+    """Each policy revision the pack's log records name, with the first record naming it (SEGMENT:INDEX).
+    Lines that are not records are left to the log's verification."""
+    named: dict[str, str] = {}
+    for name in sorted(members):
+        if not (name.startswith(LOG_PREFIX) and name.endswith(LOG_SUFFIX)):
+            continue
+        segment = name.removeprefix(LOG_PREFIX).removesuffix(LOG_SUFFIX)
+        for line in members[name].split(b"\n"):
+            parsed = parse_record(line)
+            if parsed is not None and (revision := parsed[1].policy_revision) is not None:
+                named.setdefault(revision, f"{segment}:{parsed[0]}")
+    return named
 
 
 def write(out: Path, members: dict[str, bytes], facts: dict[str, Any], key: Ed25519PrivateKey) -> None:

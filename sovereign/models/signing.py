@@ -6,13 +6,16 @@ bundle) into the folder, then publishes the identity's public key to the trust f
 serving replica, `sovereign models verify`) only verify: with the public key of the identity a
 LlamaDeployment names (`spec.weights.signer`), found in the trust folder ($SOVEREIGN_WEIGHTS_SIGNERS, else
 STATE_DIR/trust/weights-signers/<identity>.pem). The result is a fact for the policy (`weights.signature`);
-the policy decides what a missing or wrong signature means.
+the policy decides what a missing or wrong signature means. Where the checkpoint is not (an air-gap
+transfer, an evidence pack), `carried_signatures` gathers the signatures and keys to carry, and
+`signed_digests` checks a signature with the key alone.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +79,56 @@ def _identity_key(identity: str) -> Path:
     public = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    published = signers_dir() / f"{identity}.pem"
+    published = signer_key(identity)
     published.parent.mkdir(parents=True, exist_ok=True)
     published.write_bytes(public)
     return path
+
+
+def signer_key(identity: str) -> Path:
+    """Where `identity`'s published public key is (whether or not it is there)."""
+    return signers_dir() / f"{identity}.pem"
+
+
+@dataclass(frozen=True)
+class CarriedSignatures:
+    signatures: dict[str, Path]  # checkpoint name -> its model.sig
+    signers: dict[str, Path]  # identity -> its published public key
+
+
+def carried_signatures(
+    checkpoints: Mapping[str, Path], signers: Iterable[str] | None = None
+) -> CarriedSignatures:
+    """What lets checkpoints' signatures be checked away from the checkpoints: the model.sig of each of
+    `checkpoints` (name -> folder) that is signed, and the published public key of each of `signers` (all
+    published ones when None) that is published."""
+    signatures = {
+        name: folder / SIGNATURE_FILE
+        for name, folder in sorted(checkpoints.items())
+        if (folder / SIGNATURE_FILE).is_file()
+    }
+    if signers is None:
+        published = {path.stem: path for path in sorted(signers_dir().glob("*.pem"))}
+    else:
+        published = {identity: signer_key(identity) for identity in sorted(set(signers))}
+    return CarriedSignatures(signatures, {who: path for who, path in published.items() if path.is_file()})
+
+
+def signed_digests(signature: Path, public_key: Path) -> dict[str, str]:
+    """The SHA-256 of every file `signature` (a model.sig) covers, by path in the checkpoint, once the
+    signature verifies with `public_key`; ValueError (or a parse error) when it does not. Needs neither
+    the checkpoint nor a network: what an auditor holding the signature and the key can check."""
+    # model-signing's public verifier hashes the checkpoint's files as well; its key verifier alone checks
+    # the signature and returns the signed manifest.
+    from model_signing._signing import sign_ec_key, sign_sigstore_pb
+
+    manifest = sign_ec_key.Verifier(public_key).verify(sign_sigstore_pb.Signature.read(signature))
+    digests = {}
+    for descriptor in manifest.resource_descriptors():
+        if descriptor.digest.algorithm != "sha256":
+            raise ValueError(f"{descriptor.identifier} is hashed with {descriptor.digest.algorithm}")
+        digests[descriptor.identifier] = descriptor.digest.digest_hex
+    return digests
 
 
 @dataclass(frozen=True)
@@ -101,7 +150,7 @@ def verify_checkpoint(folder: Path, signer: str | None) -> Signature:
     """Verify `folder`'s signature with `signer`'s published key; every failure is a fact, not an error."""
     if signer is None:
         return Signature(None, False, "the deployment names no signer (spec.weights.signer)")
-    public = signers_dir() / f"{signer}.pem"
+    public = signer_key(signer)
     signature = folder / SIGNATURE_FILE
     if not public.is_file():
         return Signature(signer, False, f"no public key for signer <{signer}> at {public} (${SIGNERS_ENV})")

@@ -14,6 +14,9 @@ replace the bundle cannot also replace the key it is checked against. Under the 
 
     signing/policy-bundle.key   the signing key (0600), read only by the builder
     policy-bundle/              the two signed targets and the build stamp
+    policy-bundle/bundles/<revision>/bundle.tar.gz
+                                every revision built or installed there, kept: decisions name the revision
+                                they were taken on, and an evidence pack carries each one
     trust/policy-bundle.pem     the local trust anchor, written by the first build
 """
 
@@ -23,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +56,8 @@ BATCH_ENTRYPOINT = "sovereign/batch/results"
 BUNDLE_DIR_ENV = "SOVEREIGN_POLICY_BUNDLE_DIR"
 TRUST_ANCHOR_ENV = "SOVEREIGN_POLICY_TRUST_ANCHOR"
 BUILD_COMMAND = "sovereign bundle build"
+REVISIONS = "bundles"  # in a bundle folder: every revision built or installed there (keep_revision)
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Who may use an OPA server serving the bundle; staged into every bundle where OPA looks for it.
 AUTHZ_REGO = Path(__file__).with_name("opa_authz.rego")
 AUTHZ_STAGED = Path("system") / "authz.rego"
@@ -145,6 +151,26 @@ class SignedBundle:
             verification_key=verification_key,
             revision=revision,
         )
+
+
+def kept_revision(folder: Path, revision: str) -> Path:
+    """Where the bundle folder `folder` keeps the OPA target of `revision` (see `keep_revision`)."""
+    if not _REVISION.match(revision):
+        raise SovereignError(f"policy revision {revision!r} cannot name a folder: not one this builder makes")
+    return folder / REVISIONS / revision / "bundle.tar.gz"
+
+
+def keep_revision(bundle: SignedBundle, folder: Path) -> None:
+    """Keep `bundle`'s signed OPA target (its signature is inside it) under `folder` by revision: the
+    folder's own targets are replaced by the next build or install, but a decision taken on this revision
+    must stay provable. The Rego target is kept, not the Wasm one: it is what an auditor reads."""
+    kept = kept_revision(folder, bundle.revision)
+    if kept.is_file():
+        return  # a revision is a hash of the bundle's content: the same revision, the same policy
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(f".{kept.name}.new")
+    shutil.copyfile(bundle.rego, partial)
+    os.replace(partial, kept)
 
 
 def verify_built(bundle: Path, trust_anchor: Path) -> VerifiedBundle:
@@ -304,6 +330,7 @@ def _build(
         bundle = SignedBundle.at(out_dir, revision, anchor)
         os.replace(built_wasm, bundle.wasm)
         os.replace(built_rego, bundle.rego)
+    keep_revision(bundle, out_dir)
     (out_dir / "stamp.json").write_text(json.dumps({**stamp, "revision": revision}))
     return bundle
 
@@ -363,12 +390,14 @@ def build_for_whatif(sources: PolicySources, folder: Path) -> WhatIfPolicy:
 def install_bundle(bundle: SignedBundle, folder: Path) -> SignedBundle:
     """`bundle`'s two signed targets copied into `folder`, each replaced in one step (as a ConfigMap volume
     swaps its files), so a reader never sees half a bundle; its build stamp goes with them, so a later
-    `sovereign bundle build` rebuilds exactly when the installed bundle is not that of policies/."""
+    `sovereign bundle build` rebuilds exactly when the installed bundle is not that of policies/; its
+    revision is kept beside the ones installed before (`keep_revision`)."""
     installed = SignedBundle.at(folder, bundle.revision, bundle.verification_key)
     folder.mkdir(parents=True, exist_ok=True)
     for source, target in ((bundle.rego, installed.rego), (bundle.wasm, installed.wasm)):
         shutil.copyfile(source, target.with_name(f".{target.name}.new"))
         os.replace(target.with_name(f".{target.name}.new"), target)
+    keep_revision(installed, folder)
     stamp = bundle.wasm.with_name("stamp.json")
     if stamp.resolve() != (folder / "stamp.json").resolve():
         if stamp.is_file():
@@ -393,6 +422,7 @@ def build_bundle(
         anchor = _set_up_trust(public, key, out_dir, progress)
         stamp = _stamp(sources, public)  # taken first: an edit during the build means stale
         if not force and (current := _current(stamp, out_dir, anchor)):
+            keep_revision(current, out_dir)  # a folder built before revisions were kept starts keeping now
             return current
         progress(f"building and signing the policy bundle from {sources.root} into {out_dir}")
         built = _build(sources, out_dir, key, anchor, stamp)

@@ -21,6 +21,7 @@ def export_evidence(demo: DemoContext) -> None:
             f"--out={out}",
             f"--kubeconfig={region.kubeconfig}",
             f"--clusters={clusters}",
+            demo.weights_mount,  # the checkpoints' signatures are packed from where the operator reads them
         )
         checked = run_sovereign("evidence", "verify", str(out))
         verdict = (checked.stdout.strip().splitlines() or [checked.stderr.strip()])[-1]

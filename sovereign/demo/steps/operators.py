@@ -3,8 +3,6 @@ its admission-decision metrics scraped by Prometheus."""
 
 from __future__ import annotations
 
-import os
-
 import requests
 
 from sovereign.demo.context import DemoContext, Region
@@ -57,9 +55,7 @@ def _start_operator(demo: DemoContext, region: Region) -> None:
         raise SovereignError(f"operator setup for {name} failed: {done.stderr.strip()}")
     region.operator_metrics_port = free_port()
     health = free_port()
-    # The local data plane runs Ray on this host, so the pods' path of the model store is the host's: the
-    # operator verifies each checkpoint's facts and signature where the replicas will load it.
-    store = os.path.commonpath([str(folder.parent) for folder in demo.weights.values()])
+    # The operator verifies each checkpoint's facts and signature where the replicas will load it.
     demo.spawn(
         f"operator-{name}",
         [
@@ -70,7 +66,7 @@ def _start_operator(demo: DemoContext, region: Region) -> None:
             "--drift-interval=2",
             f"--metrics-port={region.operator_metrics_port}",
             f"--liveness=http://127.0.0.1:{health}/healthz",
-            f"--weights-mount={store}={store}",
+            demo.weights_mount,
         ],
         # The operator screens against the dated sample `sovereign dev up` installed (its default).
         env={"SOVEREIGN_OPA_URL": region.opa_url, "PYTHONUNBUFFERED": "1"},
