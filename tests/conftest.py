@@ -161,7 +161,8 @@ def start_opa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
     With ready=True (the default) it waits for /health and raises SovereignError with OPA's last log
     lines when OPA exits instead; with ready=False it returns at once (to watch OPA refuse a bundle).
     `env` replaces what OPA is given in its environment (the token); `tls` (a serving certificate for
-    127.0.0.1 and the CA file that issued it) makes it serve HTTPS only.
+    127.0.0.1 and the CA file that issued it) makes it serve HTTPS only; `watch` makes it reload the
+    bundle file when it changes, as the dev control plane's OPA does.
     """
     started: list[ManagedProcess] = []
 
@@ -170,11 +171,13 @@ def start_opa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
         ready: bool = True,
         env: dict[str, str] | None = None,
         tls: tuple[CertPair, Path] | None = None,
+        watch: bool = False,
     ) -> OpaServer:
         port = free_port()
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         argv = [str(toolchain.binary("opa")), "run", "--server", f"--addr=127.0.0.1:{port}"]
-        argv += ["--log-level=error", "--disable-telemetry", *opa_server_args(bundle)]
+        argv += ["--log-level=error", "--disable-telemetry", *(["--watch"] if watch else [])]
+        argv += opa_server_args(bundle)
         if tls:
             argv += [f"--tls-cert-file={tls[0].cert}", f"--tls-private-key-file={tls[0].key}"]
         log = tmp_path_factory.mktemp("opa") / "opa.log"

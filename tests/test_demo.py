@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from report_page import FIGURES, ReportPage, assert_drawn_as_answered, prometheus_query
 from tar_members import archive
 
 from sovereign.audit import Point, keys
@@ -107,6 +108,27 @@ def _check_evidence(output: str, state: Path, monkeypatch: pytest.MonkeyPatch) -
         assert not report.ok and report.problems[0].startswith(named), (name, report.problems)
 
 
+def _check_report(output: str, env: dict[str, str], folder: Path) -> None:
+    """`sovereign report` against the demo's Prometheus: one page with every plot, each value drawn being
+    Prometheus's own answer, and the GPU-hours the regions' exporters counted."""
+    (url,) = set(re.findall(r"Prometheus (http://127\.0\.0\.1:\d+) ", output))
+    out = folder / "report.html"
+    done = subprocess.run(
+        [SOVEREIGN, "report", "--prometheus", url, "--since", "1h", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = ReportPage(out.read_text())
+    assert list(page.svgs_in.items()) == [(figure, 1) for figure in FIGURES]  # one plot each, in order
+    assert_drawn_as_answered(page, prometheus_query(url))
+    hours = page.plotted("plot-allocation", "sum by (region) (increase(sovereign_gpu_hours_total[3600s]))")
+    assert set(hours["values"]) == {"us-defense", "five-eyes", "eu-text-only"}, hours
+    assert all(value > 0 for value in hours["values"].values()), hours
+
+
 @pytest.mark.timeout(1800)
 def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -143,6 +165,7 @@ def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
         assert ports and all(_listening(port) for port in ports), ports
         assert len(_leftovers(tmp_path)) > 5  # etcd, apiservers, OPAs, operators, exporters, Prometheus ...
         _check_evidence(output, tmp_path, monkeypatch)
+        _check_report(output, env, tmp_path)
 
         down = subprocess.run(
             [SOVEREIGN, "demo", "down"], env=env, capture_output=True, text=True, timeout=300

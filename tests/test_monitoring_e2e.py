@@ -44,7 +44,7 @@ from monitoring_stack import (
     png_data_url,
     running_stack,
 )
-from report_page import FIGURES, ReportPage, number
+from report_page import FIGURES, ReportPage, assert_drawn_as_answered, number
 
 from infra.monitoring.dashboards import dashboards
 from operators.localrun import install_bundle
@@ -436,33 +436,6 @@ def test_the_replayed_h100_trace_gives_the_energy_a_hand_computation_gives(stack
     )
 
 
-def _answers(stack: MonitoringStack, plotted: dict[str, Any]) -> dict[str, Any]:
-    """Prometheus's own answers to what a figure drew, read as the figure was: at each of its instants
-    (added up), or at each step of its range (a range query is an instant query per step)."""
-    by = plotted["by"]
-
-    def key(result: dict[str, Any]) -> str:
-        return " / ".join(result["metric"].get(k, "") for k in by)
-
-    if "step" in plotted:
-        return {
-            name: [[t, _value(stack.query(plotted["query"], t), by, name)] for t, _ in points]
-            for name, points in plotted["values"].items()
-        }
-    totals: dict[str, float] = {}
-    for at in plotted["at"]:
-        for result in stack.query(plotted["query"], at):
-            totals[key(result)] = totals.get(key(result), 0.0) + float(result["value"][1])
-    return totals
-
-
-def _value(results: list[dict[str, Any]], by: list[str], name: str) -> float:
-    (found,) = [
-        float(r["value"][1]) for r in results if " / ".join(r["metric"].get(k, "") for k in by) == name
-    ]
-    return found
-
-
 def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_page(
     stack: MonitoringStack, tmp_path: Path
 ) -> None:
@@ -510,17 +483,7 @@ def test_sovereign_report_writes_chargeback_compliance_and_alerts_as_one_html_pa
         },
     }
     assert {figure: {p["query"] for p in drawn} for figure, drawn in page.figures.items()} == expected
-    for figure, drawn in page.figures.items():
-        for plotted in drawn:
-            assert plotted["values"], (figure, plotted["query"])
-            answers, what = _answers(stack, plotted), (figure, plotted["query"])
-            if "step" in plotted:  # series: the same instants, the same values
-                assert set(answers) == set(plotted["values"]), what
-                for name, points in plotted["values"].items():
-                    assert [t for t, _ in points] == [t for t, _ in answers[name]], what
-                    assert [v for _, v in points] == pytest.approx([v for _, v in answers[name]]), what
-            else:
-                assert plotted["values"] == pytest.approx(answers), what
+    assert_drawn_as_answered(page, stack.query)
     hours = page.plotted("plot-allocation", "sum by (region) (increase(sovereign_gpu_hours_total[3600s]))")
     assert hours["values"][REGION] > 0
     compliance = page.plotted("plot-compliance", "avg by (region) (sovereign_deployment_compliant)")

@@ -9,6 +9,9 @@ HTTPS the pinned CA refuses it before anything is sent.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +180,36 @@ def test_the_pin_follows_a_rebuilt_bundle(
     )
     (folder / "bundle.tar.gz").write_bytes(other.rego.read_bytes())
     assert pin.revision() == (other.revision, "")
+
+
+def test_a_rollout_the_server_catches_up_with_is_not_a_refusal(
+    signed_bundle: SignedBundle,
+    tiny_policy: Callable[..., PolicySources],
+    start_opa_server: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """A rebuilt bundle reaches this process at once and OPA's --watch a moment later: the engine asks
+    again until the server serves the pinned revision, instead of refusing the bundle (which the refused
+    counter and its critical alert would report at every rollout); a server that never catches up is
+    still refused once the wait is over."""
+    folder = tmp_path / "installed"
+    folder.mkdir()
+    shutil.copy(signed_bundle.rego, folder / "bundle.tar.gz")
+    installed = SignedBundle.at(folder, "", signed_bundle.verification_key)
+    server = start_opa_server(installed, watch=True)
+    engine = RestEngine(server.url, bundle=installed)
+    assert engine.decide(EU_VISION)["policy_revision"] == signed_bundle.revision
+    other = build_bundle(
+        tiny_policy({}, decision_rego=ALLOW_ALL), tmp_path / "other", progress=lambda _: None
+    )
+    shutil.copy(other.rego, folder / "next.tar.gz")
+    os.replace(folder / "next.tar.gz", folder / "bundle.tar.gz")  # as a publish swaps it in
+    decided = engine.decide(EU_VISION)
+    assert decided["allow"] is True and decided["policy_revision"] == other.revision, decided
+    stale = start_opa_server(signed_bundle)  # stays on the revision before the rollout
+    started = time.monotonic()
+    refused = RestEngine(stale.url, bundle=installed, skew_wait_s=0.5).decide(EU_VISION)
+    assert codes(refused) == ["BUNDLE_UNVERIFIED"] and time.monotonic() - started >= 0.5
 
 
 # --- a rogue that copies the revision: only the server's identity tells ---------------------------------

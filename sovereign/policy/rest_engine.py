@@ -13,6 +13,7 @@ or over HTTPS to a certificate of the pinned CA (opa_endpoint.py).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ NAME = "opa-rest"
 # OPA's interpreter spends about 1 ms per item of a batch on 2 busy cores; allow ten times that on top
 # of the single-call timeout, so a large batch (the matrix: ~2,000 items) is not cut off as "down".
 BATCH_ITEM_TIMEOUT_S = 0.01
+# A rebuilt bundle reaches this process and its OPA server at different moments (OPA's --watch, a
+# ConfigMap volume each pod sees in its own time). A served revision other than the pinned one is asked
+# again for this long before the decision fails closed, so a rollout is not counted as a refused bundle
+# (sovereign_policy_bundle_refused_total, a critical alert) at every consumer that judged meanwhile.
+REVISION_SKEW_WAIT_S = 3.0
+_SKEW_POLL_S = 0.1
 
 
 class _PinnedClient(OpaClient):
@@ -59,15 +66,18 @@ class RestEngine:
         bundle: SignedBundle | None = None,
         token: str | None = None,
         ca: Path | None = None,
+        skew_wait_s: float = REVISION_SKEW_WAIT_S,
     ) -> None:
         """`bundle`: the signed bundle the server must be serving (default: the one this process is
         configured with, $SOVEREIGN_POLICY_BUNDLE_DIR and $SOVEREIGN_POLICY_TRUST_ANCHOR); `token`: what
         the server requires (default: $SOVEREIGN_OPA_TOKEN, else the state dir's); `ca`: for an https
-        URL, the only CA its certificate may chain to (default: $SOVEREIGN_OPA_CA). BadInput when the URL
-        may not be used."""
+        URL, the only CA its certificate may chain to (default: $SOVEREIGN_OPA_CA); `skew_wait_s`: how long
+        a server on another revision than the pinned one is given to catch up. BadInput when the URL may
+        not be used."""
         endpoint = opa_endpoint(url, ca)
         self.url = url
         self.timeout_s = timeout_s
+        self.skew_wait_s = skew_wait_s
         self._pinned = PinnedBundle(bundle or SignedBundle.at(bundle_dir(), "", trust_anchor_path()))
         self._token = token or client_token()
 
@@ -91,15 +101,26 @@ class RestEngine:
     def _query(
         self, inp: dict[str, Any], package: str, rule: str, client: OpaClient | None = None
     ) -> tuple[object, str | None, Failure | None]:
+        deadline = time.monotonic() + self.skew_wait_s
+        while True:
+            result, revision, failure, skewed = self._ask(inp, package, rule, client)
+            if not skewed or time.monotonic() >= deadline:
+                return result, revision, failure
+            time.sleep(_SKEW_POLL_S)
+
+    def _ask(
+        self, inp: dict[str, Any], package: str, rule: str, client: OpaClient | None
+    ) -> tuple[object, str | None, Failure | None, bool]:
+        """One question to the server; the last item says it served another revision than the pinned one."""
         pinned, refusal = self._pinned.revision()
         if pinned is None:
-            return None, None, (BUNDLE_UNVERIFIED, refusal)
+            return None, None, (BUNDLE_UNVERIFIED, refusal), False
         if self._token is None:
             message = (
                 f"no token for the OPA server {self.url}: set {TOKEN_ENV} to the token it was started "
                 f"with (`sovereign dev up` writes it to {token_path()})"
             )
-            return None, None, (ENGINE_UNAVAILABLE, message)
+            return None, None, (ENGINE_UNAVAILABLE, message), False
         try:
             body = (client or self._client).query_rule(
                 inp, package, rule, query_params={"provenance": "true"}
@@ -107,21 +128,19 @@ class RestEngine:
             bundles = body.get("provenance", {}).get("bundles") or {}
             revisions = [str(b["revision"]) for b in bundles.values() if b.get("revision")]
         except requests.HTTPError as exc:
-            return None, None, (ENGINE_UNAVAILABLE, self._http_error(exc))
+            return None, None, (ENGINE_UNAVAILABLE, self._http_error(exc)), False
         except Exception as exc:  # fail closed: refused, timed out or garbage all mean deny
-            return (
-                None,
-                None,
-                (ENGINE_UNAVAILABLE, f"OPA server {self.url} failed: {type(exc).__name__}: {exc}"),
-            )
+            failed = f"OPA server {self.url} failed: {type(exc).__name__}: {exc}"
+            return None, None, (ENGINE_UNAVAILABLE, failed), False
         if len(revisions) != 1:
             message = f"OPA server {self.url} serves no single signed bundle (bundles: {sorted(bundles)})"
-            return None, None, (BUNDLE_UNVERIFIED, message)
+            return None, None, (BUNDLE_UNVERIFIED, message), False
         if revisions[0] != pinned:
-            return None, None, (BUNDLE_UNVERIFIED, self._not_pinned(revisions[0], pinned))
+            return None, None, (BUNDLE_UNVERIFIED, self._not_pinned(revisions[0], pinned)), True
         if "result" not in body:
-            return None, revisions[0], (ENGINE_UNAVAILABLE, f"the policy left {package}.{rule} undefined")
-        return body["result"], revisions[0], None
+            undefined = f"the policy left {package}.{rule} undefined"
+            return None, revisions[0], (ENGINE_UNAVAILABLE, undefined), False
+        return body["result"], revisions[0], None, False
 
     def _http_error(self, exc: requests.HTTPError) -> str:
         if exc.response is not None and exc.response.status_code == 401:
