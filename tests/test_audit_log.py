@@ -43,6 +43,7 @@ from sovereign.audit import (
 from sovereign.audit.index import INDEX_FILE
 from sovereign.audit.segment import HEADS_SUFFIX, LOG_SUFFIX, genesis, record_line
 from sovereign.audit.tree import leaf_hash
+from sovereign.audit.writer import close_on_signals
 from sovereign.policy.judgement import Judgement
 
 KEY = Ed25519PrivateKey.generate()
@@ -587,6 +588,24 @@ def _writer(tmp_path: Path, folder: Path, mode: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_closing_on_signals_is_installed_only_from_the_main_thread() -> None:
+    """A module that asks for it at import may be imported by a Pulumi language host's worker thread,
+    where Python refuses signal handlers: there it installs nothing, and the process keeps its handlers."""
+    before = signal.getsignal(signal.SIGTERM)
+    failed: list[BaseException] = []
+
+    def in_a_thread() -> None:
+        try:
+            close_on_signals()
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    assert failed == [] and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_heads_are_signed_at_the_interval_while_records_arrive(tmp_path: Path) -> None:

@@ -259,7 +259,10 @@ def close_on_signals() -> None:
     """Close every open log of this process, signing each one's final head, when SIGINT or SIGTERM arrives,
     then do what that signal did before (a KeyboardInterrupt for SIGINT, exit for SIGTERM). For processes
     stopped by a signal whose exit may not run atexit's close in time (a Pulumi plugin is interrupted,
-    then killed). Call it from the main thread (Python's rule for signal handlers)."""
+    then killed). Only the main thread may install signal handlers (Python's rule): elsewhere, e.g. a
+    Pulumi program run by a language host's thread, nothing is installed and atexit's close remains."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for number in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(number)
 
