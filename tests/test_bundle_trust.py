@@ -112,10 +112,14 @@ def test_bundle_build_creates_the_key_the_anchor_and_the_bundle_each_in_its_own_
     assert built.returncode == 0, built.stderr
     anchor = empty_state / "trust" / "policy-bundle.pem"
     assert f"trust anchor (the public key consumers verify bundles with) written to {anchor}" in built.stderr
+    revision = json.loads((empty_state / "policy-bundle" / "stamp.json").read_text())["revision"]
     assert files(empty_state) == [
         "policy-bundle",
         "policy-bundle/bundle.tar.gz",
         "policy-bundle/bundle.wasm.tar.gz",
+        "policy-bundle/bundles",  # each revision kept, for the evidence packs of records judged on it
+        f"policy-bundle/bundles/{revision}",
+        f"policy-bundle/bundles/{revision}/bundle.tar.gz",
         "policy-bundle/stamp.json",
         "signing",
         "signing/.lock",
