@@ -12,6 +12,12 @@ exception surface exactly as before.
 It replaces opa-py-wasm's one internal call hook (`OpaAbi._call`) and the two exports it calls around it;
 opa-py-wasm is pinned in pyproject.toml for that reason, and `install()` leaves the library's own path in
 place (slower, still correct) if that hook is not there.
+
+It also evaluates in one guest call (`_evaluate_in_one_call`), which opa-py-wasm does not: the library
+resets the heap, allocates the input with opa_malloc and reads the heap pointer before opa_eval, and resets
+the heap again after it, five guest calls per decision. ABI 1.2's opa_eval starts its heap at the pointer
+it is given, so the input is written past the data at a fixed address and the heap starts after it, each
+evaluation overwriting the last as OPA's own Go SDK does.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import logging
 from ctypes import byref
 from typing import Any
 
-from opapywasm import abi
+from opapywasm import abi, evaluator
+from opapywasm.errors import OpaEvaluationError
+from opapywasm.types import JSONInput, JSONValue
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime._func import enter_wasm
@@ -66,17 +74,56 @@ def _call(self: Any, name: str, *args: int) -> int:
     return export(*args)  # type: ignore[no-any-return]
 
 
+_library_evaluate = evaluator.Evaluator.evaluate
+
+
+def _evaluate_in_one_call(self: evaluator.Evaluator, input_value: JSONInput, entrypoint_id: int) -> JSONValue:
+    """`Evaluator.evaluate` with opa_eval as the only guest call; the library's own path when the input
+    does not fit in the memory the instance has (opa_malloc grows it there)."""
+    raw = self._codec.encode_input(input_value, limit=self._max_input_bytes, validate=self._validate_input)
+    input_addr = self._data.data_heap_ptr
+    heap_ptr = input_addr + len(raw)
+    if heap_ptr >= self._abi.memory_len():
+        return _library_evaluate(self, input_value, entrypoint_id)  # type: ignore[no-any-return]
+    # From here a failure leaves the guest's state unknown: marking the entry has the pool discard the
+    # instance instead of reusing it, as on the library's path.
+    if self._on_enter_wasm is not None:
+        self._on_enter_wasm()
+    try:
+        self._arm_deadline()
+        self._abi.memory_write(input_addr, raw)
+        result_addr = self._abi.opa_eval(entrypoint_id, self._data.data_addr, input_addr, len(raw), heap_ptr)
+        result = self._codec.read_json_cstring(result_addr, limit=self._max_result_bytes, kind="result")
+        self._disarm_deadline()
+    except Exception as exc:
+        # The library's typed errors, so a failure reads the same on either path (a timeout says so).
+        typed = evaluator._find_typed_in_chain(exc)
+        if typed is not None:
+            raise typed from exc
+        if evaluator._is_epoch_interrupt(exc):
+            raise OpaEvaluationError(
+                "evaluation exceeded its time limit (eval_timeout_seconds) and was interrupted"
+            ) from exc
+        raise OpaEvaluationError(f"evaluation failed: {exc}") from exc
+    return result
+
+
 def install() -> bool:
-    """Route opa-py-wasm's guest calls through `_I32Export`; False (and the library's path kept) if its hook
-    is not the one this was written against."""
+    """Route opa-py-wasm's guest calls through `_I32Export` and its evaluations through
+    `_evaluate_in_one_call`; False (and the library's path kept) if its hooks are not the ones this was
+    written against."""
     if getattr(abi.OpaAbi, "_call", None) is _call:
         return True
-    hooks = ("_call", "opa_heap_ptr_set", "opa_free", "opa_heap_ptr_get")
-    if not all(callable(getattr(abi.OpaAbi, hook, None)) for hook in hooks):
+    hooks = ("_call", "opa_heap_ptr_set", "opa_free", "opa_heap_ptr_get", "memory_write", "memory_len")
+    needed = ("_find_typed_in_chain", "_is_epoch_interrupt")
+    if not all(callable(getattr(abi.OpaAbi, hook, None)) for hook in hooks) or not all(
+        callable(getattr(evaluator, name, None)) for name in needed
+    ):
         _log.warning("opa-py-wasm has no OpaAbi._call hook: in-process decisions take the generic slow path")
         return False
     abi.OpaAbi._call = _call
     # These two call the export without going through _call.
     abi.OpaAbi.opa_heap_ptr_set = lambda self, addr: self._call("opa_heap_ptr_set", addr)
     abi.OpaAbi.opa_free = lambda self, addr: self._call("opa_free", addr)
+    evaluator.Evaluator.evaluate = _evaluate_in_one_call
     return True
