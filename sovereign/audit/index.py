@@ -18,20 +18,21 @@ import hashlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
 from sovereign.audit import keys
-from sovereign.audit.segment import Lines, canonical
+from sovereign.audit.segment import Lines, SignedDocument
 
 INDEX_FILE = "segments.index"
 GENESIS = hashlib.sha256(b"sovereign-audit-segment-index/v1 genesis").hexdigest()
 _DOMAIN = b"sovereign-audit-segment-index/v1\n"
 
 
-class IndexEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class IndexEntry(SignedDocument):
+    DOMAIN: ClassVar[bytes] = _DOMAIN
 
     seq: int = Field(ge=0)
     segment: str = Field(min_length=1)
@@ -39,19 +40,9 @@ class IndexEntry(BaseModel):
     prev: str = Field(pattern=r"^[0-9a-f]{64}$")
     key_id: str
 
-    def message(self) -> bytes:
-        """The bytes the audit key signs: domain-separated from tree heads and manifests."""
-        return _DOMAIN + canonical(self.model_dump(mode="json"))
-
 
 class SignedIndexEntry(IndexEntry):
     signature: str
-
-    def unsigned(self) -> IndexEntry:
-        return IndexEntry.model_validate(self.model_dump(exclude={"signature"}))
-
-    def line(self) -> bytes:
-        return canonical(self.model_dump(mode="json"))
 
 
 def register(directory: Path, segment: str, key: Ed25519PrivateKey) -> None:
@@ -91,7 +82,7 @@ def read_index(
         except ValidationError:
             return listed, (number + 1, "edited", "not a signed index line"), warnings
         if entry.key_id != expected_key or not keys.signature_valid(
-            public_key, entry.unsigned().message(), entry.signature
+            public_key, entry.message(), entry.signature
         ):
             return (
                 listed,

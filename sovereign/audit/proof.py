@@ -104,7 +104,7 @@ def check_proof(document: dict[str, Any], public_key: Ed25519PublicKey) -> Decis
     head = proof.head
     if head.key_id != key_id(public_key):
         raise ProofInvalid(f"the head was signed by key {head.key_id[:16]}…, not by the given public key")
-    if not signature_valid(public_key, head.unsigned().message(), head.signature):
+    if not signature_valid(public_key, head.message(), head.signature):
         raise ProofInvalid("the head's signature does not verify: the head was changed after signing")
     if proof.record_id != f"{head.segment}:{proof.index}":
         raise ProofInvalid(f"record id {proof.record_id} is not record {proof.index} of the head's segment")

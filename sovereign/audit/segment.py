@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,8 +54,23 @@ def record_line(record: DecisionRecord, seq: int, prev: str) -> bytes:
     return canonical({**record.model_dump(mode="json"), "seq": seq, "prev": prev})
 
 
-class TreeHead(BaseModel):
+class SignedDocument(BaseModel):
+    """A document the audit key signs, one canonical JSON line in its file (a tree head, an index line)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each kind's own prefix of the signed bytes, so no other signed document can pass as one.
+    DOMAIN: ClassVar[bytes]
+
+    def message(self) -> bytes:
+        """The bytes the audit key signs: the domain, then the document without its signature."""
+        return self.DOMAIN + canonical(self.model_dump(mode="json", exclude={"signature"}))
+
+    def line(self) -> bytes:
+        return canonical(self.model_dump(mode="json"))
+
+
+class TreeHead(SignedDocument):
+    DOMAIN: ClassVar[bytes] = _HEAD_DOMAIN
 
     segment: str
     seq: int = Field(ge=0)
@@ -66,19 +81,9 @@ class TreeHead(BaseModel):
     key_id: str
     algorithm: Literal["sha256"] = ALGORITHM
 
-    def message(self) -> bytes:
-        """The bytes the audit key signs: domain-separated, so no other signed document can pass as one."""
-        return _HEAD_DOMAIN + canonical(self.model_dump(mode="json"))
-
 
 class SignedHead(TreeHead):
     signature: str
-
-    def unsigned(self) -> TreeHead:
-        return TreeHead.model_validate(self.model_dump(exclude={"signature"}))
-
-    def line(self) -> bytes:
-        return canonical(self.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)

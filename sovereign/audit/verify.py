@@ -229,7 +229,7 @@ def _signed_heads(
                     "verify with the public key of the key that wrote it (--key)"
                 ),
             )
-        elif not signature_valid(public_key, head.unsigned().message(), head.signature):
+        elif not signature_valid(public_key, head.message(), head.signature):
             problem = (
                 Kind.EDITED,
                 f"signed head {head.seq}: the signature does not verify (changed after signing)",
