@@ -31,13 +31,11 @@ from pydantic import (
     model_validator,
 )
 
+from sovereign import yamldoc
 from sovereign.errors import BadInput
 from sovereign.toolchain import REPO_ROOT
 
 DEFAULT_DATA_DIR = REPO_ROOT / "policies" / "data"
-# libyaml's safe loader where PyYAML was built with it (the wheels are): the same documents at a sixth of the
-# cost, which every engine's hints, every what-if and every bundle build pay on the whole data folder.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Modality = Literal["text", "image"]
 EndUse = Literal["commercial", "research", "public_sector", "defense", "national_security", "intelligence"]
@@ -574,7 +572,7 @@ def _validate(
     prefix: str = "",
 ) -> FileModel | None:
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        raw = yamldoc.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         errors.append(f"{_shown(path)}: file is missing (policies/README.md describes the data layout)")
         return None
