@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
 from infra import decisions, region_objects
 from infra.kube_api import Connection
 from infra.kube_object import KubeObject, identity
 from infra.stack_config import Workloads
 from operators import manifests
-from sovereign import toolchain
+from sovereign import toolchain, yamldoc
 from sovereign import vocabulary as k8s
 from sovereign.policy import subjects
 from sovereign.policy.bundle import SignedBundle
@@ -193,4 +192,4 @@ def _ref(manifest: dict[str, Any]) -> str:
 
 
 def _documents(files: list[Path]) -> list[dict[str, Any]]:
-    return [doc for path in files for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for path in files for doc in yamldoc.safe_load_all(path.read_text()) if doc]

@@ -8,18 +8,18 @@ from typing import Any
 import yaml
 
 from serving.args import IMPORT_PATH, ServingArgs
+from sovereign import yamldoc
 from sovereign.vocabulary import RAY_API_VERSION, RAY_SERVICE
 
 RAY_IMAGE = "rayproject/ray:2.60.0-py311"
-# libyaml's safe loader and dumper where PyYAML was built with it (the wheels are): the same documents as
-# the pure-Python ones at a seventh of the cost, which admission pays on every RayService it reviews.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's safe dumper where PyYAML was built with it, as sovereign.yamldoc reads: the same documents as
+# the pure-Python one at a seventh of the cost, which admission pays on every RayService it reviews.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def load_serve_config(text: str) -> Any:
     """A serveConfigV2 string as data (yaml.YAMLError when it is not YAML)."""
-    return yaml.load(text, Loader=_LOADER)
+    return yamldoc.safe_load(text)
 
 
 def dump_serve_config(config: dict[str, Any], sort_keys: bool = True) -> str:

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from sovereign import yamldoc
 from sovereign.errors import BadInput
 from sovereign.toolchain import REPO_ROOT
 
@@ -571,7 +572,7 @@ def _validate(
     prefix: str = "",
 ) -> FileModel | None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yamldoc.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         errors.append(f"{_shown(path)}: file is missing (policies/README.md describes the data layout)")
         return None

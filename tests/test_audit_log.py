@@ -54,6 +54,8 @@ CASES = 1_000
 PROPERTY = settings(
     max_examples=CASES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
+# The CASES runs are marked slow (10-30 s of CPU each, hypothesis and one verification per case): `make
+# test` runs them; `make test-fast` keeps the fixed tamperings (heads, a segment, the index, a signature).
 
 
 def decision(number: int, **changes: object) -> DecisionRecord:
@@ -188,6 +190,7 @@ def edits(draw: st.DrawFn, samples: list[Sample]) -> tuple[Sample, int, bytes]:
     return sample, index, edited
 
 
+@pytest.mark.slow
 def test_any_single_edit_is_named(samples: list[Sample], scratch: Path) -> None:
     ran: list[None] = []
 
@@ -229,6 +232,7 @@ def insertions(draw: st.DrawFn, samples: list[Sample]) -> tuple[Sample, int, byt
     return sample, at, record_line(decision(draw(st.integers(100, 200)), allow=True), seq, prev)
 
 
+@pytest.mark.slow
 def test_any_single_insertion_is_named(samples: list[Sample], scratch: Path) -> None:
     ran: list[None] = []
 
@@ -252,6 +256,7 @@ def test_any_single_insertion_is_named(samples: list[Sample], scratch: Path) -> 
 # --- single deletions -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_single_deletion_is_named(samples: list[Sample], scratch: Path) -> None:
     """Every record of every sample deleted in turn: exhaustive rather than drawn, and over 1,000 cases."""
     cases = 0
@@ -287,6 +292,7 @@ def reorderings(draw: st.DrawFn, samples: list[Sample]) -> tuple[Sample, list[by
     return sample, lines
 
 
+@pytest.mark.slow
 def test_any_single_reordering_is_named(samples: list[Sample], scratch: Path) -> None:
     ran: list[None] = []
 
@@ -307,6 +313,7 @@ def test_any_single_reordering_is_named(samples: list[Sample], scratch: Path) ->
 # --- truncations ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_any_truncation_is_named(samples: list[Sample], scratch: Path) -> None:
     ran: list[None] = []
 
@@ -392,6 +399,7 @@ def heads_tamperings(draw: st.DrawFn, samples: list[Sample]) -> tuple[Sample, by
     return sample, joined(heads)
 
 
+@pytest.mark.slow
 def test_any_single_change_to_the_heads_file_is_detected(samples: list[Sample], scratch: Path) -> None:
     """Found and named as tampered, but for a cut that keeps a prefix of the heads, which a crash leaves
     too: that one is reported unsealed (only a head published elsewhere tells the two apart)."""

@@ -191,6 +191,7 @@ def test_a_pulumi_update_the_webhook_refused_names_the_operator(
     Automation API hands it over, is read for the webhook failure."""
     from pulumi import automation as auto
 
+    from infra import workspace
     from sovereign import cli
     from sovereign.commands import stack
 
@@ -207,7 +208,7 @@ def test_a_pulumi_update_the_webhook_refused_names_the_operator(
         monkeypatch.setattr(stack, name, lambda *_: None)
     monkeypatch.setattr(stack.Screening, "enforcing", lambda *_: None)
     monkeypatch.setattr(stack.stack_config, "load", lambda *_: None)
-    monkeypatch.setattr(stack.workspace, "run", refused)
+    monkeypatch.setattr(workspace, "run", refused)
     for action in ("up", "destroy"):
         monkeypatch.setattr(sys, "argv", ["sovereign", action, "local"])
         with pytest.raises(SystemExit) as exited:

@@ -358,6 +358,21 @@ def test_a_decision_is_one_guest_call_and_decides_as_the_librarys_own_path(
     wasm.close()
 
 
+def test_the_memory_a_module_declares_is_read_past_its_other_imports() -> None:
+    """The engine starts instances at the pages the module's env.memory import asks for, read from the
+    module itself (_declared_memory_pages): a module with no such import, or a cut one, asks for none."""
+    import wasmtime
+
+    from sovereign.policy.wasm_engine import _declared_memory_pages
+
+    imports = '(import "a" "t" (table 1 5 funcref)) (import "b" "g" (global i32)) (import "env" "f" (func))'
+    module = wasmtime.wat2wasm(f'(module {imports} (import "env" "memory" (memory 7 9)) (func (export "x")))')
+    assert _declared_memory_pages(module) == 7
+    assert _declared_memory_pages(wasmtime.wat2wasm('(module (import "env" "memory" (memory 300)))')) == 300
+    assert _declared_memory_pages(wasmtime.wat2wasm(f"(module {imports})")) == 0
+    assert _declared_memory_pages(module[:40]) == 0
+
+
 def test_an_evaluation_past_its_time_limit_is_a_deny_and_the_engine_recovers(
     signed_bundle: SignedBundle,
 ) -> None:

@@ -126,6 +126,7 @@ def _changed(data: bytes, kind: str, at: int, size: int) -> bytes:
     return swapped if swapped != data else data + b"\n"  # identical halves: a reordering changes nothing
 
 
+@pytest.mark.slow  # 1,000 tampered packs, each verified: `make test` runs it, not `make test-fast`
 def test_any_single_change_to_any_member_is_refused_naming_it(
     built: tuple[Path, SignedBundle], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 from typer.testing import CliRunner
 
 from sovereign.cli import app
@@ -52,6 +49,10 @@ def test_a_stale_recipe_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_text_model_generates_real_tokens_through_its_chat_template(built: dict[str, Path]) -> None:
+    # transformers (and torch) imported in the two tests that run a model: both test-fast workers collect
+    # this module and would pay their ~5 s import, only one runs these.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     folder = built["tiny-llama-text"]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -67,6 +68,10 @@ def test_text_model_generates_real_tokens_through_its_chat_template(built: dict[
 
 
 def test_vision_model_takes_an_image(built: dict[str, Path]) -> None:
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
     folder = built["tiny-mllama-vision"]
     processor = AutoProcessor.from_pretrained(folder)
     model = AutoModelForImageTextToText.from_pretrained(folder)

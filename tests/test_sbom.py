@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from typer.testing import CliRunner
 
 from sovereign import cli, toolchain
@@ -20,6 +18,10 @@ from sovereign.supply.sbom import image_sbom
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_the_sbom_lists_exactly_the_locked_packages_with_versions_and_hashes(image: str) -> None:
+    # Imported here: both test-fast workers collect this module, only one needs cyclonedx (2-3 s to import).
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
     text = image_sbom(image)
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     doc = json.loads(text)

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from sovereign.report.data import read
-from sovereign.report.page import render_html
 from sovereign.report.prometheus_api import PrometheusApi, parse_duration
 
 
@@ -22,6 +21,10 @@ def report(
 ) -> None:
     """Write an HTML report with plots: allocation vs use per region, top tenants, chargeback (GPU-seconds
     and joules per 1,000 tokens), compliance over time, alerts fired."""
+    # Imported here, not with the module: the plots' matplotlib takes about a second to import, which
+    # every other command would pay.
+    from sovereign.report.page import render_html
+
     seconds = parse_duration(since)
     api = PrometheusApi.at(prometheus)
     found = read(api, seconds)

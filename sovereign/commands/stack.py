@@ -8,12 +8,11 @@ Exit 0 done, 1 refused by the policy or failed, 2 bad input (nothing created).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pulumi import automation as auto
 
-from infra import stack_config, workspace
+from infra import stack_config
 from infra.region_plan import connect_stack, plan
 from sovereign import toolchain
 from sovereign.audit.keys import load_signing_key
@@ -21,6 +20,9 @@ from sovereign.commands.failures import webhook_unreachable
 from sovereign.errors import NotRunning, SovereignError
 from sovereign.policy.bundle import configured_bundle
 from sovereign.policy.screening_source import Screening
+
+if TYPE_CHECKING:
+    from infra.workspace import Action
 
 StackArg = Annotated[str, typer.Argument(help="Stack: local, us-defense, five-eyes or eu-text-only.")]
 ProjectDir = Annotated[
@@ -38,7 +40,13 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
-def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
+def _run(action: Action, stack: str, project_dir: Path) -> None:
+    # Imported here, not with the module: the Pulumi program behind them (the operator's admission code,
+    # kopf, the Automation API) takes about a second to import, which every other command would pay.
+    from pulumi import automation as auto
+
+    from infra import workspace
+
     project_dir = project_dir.resolve()
     config = stack_config.load(project_dir, stack)
     if action == "destroy":  # cluster files may be broken or gone: only the API server matters
@@ -49,7 +57,7 @@ def _run(action: workspace.Action, stack: str, project_dir: Path) -> None:
         Screening.enforcing()  # and the policy pack screens: no list is reported here, naming the setting
         load_signing_key()  # and records each judgement in the decision log: so is a missing audit key
     report = workspace.PolicyReport()
-    steps: list[workspace.Action] = ["preview", "up"] if action == "up" else [action]
+    steps: list[Action] = ["preview", "up"] if action == "up" else [action]
     for step in steps:  # up previews first, as `pulumi up` does: a refused stack creates nothing
         try:
             workspace.run(step, project_dir, stack, _echo, report)

@@ -7,10 +7,10 @@ instances, each used by one thread at a time, so one engine serves concurrent ca
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import wasmtime
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 from opapywasm import runtime as opa_runtime
 
@@ -51,6 +51,49 @@ logging.getLogger("opapywasm.runtime").addFilter(_QuietGrowth())
 wasm_calls.install()
 
 
+def _leb128(wasm: bytes, at: int) -> tuple[int, int]:
+    """The unsigned LEB128 number at `at` and the offset after it."""
+    value = shift = 0
+    while True:
+        byte = wasm[at]
+        value, shift, at = value | (byte & 0x7F) << shift, shift + 7, at + 1
+        if byte < 0x80:
+            return value, at
+
+
+def _declared_memory_pages(wasm: bytes) -> int:
+    """The minimum pages of the module's `env.memory` import (0 when it has none), read from its import
+    section: asking wasmtime would compile the module once more than opa-py-wasm does, doubling the cost
+    of every load. A malformed module reads as 0 here and is refused by opa-py-wasm's own validation."""
+    at = 8  # past the magic number and the version
+    with suppress(IndexError):
+        while at < len(wasm):
+            section, (size, at) = wasm[at], _leb128(wasm, at + 1)
+            if section == 2:  # the import section
+                break
+            at += size
+        count, at = _leb128(wasm, at)
+        for _ in range(count):
+            names = []
+            for _ in range(2):  # the module's name, then the import's
+                length, at = _leb128(wasm, at)
+                names.append(wasm[at : at + length])
+                at += length
+            kind, at = wasm[at], at + 1
+            if kind == 0x00:  # a function: its type index
+                _, at = _leb128(wasm, at)
+            elif kind == 0x03:  # a global: its value type and mutability
+                at += 2
+            else:  # a table (its element type, then limits) or a memory (limits): the maximum when flagged
+                flags, at = wasm[at + (kind == 0x01)], at + (kind == 0x01) + 1
+                minimum, at = _leb128(wasm, at)
+                if kind == 0x02 and names == [b"env", b"memory"]:
+                    return minimum
+                if flags & 1:
+                    _, at = _leb128(wasm, at)
+    return 0
+
+
 def policy_from_wasm(wasm: bytes, config: PolicyConfig) -> OpaWasmPolicy:
     """An opa-py-wasm policy for `wasm`, starting its memory at the size the module asks for.
 
@@ -58,13 +101,7 @@ def policy_from_wasm(wasm: bytes, config: PolicyConfig) -> OpaWasmPolicy:
     traps; a module whose memory import itself asks for more (its static strings outgrew 128 KiB) fails to
     link instead. No option sets the start size, so it is raised here to the module's declared minimum.
     """
-    module = wasmtime.Module(wasmtime.Engine(), wasm)
-    declared = [
-        item.type.limits.min
-        for item in module.imports
-        if item.module == "env" and item.name == "memory" and isinstance(item.type, wasmtime.MemoryType)
-    ]
-    opa_runtime._DEFAULT_MEMORY_PAGES = max([opa_runtime._DEFAULT_MEMORY_PAGES, *declared])
+    opa_runtime._DEFAULT_MEMORY_PAGES = max(opa_runtime._DEFAULT_MEMORY_PAGES, _declared_memory_pages(wasm))
     return OpaWasmPolicy.from_wasm_bytes(wasm, config)
 
 

@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.output.json import JsonV1Dot6
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-from packageurl import PackageURL
-
 from sovereign import __version__, toolchain
 from sovereign.errors import BadInput
 from sovereign.supply.images import DEFAULT_REGISTRY, IMAGES
 from sovereign.supply.lock import read_lock
 
-SCHEMA = SchemaVersion.V1_6
-
 
 def image_sbom(image: str, root: Path = toolchain.REPO_ROOT, registry: str = DEFAULT_REGISTRY) -> str:
     """CycloneDX 1.6 JSON for `image` (a name of IMAGES); BadInput for an unknown one."""
+    # Imported here, not with the module: cyclonedx and its schema validator (jsonschema's format grammars)
+    # take 2-3 s of CPU to import, which every importer of the air-gap export would pay.
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from packageurl import PackageURL
+
     spec = IMAGES.get(image)
     if spec is None:
         raise BadInput(f"--image {image}: no such image; images: {', '.join(IMAGES)}")
@@ -58,8 +58,9 @@ def image_sbom(image: str, root: Path = toolchain.REPO_ROOT, registry: str = DEF
     for component in components:
         bom.register_dependency(subject, [component])
     text = JsonV1Dot6(bom).output_as_string(indent=2)
-    if (error := JsonStrictValidator(SCHEMA).validate_str(text)) is not None:
+    schema = SchemaVersion.V1_6
+    if (error := JsonStrictValidator(schema).validate_str(text)) is not None:
         raise AssertionError(
-            f"the SBOM of {image} does not validate against CycloneDX {SCHEMA.to_version()}: {error}"
+            f"the SBOM of {image} does not validate against CycloneDX {schema.to_version()}: {error}"
         )
     return text
