@@ -6,6 +6,7 @@ test_operator_drift.py."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,29 @@ def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     assert args.policy.cluster.gpus_in_use == 2  # every request is judged on the facts admitted
     assert requested_gpus(built) == 3 * spec.deployments[0].gpus_per_replica  # what the exporter counts
     assert rayservice.owner_uid(built) == "uid-1"
+
+
+def test_serve_config_is_written_as_json_which_any_yaml_reader_reads_the_same() -> None:
+    """JSON is YAML: KubeRay's YAML reader takes what the operator writes, and it reads back the same from
+    the JSON reader admission tries first; a Serve config written by hand in YAML still reads."""
+    from serving.manifest import load_serve_config
+
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
+    deployment["metadata"]["uid"] = "uid-1"
+    cluster = subjects.sovereign_cluster(spec)
+    written = rayservice.desired(
+        deployment, cluster, subjects.deployment_input(cluster, deployment), "image:1"
+    )
+    text = written["spec"]["serveConfigV2"]
+    assert json.loads(text) == yaml.safe_load(text) == load_serve_config(text)
+    assert json.loads(text) == rayservice.serve_document(
+        deployment, subjects.deployment_input(cluster, deployment)
+    )
+    by_hand = yaml.safe_dump(json.loads(text))
+    assert load_serve_config(by_hand) == json.loads(text)
+    with pytest.raises(yaml.YAMLError):
+        load_serve_config("applications: [unclosed")
 
 
 @pytest.mark.parametrize(
