@@ -21,7 +21,14 @@ from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.drift import DriftWatcher
-from operators.sovereign_operator.facts import Claim, claim_of, gpus_in_use, judge_deployments
+from operators.sovereign_operator.facts import (
+    Claim,
+    ClaimLedger,
+    ClusterClaims,
+    claim_of,
+    gpus_in_use,
+    judge_deployments,
+)
 from operators.sovereign_operator.reconcile import Course, Reconciler, resolve
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
@@ -169,10 +176,61 @@ def test_gpus_in_use_counts_only_older_holders() -> None:
     first = _deployment("a", "2026-01-01T00:00:00Z", 4)
     second = _deployment("b", "2026-01-02T00:00:00Z", 8)
     stopped = _deployment("c", "2025-12-01T00:00:00Z", 16, phase="Suspended")
-    claims: list[Claim] = [claim_of(d) for d in (first, second, stopped)]
+    claims = ClusterClaims()
+    for deployment in (first, second, stopped):
+        claims.put(k8s.LLAMA_DEPLOYMENT, claim_of(deployment))
     assert gpus_in_use(first, claims) == 0  # the oldest holder fits first
     assert gpus_in_use(second, claims) == 4
     assert gpus_in_use(_deployment("new", None, 2), claims) == 12  # at admission: every holder
+    assert gpus_in_use(_deployment("b", None, 2), claims) == 4  # never its own name's claim
+    assert gpus_in_use(first, None) == 0  # a cluster nothing claims on
+
+
+def _held_before(own: Claim, claims: list[Claim]) -> int:
+    """What the running sums must equal: a pass over every claim, as each judgement once made."""
+    return sum(
+        c.gpus
+        for c in claims
+        if c.key != own.key and c.holds and (not own.created or (c.created, c.key) < (own.created, own.key))
+    )
+
+
+def test_the_running_sums_equal_a_recount_through_creates_updates_moves_deletes_and_a_restart() -> None:
+    import random
+
+    rng = random.Random(17)
+    kinds = [k8s.LLAMA_DEPLOYMENT, k8s.RAY_SERVICE]
+    ledger = ClaimLedger()
+    live: dict[tuple[str, tuple[str, str]], tuple[str, Claim]] = {}  # (kind, key) -> (cluster, claim)
+    for step in range(2000):
+        kind, key = rng.choice(kinds), ("t", f"d{rng.randrange(60)}")
+        if rng.random() < 0.2:
+            ledger.drop(kind, key)
+            live.pop((kind, key), None)
+            continue
+        # Same-second creations and reused names included: the order is by creation time, then name.
+        created = "" if rng.random() < 0.05 else f"2026-01-01T00:{rng.randrange(30):02d}:00Z"
+        claim = Claim(key, created, rng.choice([0, 1, 2, 8]), rng.random() < 0.7)
+        ref = rng.choice(["c1", "c2"])  # a claim moving between clusters included
+        ledger.put(kind, ref, claim)
+        live[(kind, key)] = (ref, claim)
+        if step % 50:
+            continue
+        # The operator restarted: a ledger rebuilt from what exists now keeps the same sums.
+        rebuilt = ClaimLedger()
+        for (each_kind, _), (each_ref, each) in live.items():
+            rebuilt.put(each_kind, each_ref, each)
+        for ref in ("c1", "c2"):
+            on_cluster = [c for r, c in live.values() if r == ref]
+            probes = [*on_cluster, Claim(("t", "new"), "", 1, False), Claim(("t", "d1"), "", 1, False)]
+            for own in probes:
+                expected = _held_before(own, on_cluster)
+                assert ledger.on(ref).held_before(own) == expected
+                assert rebuilt.on(ref).held_before(own) == expected
+            for own in on_cluster:  # the creation time looked up by name: a LlamaDeployment's first
+                named = [live.get((kind, own.key)) for kind in kinds]
+                first = next(entry[1].created for entry in named if entry is not None and entry[0] == ref)
+                assert ledger.on(ref).created(own.key) == first
 
 
 class CountingEngine:
@@ -500,9 +558,10 @@ def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_
     stale = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "warn"}}
     current = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "enforce"}}
     runtime = SimpleNamespace(
-        kube=SimpleNamespace(get_cluster=lambda name: current if name == "eu-1" else None)
+        kube=SimpleNamespace(get_cluster=lambda name: current if name == "eu-1" else None),
+        claims=ClaimLedger(),
     )
-    indexes = {"cluster_index": {"eu-1": [stale]}, "claim_index": {}, "rayservice_claim_index": {}}
+    indexes = {"cluster_index": {"eu-1": [stale]}}
     assert handlers._facts(runtime, ["eu-1"], indexes, fresh=True)[0] == {"eu-1": current}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["eu-1"], indexes)[0] == {"eu-1": stale}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["gone"], indexes, fresh=True)[0] == {}  # type: ignore[arg-type]
