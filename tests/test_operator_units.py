@@ -29,6 +29,7 @@ from operators.sovereign_operator.facts import (
     gpus_in_use,
     judge_deployments,
 )
+from operators.sovereign_operator.kube import SharedReads
 from operators.sovereign_operator.reconcile import Course, Reconciler, resolve
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
@@ -548,6 +549,41 @@ def test_a_new_deployment_whose_rayservice_name_is_taken_reads_it_and_leaves_it_
     assert [_deployed(s) for s in statuses] == [k8s.REASON_NAME_CONFLICT]  # only what holds after the read
 
 
+def test_reviews_arriving_during_a_read_share_the_next_one_never_one_begun_before_them() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    reads: list[str] = []
+    release = [threading.Event(), threading.Event()]
+
+    def read(name: str) -> int:
+        reads.append(name)
+        number = len(reads)
+        release[number - 1].wait(10)
+        if number == 2:
+            raise ApiException(status=500)
+        return number
+
+    shared: SharedReads[int] = SharedReads(read)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(shared.get, "eu-1")
+        wait_until = time.monotonic() + 10
+        while not reads and time.monotonic() < wait_until:
+            time.sleep(0.01)
+        later = [pool.submit(shared.get, "eu-1") for _ in range(3)]  # arrive while the first read runs
+        time.sleep(0.2)
+        assert reads == ["eu-1"]  # they wait for a read begun after them, not this one
+        release[0].set()
+        assert first.result(10) == 1
+        release[1].set()
+        for each in later:  # one read for the three, its failure theirs
+            with pytest.raises(ApiException):
+                each.result(10)
+    assert reads == ["eu-1", "eu-1"]
+    assert SharedReads(lambda name: name.upper()).get("eu-2") == "EU-2"  # alone: a read of its own
+
+
 def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_last_saw_it() -> None:
     """kopf's index follows the watch, which lags on a busy machine: admission reads the SovereignCluster
     itself (a cluster just switched to enforce was once admitted against as if it still warned)."""
@@ -558,7 +594,7 @@ def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_
     stale = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "warn"}}
     current = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "enforce"}}
     runtime = SimpleNamespace(
-        kube=SimpleNamespace(get_cluster=lambda name: current if name == "eu-1" else None),
+        cluster_reads=SharedReads(lambda name: current if name == "eu-1" else None),
         claims=ClaimLedger(),
     )
     indexes = {"cluster_index": {"eu-1": [stale]}}

@@ -77,11 +77,11 @@ def _facts(
     not seen yet (created a moment ago, e.g. in the same `kubectl apply`) is read from the API server:
     absent means absent. `fresh` (admission) reads every cluster from the API server: the index follows the
     watch, which lags on a busy machine, and a cluster just switched to enforce was seen admitting as if it
-    still warned (one GET per review)."""
+    still warned (a read begun after the review arrived, shared by the reviews that arrived with it)."""
     clusters: dict[str, Any] = {}
     for ref in refs:
         indexed = None if fresh else _first(indexes["cluster_index"].get(ref))
-        cluster = indexed or runtime.kube.get_cluster(ref)
+        cluster = indexed or runtime.cluster_reads.get(ref)
         if cluster is not None:
             clusters[ref] = cluster
     return clusters, {ref: runtime.claims.on(ref) for ref in refs}
