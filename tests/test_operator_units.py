@@ -601,3 +601,35 @@ def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_
     assert handlers._facts(runtime, ["eu-1"], indexes, fresh=True)[0] == {"eu-1": current}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["eu-1"], indexes)[0] == {"eu-1": stale}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["gone"], indexes, fresh=True)[0] == {}  # type: ignore[arg-type]
+
+
+def test_admission_reviews_leave_the_object_under_review_as_it_came(signed_bundle: SignedBundle) -> None:
+    """The webhook hands a review kopf's parse of the request without a copy: a review only reads it."""
+    import copy
+    from contextlib import suppress
+
+    import kopf
+
+    from operators.sovereign_operator.admission import Admission
+    from operators.sovereign_operator.facts import claims_by_cluster
+
+    judge = Judge(
+        WasmEngine(signed_bundle.wasm, signed_bundle.verification_key),
+        lambda name, as_of: {"performed": True, "hits": []},
+        lambda: date.fromisoformat(AS_OF),
+    )
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
+    cluster = subjects.sovereign_cluster(spec)
+    deployments = [subjects.llama_deployment(spec, d, spec.name) for d in spec.deployments]
+    allowed = next(d for d in deployments if d["spec"]["model"] == "llama-3.1-8b-instruct")
+    allowed["metadata"]["uid"] = "uid-1"
+    written = rayservice.desired(allowed, cluster, subjects.deployment_input(cluster, allowed), "image:1")
+    admission, clusters, claims = Admission(judge), {spec.name: cluster}, claims_by_cluster(deployments)
+    for body, review in [
+        (allowed, admission.review_deployment),
+        (written, admission.review_rayservice),
+    ]:
+        before = copy.deepcopy(body)
+        with suppress(kopf.AdmissionError):  # refused or not, the object is as it came
+            review(body, None, clusters, claims)
+        assert body == before

@@ -50,6 +50,12 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
+def _reviewed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """kopf's view of an object under admission review, as a dict without a copy: kopf parsed it from
+    this one request, and a review only reads it (a deep copy was some 3 % of a RayService review)."""
+    return dict(body)
+
+
 def _runtime(memo: Any) -> Runtime:
     return memo.runtime  # type: ignore[no-any-return]
 
@@ -257,7 +263,7 @@ async def validate_llama_deployment(
     runtime = _runtime(memo)
 
     def review() -> list[str]:
-        new, previous = _plain(body), _plain(old) if old is not None else None
+        new, previous = _reviewed(body), _reviewed(old) if old is not None else None
         clusters, claims = _facts(runtime, [str(new["spec"].get("clusterRef"))], indexes, fresh=True)
         return runtime.admission.review_deployment(new, previous, clusters, claims)
 
@@ -275,7 +281,7 @@ async def validate_rayservice(
     runtime = _runtime(memo)
 
     def review() -> list[str]:
-        new, previous = _plain(body), _plain(old) if old is not None else None
+        new, previous = _reviewed(body), _reviewed(old) if old is not None else None
         ref = str((new.get("metadata", {}).get("labels") or {}).get(LABEL_CLUSTER))
         clusters, claims = _facts(runtime, [ref], indexes, fresh=True)
         return runtime.admission.review_rayservice(new, previous, clusters, claims)
@@ -287,7 +293,7 @@ async def validate_rayservice(
 @kopf.on.validate(RAY_GROUP, RAY_VERSION, RAYJOBS, id=RAYJOB_WEBHOOK, operations=["CREATE", "UPDATE"])
 async def validate_ray_workload(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime = _runtime(memo)
-    obj = _plain(body)
+    obj = _reviewed(body)
 
     def review() -> None:
         meta = obj.get("metadata") or {}
