@@ -45,7 +45,12 @@ from operator_env import (
 from report import load
 
 from operators.localrun import LocalOpa
-from operators.sovereign_operator.facts import Claim, claim_of, deployment_facts, judge_deployments
+from operators.sovereign_operator.facts import (
+    ClusterClaims,
+    claims_by_cluster,
+    deployment_facts,
+    judge_deployments,
+)
 from sovereign import toolchain
 from sovereign.policy import subjects
 from sovereign.policy.bundle import PolicySources, SignedBundle, build_bundle
@@ -114,7 +119,9 @@ def reconcile(count: int, workdir: Path, bundle: SignedBundle, engine: str) -> d
 
 
 # --- part 2: re-judge after a policy change -----------------------------------------------------------------
-def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[Claim]]]:
+def fleet(
+    size: int,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, ClusterClaims]]:
     """`size` running deployments, 100 per cluster, in creation order (so GPUs-in-use differ)."""
     names = list(REGIONS)
     specs = [
@@ -138,10 +145,8 @@ def fleet(size: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], d
         obj["metadata"].update(uid=f"uid-{index}", creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
         obj["status"] = {"phase": "Running"}
         deployments.append(obj)
-    claims: dict[str, list[Claim]] = {}
-    for obj in deployments:
-        claims.setdefault(obj["spec"]["clusterRef"], []).append(claim_of(obj))
-    return deployments, {spec.name: subjects.sovereign_cluster(spec) for spec in specs}, claims
+    clusters = {spec.name: subjects.sovereign_cluster(spec) for spec in specs}
+    return deployments, clusters, claims_by_cluster(deployments)
 
 
 def changed_policy(workdir: Path) -> SignedBundle:

@@ -6,6 +6,7 @@ test_operator_drift.py."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ from operators.sovereign_operator import rayservice
 from operators.sovereign_operator.admission import webhook_configuration
 from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.drift import DriftWatcher
-from operators.sovereign_operator.facts import Claim, claim_of, gpus_in_use, judge_deployments
+from operators.sovereign_operator.facts import (
+    Claim,
+    ClaimLedger,
+    ClusterClaims,
+    claim_of,
+    gpus_in_use,
+    judge_deployments,
+)
+from operators.sovereign_operator.kube import SharedReads
 from operators.sovereign_operator.reconcile import Course, Reconciler, resolve
 from serving.args import IMPORT_PATH, ServingArgs
 from sovereign import toolchain
@@ -102,6 +111,29 @@ def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     assert rayservice.owner_uid(built) == "uid-1"
 
 
+def test_serve_config_is_written_as_json_which_any_yaml_reader_reads_the_same() -> None:
+    """JSON is YAML: KubeRay's YAML reader takes what the operator writes, and it reads back the same from
+    the JSON reader admission tries first; a Serve config written by hand in YAML still reads."""
+    from serving.manifest import load_serve_config
+
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
+    deployment["metadata"]["uid"] = "uid-1"
+    cluster = subjects.sovereign_cluster(spec)
+    written = rayservice.desired(
+        deployment, cluster, subjects.deployment_input(cluster, deployment), "image:1"
+    )
+    text = written["spec"]["serveConfigV2"]
+    assert json.loads(text) == yaml.safe_load(text) == load_serve_config(text)
+    assert json.loads(text) == rayservice.serve_document(
+        deployment, subjects.deployment_input(cluster, deployment)
+    )
+    by_hand = yaml.safe_dump(json.loads(text))
+    assert load_serve_config(by_hand) == json.loads(text)
+    with pytest.raises(yaml.YAMLError):
+        load_serve_config("applications: [unclosed")
+
+
 @pytest.mark.parametrize(
     ("judgement", "mode", "course", "compliant"),
     [
@@ -145,10 +177,61 @@ def test_gpus_in_use_counts_only_older_holders() -> None:
     first = _deployment("a", "2026-01-01T00:00:00Z", 4)
     second = _deployment("b", "2026-01-02T00:00:00Z", 8)
     stopped = _deployment("c", "2025-12-01T00:00:00Z", 16, phase="Suspended")
-    claims: list[Claim] = [claim_of(d) for d in (first, second, stopped)]
+    claims = ClusterClaims()
+    for deployment in (first, second, stopped):
+        claims.put(k8s.LLAMA_DEPLOYMENT, claim_of(deployment))
     assert gpus_in_use(first, claims) == 0  # the oldest holder fits first
     assert gpus_in_use(second, claims) == 4
     assert gpus_in_use(_deployment("new", None, 2), claims) == 12  # at admission: every holder
+    assert gpus_in_use(_deployment("b", None, 2), claims) == 4  # never its own name's claim
+    assert gpus_in_use(first, None) == 0  # a cluster nothing claims on
+
+
+def _held_before(own: Claim, claims: list[Claim]) -> int:
+    """What the running sums must equal: a pass over every claim, as each judgement once made."""
+    return sum(
+        c.gpus
+        for c in claims
+        if c.key != own.key and c.holds and (not own.created or (c.created, c.key) < (own.created, own.key))
+    )
+
+
+def test_the_running_sums_equal_a_recount_through_creates_updates_moves_deletes_and_a_restart() -> None:
+    import random
+
+    rng = random.Random(17)
+    kinds = [k8s.LLAMA_DEPLOYMENT, k8s.RAY_SERVICE]
+    ledger = ClaimLedger()
+    live: dict[tuple[str, tuple[str, str]], tuple[str, Claim]] = {}  # (kind, key) -> (cluster, claim)
+    for step in range(2000):
+        kind, key = rng.choice(kinds), ("t", f"d{rng.randrange(60)}")
+        if rng.random() < 0.2:
+            ledger.drop(kind, key)
+            live.pop((kind, key), None)
+            continue
+        # Same-second creations and reused names included: the order is by creation time, then name.
+        created = "" if rng.random() < 0.05 else f"2026-01-01T00:{rng.randrange(30):02d}:00Z"
+        claim = Claim(key, created, rng.choice([0, 1, 2, 8]), rng.random() < 0.7)
+        ref = rng.choice(["c1", "c2"])  # a claim moving between clusters included
+        ledger.put(kind, ref, claim)
+        live[(kind, key)] = (ref, claim)
+        if step % 50:
+            continue
+        # The operator restarted: a ledger rebuilt from what exists now keeps the same sums.
+        rebuilt = ClaimLedger()
+        for (each_kind, _), (each_ref, each) in live.items():
+            rebuilt.put(each_kind, each_ref, each)
+        for ref in ("c1", "c2"):
+            on_cluster = [c for r, c in live.values() if r == ref]
+            probes = [*on_cluster, Claim(("t", "new"), "", 1, False), Claim(("t", "d1"), "", 1, False)]
+            for own in probes:
+                expected = _held_before(own, on_cluster)
+                assert ledger.on(ref).held_before(own) == expected
+                assert rebuilt.on(ref).held_before(own) == expected
+            for own in on_cluster:  # the creation time looked up by name: a LlamaDeployment's first
+                named = [live.get((kind, own.key)) for kind in kinds]
+                first = next(entry[1].created for entry in named if entry is not None and entry[0] == ref)
+                assert ledger.on(ref).created(own.key) == first
 
 
 class CountingEngine:
@@ -466,6 +549,41 @@ def test_a_new_deployment_whose_rayservice_name_is_taken_reads_it_and_leaves_it_
     assert [_deployed(s) for s in statuses] == [k8s.REASON_NAME_CONFLICT]  # only what holds after the read
 
 
+def test_reviews_arriving_during_a_read_share_the_next_one_never_one_begun_before_them() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    reads: list[str] = []
+    release = [threading.Event(), threading.Event()]
+
+    def read(name: str) -> int:
+        reads.append(name)
+        number = len(reads)
+        release[number - 1].wait(10)
+        if number == 2:
+            raise ApiException(status=500)
+        return number
+
+    shared: SharedReads[int] = SharedReads(read)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(shared.get, "eu-1")
+        wait_until = time.monotonic() + 10
+        while not reads and time.monotonic() < wait_until:
+            time.sleep(0.01)
+        later = [pool.submit(shared.get, "eu-1") for _ in range(3)]  # arrive while the first read runs
+        time.sleep(0.2)
+        assert reads == ["eu-1"]  # they wait for a read begun after them, not this one
+        release[0].set()
+        assert first.result(10) == 1
+        release[1].set()
+        for each in later:  # one read for the three, its failure theirs
+            with pytest.raises(ApiException):
+                each.result(10)
+    assert reads == ["eu-1", "eu-1"]
+    assert SharedReads(lambda name: name.upper()).get("eu-2") == "EU-2"  # alone: a read of its own
+
+
 def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_last_saw_it() -> None:
     """kopf's index follows the watch, which lags on a busy machine: admission reads the SovereignCluster
     itself (a cluster just switched to enforce was once admitted against as if it still warned)."""
@@ -476,9 +594,42 @@ def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_
     stale = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "warn"}}
     current = {"metadata": {"name": "eu-1"}, "spec": {"enforcement": "enforce"}}
     runtime = SimpleNamespace(
-        kube=SimpleNamespace(get_cluster=lambda name: current if name == "eu-1" else None)
+        cluster_reads=SharedReads(lambda name: current if name == "eu-1" else None),
+        claims=ClaimLedger(),
     )
-    indexes = {"cluster_index": {"eu-1": [stale]}, "claim_index": {}, "rayservice_claim_index": {}}
+    indexes = {"cluster_index": {"eu-1": [stale]}}
     assert handlers._facts(runtime, ["eu-1"], indexes, fresh=True)[0] == {"eu-1": current}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["eu-1"], indexes)[0] == {"eu-1": stale}  # type: ignore[arg-type]
     assert handlers._facts(runtime, ["gone"], indexes, fresh=True)[0] == {}  # type: ignore[arg-type]
+
+
+def test_admission_reviews_leave_the_object_under_review_as_it_came(signed_bundle: SignedBundle) -> None:
+    """The webhook hands a review kopf's parse of the request without a copy: a review only reads it."""
+    import copy
+    from contextlib import suppress
+
+    import kopf
+
+    from operators.sovereign_operator.admission import Admission
+    from operators.sovereign_operator.facts import claims_by_cluster
+
+    judge = Judge(
+        WasmEngine(signed_bundle.wasm, signed_bundle.verification_key),
+        lambda name, as_of: {"performed": True, "hits": []},
+        lambda: date.fromisoformat(AS_OF),
+    )
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "eu-rotterdam-1-noncompliant.yaml")
+    cluster = subjects.sovereign_cluster(spec)
+    deployments = [subjects.llama_deployment(spec, d, spec.name) for d in spec.deployments]
+    allowed = next(d for d in deployments if d["spec"]["model"] == "llama-3.1-8b-instruct")
+    allowed["metadata"]["uid"] = "uid-1"
+    written = rayservice.desired(allowed, cluster, subjects.deployment_input(cluster, allowed), "image:1")
+    admission, clusters, claims = Admission(judge), {spec.name: cluster}, claims_by_cluster(deployments)
+    for body, review in [
+        (allowed, admission.review_deployment),
+        (written, admission.review_rayservice),
+    ]:
+        before = copy.deepcopy(body)
+        with suppress(kopf.AdmissionError):  # refused or not, the object is as it came
+            review(body, None, clusters, claims)
+        assert body == before

@@ -25,7 +25,12 @@ import yaml
 from pydantic import ValidationError
 
 from operators.sovereign_operator import rayservice
-from operators.sovereign_operator.facts import Claim, deployment_documents, judge_deployments, subject_name
+from operators.sovereign_operator.facts import (
+    ClusterClaims,
+    deployment_documents,
+    judge_deployments,
+    subject_name,
+)
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from operators.sovereign_operator.workload import workload_facts
 from serving.args import IMPORT_PATH, ServingArgs
@@ -132,7 +137,7 @@ class Admission:
         body: Mapping[str, Any],
         old: Mapping[str, Any] | None,
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
     ) -> list[str]:
         """Admission warnings for a LlamaDeployment, or raise kopf.AdmissionError to refuse it."""
         if old is not None and old.get("spec") == body.get("spec"):
@@ -144,7 +149,7 @@ class Admission:
         body: Mapping[str, Any],
         old: Mapping[str, Any] | None,
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
     ) -> list[str]:
         """Admission warnings for a RayService, or raise kopf.AdmissionError to refuse it."""
         if old is not None and _governed(old) == _governed(body):
@@ -164,7 +169,7 @@ class Admission:
         self,
         body: Mapping[str, Any],
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
     ) -> Action:
         """What the policy, as of now, makes of a RayService no LlamaDeployment owns (a drift pass asks):
         REFUSE when it cannot be read as a judged workload, its cluster is gone, or enforce mode denies it;
@@ -178,7 +183,7 @@ class Admission:
         self,
         body: Mapping[str, Any],
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
     ) -> tuple[list[dict[str, Any] | Judgement], Mapping[str, Any] | None]:
         """The policy inputs of a RayService no LlamaDeployment owns, one per model it serves, formed from
         what it would run (an UNJUDGEABLE judgement in their place when it cannot be read as a judged
@@ -224,7 +229,7 @@ class Admission:
         body: Mapping[str, Any],
         deployments: list[dict[str, Any]] | list[Mapping[str, Any]],
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
         workload: Mapping[str, Any] | None = None,
     ) -> list[str]:
         what = _describe(body)
@@ -273,7 +278,7 @@ class Admission:
 
     @staticmethod
     def _as_deployments(
-        body: Mapping[str, Any], claims: Mapping[str, list[Claim]]
+        body: Mapping[str, Any], claims: Mapping[str, ClusterClaims]
     ) -> tuple[list[dict[str, Any]], list[ServingArgs], dict[str, Any]]:
         """The LlamaDeployment(s) a RayService amounts to, read from what it would actually run, so that
         it is judged through the one decision-input mapping like any LlamaDeployment; the serving args
@@ -302,7 +307,7 @@ class Admission:
         except ValueError as exc:
             raise _refuse(f"{what}: {exc}") from None
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        created = next((c.created for c in claims.get(ref, []) if c.key == key), None)
+        created = claims[ref].created(key) if ref in claims else None
         declared = []
         for index, app in enumerate(apps):
             where = f"spec.serveConfigV2.applications[{index}]"

@@ -8,8 +8,11 @@ what that means is `Judgement.action`'s to say.
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from operators.sovereign_operator.rayservice import owner_uid as rayservice_owner_uid
@@ -62,38 +65,131 @@ def rayservice_claim(rs: Mapping[str, Any]) -> tuple[str, Claim] | None:
     return str(ref), claim
 
 
+# The kinds of object that claim GPUs, in the order a claim's creation time is looked up by name: a
+# LlamaDeployment's before a RayService's of the same name.
+_KINDS = (k8s.LLAMA_DEPLOYMENT, k8s.RAY_SERVICE)
+
+
+class ClusterClaims:
+    """Every claim on one cluster, by the object making it (its kind and namespace/name), with the GPUs
+    held kept in creation order and summed as they go: the GPUs a deployment's elders hold are a bisection
+    and a lookup (judging each of a rollout's n deployments by a pass over every claim was n² steps).
+    Changed as objects come and go (`put`, `drop`) while handler threads read it: one lock guards it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claims: dict[tuple[str, tuple[str, str]], Claim] = {}
+        self._held: list[tuple[str, tuple[str, str], str]] = []  # (created, key, kind) of holders, sorted
+        self._gpus: list[int] = []  # the GPUs of each of _held
+        self._sums: list[int] | None = None  # GPUs of _held[:i] at i; rebuilt on the next read of a change
+
+    def put(self, kind: str, claim: Claim) -> None:
+        """`kind`'s object `claim.key` claims `claim` now (in place of what it claimed before)."""
+        with self._lock:
+            self._remove(kind, claim.key)
+            self._claims[(kind, claim.key)] = claim
+            if claim.holds:
+                entry = (claim.created, claim.key, kind)
+                index = bisect_left(self._held, entry)
+                self._held.insert(index, entry)
+                self._gpus.insert(index, claim.gpus)
+
+    def drop(self, kind: str, key: tuple[str, str]) -> None:
+        """`kind`'s object `key` claims nothing (it is gone)."""
+        with self._lock:
+            self._remove(kind, key)
+
+    def _remove(self, kind: str, key: tuple[str, str]) -> None:
+        old = self._claims.pop((kind, key), None)
+        if old is not None and old.holds:
+            index = bisect_left(self._held, (old.created, key, kind))
+            del self._held[index], self._gpus[index]
+        self._sums = None
+
+    def created(self, key: tuple[str, str]) -> str | None:
+        """When the object named `key` first claimed its GPUs (a LlamaDeployment's, else a RayService's)."""
+        with self._lock:
+            found = (self._claims.get((kind, key)) for kind in _KINDS)
+            return next((claim.created for claim in found if claim is not None), None)
+
+    def held_before(self, own: Claim) -> int:
+        """GPUs held by the claims older than `own` (by creation time, then name; all of them when `own` is
+        not created yet), none of its own name's counted."""
+        with self._lock:
+            if self._sums is None:
+                self._sums = list(accumulate(self._gpus, initial=0))
+            place = (own.created, own.key)
+            held = self._sums[bisect_left(self._held, place) if own.created else len(self._held)]
+            for kind in _KINDS:  # its own name's claims that sort ahead of it (another kind, a name reused)
+                claim = self._claims.get((kind, own.key))
+                if claim is not None and claim.holds and (not own.created or claim.created < own.created):
+                    held -= claim.gpus
+            return held
+
+
+class ClaimLedger:
+    """Every cluster's claims, kept as the objects making them come, change, move clusters and go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clusters: dict[str, ClusterClaims] = {}
+        self._where: dict[tuple[str, tuple[str, str]], str] = {}  # (kind, key) -> the cluster it claims on
+
+    def on(self, ref: str) -> ClusterClaims:
+        """The claims on cluster `ref`, kept up to date (none made yet: an empty set, kept nowhere, so a
+        review naming a cluster that does not exist leaves nothing behind)."""
+        with self._lock:
+            return self._clusters.get(ref) or ClusterClaims()
+
+    def put(self, kind: str, ref: str, claim: Claim) -> None:
+        """`kind`'s object `claim.key` claims `claim` on cluster `ref` now, and nothing elsewhere."""
+        with self._lock:
+            before = self._where.get((kind, claim.key))
+            self._where[(kind, claim.key)] = ref
+            cluster = self._clusters.setdefault(ref, ClusterClaims())
+            moved_from = self._clusters.get(before) if before not in (None, ref) else None
+        if moved_from is not None:
+            moved_from.drop(kind, claim.key)
+        cluster.put(kind, claim)
+
+    def drop(self, kind: str, key: tuple[str, str]) -> None:
+        """`kind`'s object `key` claims nothing (it is gone, or not a claim any more)."""
+        with self._lock:
+            ref = self._where.pop((kind, key), None)
+            cluster = self._clusters.get(ref) if ref is not None else None
+        if cluster is not None:
+            cluster.drop(kind, key)
+
+
 def claims_by_cluster(
     deployments: Iterable[Mapping[str, Any]], rayservices: Iterable[Mapping[str, Any]] = ()
-) -> dict[str, list[Claim]]:
-    """Every claim on each cluster: the LlamaDeployments', and the RayServices' made directly."""
-    claims: dict[str, list[Claim]] = {}
+) -> dict[str, ClusterClaims]:
+    """Every claim on each cluster, from a listing: the LlamaDeployments', and the RayServices' made
+    directly."""
+    claims: dict[str, ClusterClaims] = {}
     for deployment in deployments:
-        claims.setdefault(str(deployment["spec"].get("clusterRef")), []).append(claim_of(deployment))
+        ref = str(deployment["spec"].get("clusterRef"))
+        claims.setdefault(ref, ClusterClaims()).put(k8s.LLAMA_DEPLOYMENT, claim_of(deployment))
     for rs in rayservices:
         if (direct := rayservice_claim(rs)) is not None:
-            claims.setdefault(direct[0], []).append(direct[1])
+            claims.setdefault(direct[0], ClusterClaims()).put(k8s.RAY_SERVICE, direct[1])
     return claims
 
 
-def gpus_in_use(deployment: Mapping[str, Any], claims: Iterable[Claim]) -> int:
+def gpus_in_use(deployment: Mapping[str, Any], claims: ClusterClaims | None) -> int:
     """GPUs the cluster's other deployments hold, counting only those created before this one.
 
     Judging each deployment against its elders (in creation order) means a quota overrun stops the
     newest deployments, not every deployment on the cluster; a deployment not created yet (admission)
     is younger than all.
     """
-    own = claim_of(deployment)
-    return sum(
-        c.gpus
-        for c in claims
-        if c.key != own.key and c.holds and (not own.created or (c.created, c.key) < (own.created, own.key))
-    )
+    return 0 if claims is None else claims.held_before(claim_of(deployment))
 
 
 def deployment_facts(
     deployment: Mapping[str, Any],
     clusters: Mapping[str, Mapping[str, Any]],
-    claims: Mapping[str, list[Claim]],
+    claims: Mapping[str, ClusterClaims],
 ) -> DecisionInput | Judgement:
     """One deployment's decision input, or the UNJUDGEABLE judgement saying why it has none."""
     ref = str((deployment.get("spec") or {}).get("clusterRef"))
@@ -102,7 +198,7 @@ def deployment_facts(
         message = f"SovereignCluster {ref} does not exist: create it, or fix spec.clusterRef"
         return Judgement.unjudgeable(k8s.REASON_CLUSTER_NOT_FOUND, message)
     try:
-        return deployment_input(cluster, deployment, gpus_in_use=gpus_in_use(deployment, claims.get(ref, [])))
+        return deployment_input(cluster, deployment, gpus_in_use=gpus_in_use(deployment, claims.get(ref)))
     except BadInput as exc:
         return Judgement.unjudgeable(k8s.REASON_INVALID_SPEC, str(exc))
 
@@ -116,7 +212,7 @@ def deployment_documents(
     judge: Judge,
     deployments: list[Mapping[str, Any]],
     clusters: Mapping[str, Mapping[str, Any]],
-    claims: Mapping[str, list[Claim]],
+    claims: Mapping[str, ClusterClaims],
     workload: Mapping[str, Any] | None = None,
     weights: WeightsGatherer | None = None,
 ) -> list[dict[str, Any] | Judgement]:
@@ -142,7 +238,7 @@ def judge_deployments(
     judge: Judge,
     deployments: list[Mapping[str, Any]],
     clusters: Mapping[str, Mapping[str, Any]],
-    claims: Mapping[str, list[Claim]],
+    claims: Mapping[str, ClusterClaims],
     workload: Mapping[str, Any] | None = None,
     weights: WeightsGatherer | None = None,
     about: str | None = None,

@@ -8,9 +8,12 @@ drift thread alike (the client's connection pool is thread-safe).
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -54,6 +57,55 @@ def api_error(exc: ApiException) -> str:
     if causes:
         return "\n".join(f"{c['field']}: {c.get('message')}" for c in causes)
     return str(body.get("message") or f"{exc.status} {exc.reason}")
+
+
+_T = TypeVar("_T")
+
+
+class _Round(Generic[_T]):
+    """One read, and every caller it answers."""
+
+    def __init__(self) -> None:
+        self.begun = threading.Event()  # the read before it has ended: every caller of it has arrived
+        self.result: Future[_T] = Future()
+
+
+class SharedReads(Generic[_T]):
+    """Reads by name, each caller answered by a read begun no earlier than its own call (admission reads a
+    SovereignCluster so, not trusting the watch): a caller arriving while a read of the name is under way
+    waits for the next one, which begins as that one ends and answers everyone who arrived meanwhile.
+    Reviews of one cluster at once cost a read per round, not one each (a GET per review was two API
+    requests per LlamaDeployment, on the API server the rollout itself loads)."""
+
+    def __init__(self, read: Callable[[str], _T]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._reading: dict[str, _Round[_T]] = {}
+        self._next: dict[str, _Round[_T]] = {}
+
+    def get(self, name: str) -> _T:
+        with self._lock:
+            if name not in self._reading:
+                mine, leads = _Round[_T](), True
+                mine.begun.set()
+                self._reading[name] = mine
+            else:
+                leads = name not in self._next
+                mine = self._next.setdefault(name, _Round[_T]())
+        if leads:  # the first caller of a round reads for all of it, once the round before has ended
+            mine.begun.wait()
+            try:
+                mine.result.set_result(self._read(name))
+            except BaseException as exc:  # every caller of the round gets the failure it would have had
+                mine.result.set_exception(exc)
+            with self._lock:
+                following = self._next.pop(name, None)
+                if following is None:
+                    del self._reading[name]
+                else:
+                    self._reading[name] = following
+                    following.begun.set()
+        return mine.result.result()
 
 
 def _now() -> str:

@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from operators.sovereign_operator import conditions, rayservice
 from operators.sovereign_operator.compliance import ComplianceReport
 from operators.sovereign_operator.conditions import Status
-from operators.sovereign_operator.facts import Claim, judge_deployments
+from operators.sovereign_operator.facts import ClusterClaims, judge_deployments
 from operators.sovereign_operator.kube import Kube, api_error
 from sovereign import vocabulary as k8s
 from sovereign.policy.decision_input import DecisionInput
@@ -168,7 +168,7 @@ class Reconciler:
         judge: Judge,
         deployments: list[Mapping[str, Any]],
         clusters: Mapping[str, Mapping[str, Any]],
-        claims: Mapping[str, list[Claim]],
+        claims: Mapping[str, ClusterClaims],
         rayservices: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
         guard_version: bool = False,
         status_to: StatusSink | None = None,

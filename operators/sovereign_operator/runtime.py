@@ -14,7 +14,8 @@ from operators.sovereign_operator.admission import Admission
 from operators.sovereign_operator.cluster_requests import RequestDesk
 from operators.sovereign_operator.drift import DeploymentFleet, DriftWatcher
 from operators.sovereign_operator.engines import engines_from_env
-from operators.sovereign_operator.kube import Kube, api_client
+from operators.sovereign_operator.facts import ClaimLedger
+from operators.sovereign_operator.kube import Kube, SharedReads, api_client
 from operators.sovereign_operator.reconcile import Reconciler
 from operators.sovereign_operator.weights_mounts import WeightsMounts
 from serving.manifest import RAY_IMAGE
@@ -56,10 +57,17 @@ class Runtime:
     admission_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
     )
+    # SovereignClusters as the API server has them, read once for the reviews that asked at once.
+    cluster_reads: SharedReads[dict[str, Any] | None] = field(init=False)
+    # Every cluster's claims, kept from the watch (handlers.py): what admission and single reconciles count.
+    claims: ClaimLedger = field(default_factory=ClaimLedger)
     # The spec generation last seen of each RayService the operator owns: a move is someone's edit (or ours).
     _generations: dict[tuple[str, str], int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cluster_reads = SharedReads(self.kube.get_cluster)
 
     @classmethod
     def build(cls, config: OperatorConfig) -> Runtime:
