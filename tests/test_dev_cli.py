@@ -117,3 +117,13 @@ def test_a_component_not_ready_in_time_stops_everything_started(state_dir: Path)
     assert "within 0 s" in done.stderr or "within 1 s" in done.stderr  # rounded in the message
     time.sleep(0.5)
     assert _processes_under(state_dir) == []
+
+
+def test_a_free_port_is_outside_the_range_outgoing_connections_take_and_binds() -> None:
+    """free_port chooses under the kernel's ephemeral range, so the many outgoing connections of a run
+    (kube clients, OPA calls) cannot take it before its server binds it; the port is free to bind."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(20000 <= port < low for port in ports) and len(ports) > 1
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", ports.pop()))

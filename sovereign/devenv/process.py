@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,7 +34,28 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _below_ephemeral() -> range:
+    """The ports under the kernel's ephemeral range (32768 unless configured otherwise), from 20000: Ray
+    gives its workers 10002-19999."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(20000, max(low, 20001))
+
+
 def free_port() -> int:
+    """A loopback port free now, chosen under the ephemeral range: a port the kernel hands out (bind to 0)
+    is also what it gives the next outgoing connection, and a bench's thousands of API-server connections
+    took one between choosing it and a server binding it (EADDRINUSE)."""
+    candidates = _below_ephemeral()
+    for _ in range(100):
+        port = random.choice(candidates)
+        if not port_in_use(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
