@@ -6,6 +6,7 @@ test_operator_drift.py."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -132,6 +133,28 @@ def test_serve_config_is_written_as_json_which_any_yaml_reader_reads_the_same() 
     assert load_serve_config(by_hand) == json.loads(text)
     with pytest.raises(yaml.YAMLError):
         load_serve_config("applications: [unclosed")
+
+
+def test_a_rayservice_written_before_json_with_the_same_config_is_current_and_an_edit_is_not() -> None:
+    """A live RayService whose Serve config is the wanted one written as YAML (as the operator wrote it
+    before it wrote JSON) runs the wanted spec: no update on upgrade. A changed value in it is an edit."""
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
+    deployment["metadata"]["uid"] = "uid-1"
+    cluster = subjects.sovereign_cluster(spec)
+    wanted = rayservice.desired(
+        deployment, cluster, subjects.deployment_input(cluster, deployment), "image:1"
+    )
+    config = json.loads(wanted["spec"]["serveConfigV2"])
+    as_yaml = copy.deepcopy(wanted)
+    as_yaml["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    assert as_yaml["spec"]["serveConfigV2"] != wanted["spec"]["serveConfigV2"]
+    assert rayservice.is_current(as_yaml, wanted)
+    config["applications"][0]["args"]["policy"]["gpus"] += 1
+    as_yaml["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    assert not rayservice.is_current(as_yaml, wanted)
+    as_yaml["spec"]["serveConfigV2"] = "applications: [unclosed"
+    assert not rayservice.is_current(as_yaml, wanted)
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from operators.sovereign_operator.weights_mounts import weights_path
 from serving.args import DeploymentConfig, LLMConfig, ModelLoadingConfig, PolicyContext, ServingArgs
-from serving.manifest import dump_serve_config, serve_config
+from serving.manifest import dump_serve_config, load_serve_config, serve_config
 from sovereign.policy.decision_input import DecisionInput
 from sovereign.vocabulary import (
     ANNOTATION_SPEC_HASH,
@@ -166,11 +168,23 @@ def is_suspended(rayservice: Mapping[str, Any]) -> bool:
     return ((rayservice.get("spec") or {}).get("rayClusterConfig") or {}).get("suspend") is True
 
 
+def _as_run(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A RayService spec with its Serve config as the data Serve runs: the same config written as YAML
+    (before the operator wrote JSON) or as JSON is the same spec, so an upgrade rewrites no RayService."""
+    text = spec.get("serveConfigV2")
+    if not isinstance(text, str):
+        return spec
+    try:
+        return {**spec, "serveConfigV2": load_serve_config(text)}
+    except yaml.YAMLError:
+        return spec  # compared as written: unreadable text is never the wanted config
+
+
 def is_current(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """Whether the live RayService runs exactly the wanted spec and carries its labels, compared by
     content: an edit that keeps the spec-hash annotation (a record, not a proof) is still an edit."""
     labels = (actual.get("metadata") or {}).get("labels") or {}
-    return actual.get("spec") == wanted["spec"] and all(
+    return _as_run(actual.get("spec") or {}) == _as_run(wanted["spec"]) and all(
         labels.get(key) == value for key, value in wanted["metadata"]["labels"].items()
     )
 
