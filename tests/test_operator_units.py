@@ -112,23 +112,25 @@ def test_serve_config_uses_the_serving_builder_and_its_args_model() -> None:
     assert rayservice.owner_uid(built) == "uid-1"
 
 
+def _written_rayservice() -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """The first usdef-east-1 deployment, its judged input and the RayService the operator writes for it."""
+    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
+    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
+    deployment["metadata"]["uid"] = "uid-1"
+    cluster = subjects.sovereign_cluster(spec)
+    judged = subjects.deployment_input(cluster, deployment)
+    return deployment, judged, rayservice.desired(deployment, cluster, judged, "image:1")
+
+
 def test_serve_config_is_written_as_json_which_any_yaml_reader_reads_the_same() -> None:
     """JSON is YAML: KubeRay's YAML reader takes what the operator writes, and it reads back the same from
     the JSON reader admission tries first; a Serve config written by hand in YAML still reads."""
     from serving.manifest import load_serve_config
 
-    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
-    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
-    deployment["metadata"]["uid"] = "uid-1"
-    cluster = subjects.sovereign_cluster(spec)
-    written = rayservice.desired(
-        deployment, cluster, subjects.deployment_input(cluster, deployment), "image:1"
-    )
+    deployment, judged, written = _written_rayservice()
     text = written["spec"]["serveConfigV2"]
     assert json.loads(text) == yaml.safe_load(text) == load_serve_config(text)
-    assert json.loads(text) == rayservice.serve_document(
-        deployment, subjects.deployment_input(cluster, deployment)
-    )
+    assert json.loads(text) == rayservice.serve_document(deployment, judged)
     by_hand = yaml.safe_dump(json.loads(text))
     assert load_serve_config(by_hand) == json.loads(text)
     with pytest.raises(yaml.YAMLError):
@@ -138,13 +140,7 @@ def test_serve_config_is_written_as_json_which_any_yaml_reader_reads_the_same() 
 def test_a_rayservice_written_before_json_with_the_same_config_is_current_and_an_edit_is_not() -> None:
     """A live RayService whose Serve config is the wanted one written as YAML (as the operator wrote it
     before it wrote JSON) runs the wanted spec: no update on upgrade. A changed value in it is an edit."""
-    spec = load_cluster(toolchain.REPO_ROOT / "clusters" / "usdef-east-1.yaml")
-    deployment = subjects.llama_deployment(spec, spec.deployments[0], spec.name)
-    deployment["metadata"]["uid"] = "uid-1"
-    cluster = subjects.sovereign_cluster(spec)
-    wanted = rayservice.desired(
-        deployment, cluster, subjects.deployment_input(cluster, deployment), "image:1"
-    )
+    _, _, wanted = _written_rayservice()
     config = json.loads(wanted["spec"]["serveConfigV2"])
     as_yaml = copy.deepcopy(wanted)
     as_yaml["spec"]["serveConfigV2"] = yaml.safe_dump(config)
