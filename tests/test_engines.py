@@ -359,6 +359,47 @@ def test_a_decision_is_one_guest_call_and_decides_as_the_librarys_own_path(
     wasm.close()
 
 
+def test_a_result_past_its_size_limit_is_an_error_and_one_at_it_is_read(signed_bundle: SignedBundle) -> None:
+    """The result is read in place up to its NUL, bounded by the configured limit: one byte over the limit
+    is opa-py-wasm's typed memory error (a deny in the engine), a result exactly at it is parsed whole."""
+    from opapywasm import PolicyConfig
+    from opapywasm.errors import OpaMemoryError
+
+    from sovereign.policy.bundle import verify_built
+    from sovereign.policy.wasm_engine import policy_from_wasm
+
+    files = verify_built(signed_bundle.wasm, signed_bundle.verification_key).files
+    expected = WasmEngine(signed_bundle.wasm, signed_bundle.verification_key)._policy.evaluate(  # type: ignore[union-attr]
+        EXAMPLES[0], "sovereign/decision/result"
+    )
+    size = len(json.dumps([{"result": expected}], separators=(",", ":"), ensure_ascii=False).encode())
+    for limit, fits in ((size, True), (size - 1, False)):
+        policy = policy_from_wasm(files["policy.wasm"], PolicyConfig(pool_size=1, max_result_bytes=limit))
+        policy.set_data(files["data.json"])
+        if fits:
+            assert policy.evaluate(EXAMPLES[0], "sovereign/decision/result") == expected
+        else:
+            with pytest.raises(OpaMemoryError, match=f"over {limit} bytes"):
+                policy.evaluate(EXAMPLES[0], "sovereign/decision/result")
+        policy.close()
+
+
+def test_one_caller_at_a_time_is_served_by_the_instance_returned_last(signed_bundle: SignedBundle) -> None:
+    """The pool hands out the instance returned last: sequential decisions build and use one instance of
+    the four allowed; two held at once are two instances, and the next borrow gets the one returned last."""
+    engine = WasmEngine(signed_bundle.wasm, signed_bundle.verification_key, pool_size=4)
+    policy = engine._policy
+    assert policy is not None
+    decisions = [engine.decide(EXAMPLES[i % len(EXAMPLES)]) for i in range(40)]
+    assert policy.instances_created == 1 and decisions[:1] == [engine.decide(EXAMPLES[0])]
+    with policy._pool.borrow() as first, policy._pool.borrow() as second:
+        held = (first.instance, second.instance)
+    assert held[0] is not held[1] and policy.instances_created == 2
+    with policy._pool.borrow() as again:
+        assert again.instance is held[0]  # released last: the outer loan's block ends after the inner's
+    engine.close()
+
+
 def test_the_memory_a_module_declares_is_read_past_its_other_imports() -> None:
     """The engine starts instances at the pages the module's env.memory import asks for, read from the
     module itself (_declared_memory_pages): a module with no such import, or a cut one, asks for none."""

@@ -102,7 +102,9 @@ def policy_from_wasm(wasm: bytes, config: PolicyConfig) -> OpaWasmPolicy:
     link instead. No option sets the start size, so it is raised here to the module's declared minimum.
     """
     opa_runtime._DEFAULT_MEMORY_PAGES = max(opa_runtime._DEFAULT_MEMORY_PAGES, _declared_memory_pages(wasm))
-    return OpaWasmPolicy.from_wasm_bytes(wasm, config)
+    policy = OpaWasmPolicy.from_wasm_bytes(wasm, config)
+    wasm_calls.reuse_last_instance(policy)
+    return policy
 
 
 class WasmEngine:
