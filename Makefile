@@ -51,6 +51,11 @@ images: venv  ## build the operator and serving images (docker, podman or builda
 policy-test: tools venv  ## opa fmt, opa check --strict, opa test --coverage (>= 95 %)
 	policies/check.sh
 
+# The tests write Python's bytecode caches (__pycache__, ignored by git) even where the environment says not
+# to: otherwise each pytest-xdist worker and every `sovereign` process a test starts compiles the same
+# modules again, and pytest rewrites every test module's asserts again (half of test-fast's collection).
+test test-fast: export PYTHONDONTWRITEBYTECODE :=
+
 test: tools venv-serving lint policy-test  ## the test command: set-up, lint, policy tests, pytest
 	# A native crash (also while the interpreter exits) prints every thread's stack instead of only a signal.
 	PYTHONFAULTHANDLER=1 pytest -p no:cacheprovider

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from _pytest.mark.expression import Expression
 
 from infra import decisions
 from sovereign import toolchain
@@ -40,16 +43,60 @@ from sovereign.policy.screening_source import SCREENING_LIST_ENV, install_dev_sa
 from sovereign.policy.wasm_engine import WasmEngine
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A module that -m deselects whole is not imported: its module-level marks (`pytestmark`, read from
+    its source) decide it, whatever marks its tests add. Collecting the Ray and serving modules cost every
+    `make test-fast` worker about 10 s of imports, for tests it then deselected."""
+    expression = config.getoption("markexpr")
+    if not expression or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
+        return None
+    marks = _module_marks(collection_path)
+    if not marks:
+        return None
+    compiled = Expression.compile(expression)
+    named: set[str] = set()
+    compiled.evaluate(lambda name: named.add(name) or False)
+    # Its tests hold the module's marks plus any others: deselected only if every such set is.
+    others = sorted(named - marks)
+    for chosen in itertools.product((False, True), repeat=len(others)):
+        held = marks | {name for name, on in zip(others, chosen, strict=True) if on}
+        if compiled.evaluate(held.__contains__):
+            return None
+    return True
+
+
+def _module_marks(path: Path) -> set[str]:
+    """The mark names of a module's `pytestmark = pytest.mark.x` or `[pytest.mark.x, ...]`."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets
+        ):
+            values = node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value]
+            return {name for value in values if (name := _mark_name(value))}
+    return set()
+
+
+def _mark_name(node: ast.expr) -> str | None:
+    node = node.func if isinstance(node, ast.Call) else node  # pytest.mark.timeout(900)
+    if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "pytest.mark":
+        return node.attr
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test on the real control plane is marked `controlplane` from the fixtures it uses, so `make
-    test-fast` (-m "not controlplane and not slow") leaves it out without anyone remembering to mark it.
+    """A test on the real control plane is marked `controlplane` from the fixtures it uses, and one on the
+    tiny checkpoints `slow`, so `make test-fast` (-m "not controlplane and not slow") leaves it out without
+    anyone remembering to mark it.
 
     Then whole modules are ordered slow first (a longer allowed timeout first: the demo), control-plane
     next: `make test`'s workers (pytest-xdist, whole modules each) start the longest modules first instead
     of finishing on one of them."""
     for item in items:
-        if "controlplane" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "controlplane" in fixtures:
             item.add_marker(pytest.mark.controlplane)
+        if "tiny_models" in fixtures:  # torch builds the checkpoints: some 10 s before the first such test
+            item.add_marker(pytest.mark.slow)
     rank: dict[str, tuple[int, float]] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
@@ -58,6 +105,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         weight = (kind, -float(timeout.args[0]) if timeout else 0.0)
         rank[module] = min(rank.get(module, weight), weight)
     items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
+
+
+SLOW_S = 1.0  # a test-fast run names an unmarked test past this, so the inner loop stays under a minute
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """When a run leaves out `slow` tests (`make test-fast`), name those it ran that took longer than
+    SLOW_S: each belongs in `make test` alone, marked slow."""
+    if "not slow" not in (config.getoption("markexpr") or ""):
+        return
+    durations: dict[str, float] = {}
+    for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
+        durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
+    late = sorted((seconds, nodeid) for nodeid, seconds in durations.items() if seconds > SLOW_S)
+    if late:
+        terminalreporter.section(f"over {SLOW_S:.0f} s and not marked slow (mark them: pytest.mark.slow)")
+        for seconds, nodeid in reversed(late):
+            terminalreporter.write_line(f"{seconds:5.1f} s  {nodeid}")
 
 
 @pytest.hookimpl(trylast=True)

@@ -92,6 +92,7 @@ def test_the_longest_mounted_prefix_wins(tmp_path: Path) -> None:
     assert mounts.locate("/modelsX/llama") is None and mounts.locate("/scratch/llama") is None
 
 
+@pytest.mark.slow
 def test_no_mount_means_admission_leaves_the_weights_to_the_replica(store: Path) -> None:
     assert WeightsMounts().fact(_deployment("any", "/models/good")) is None
 

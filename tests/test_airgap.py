@@ -81,6 +81,7 @@ def transfer(exported: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(exported, tmp_path / "transfer"))
 
 
+@pytest.mark.slow
 def test_the_transfer_holds_exactly_these_members(exported: Path) -> None:
     assert sorted(layout.members_of(exported)) == sorted([*MEMBERS, MANIFEST, SIGNATURE])
 
@@ -206,6 +207,7 @@ def test_export_refuses_a_folder_in_use_and_a_stack_of_another_region(tmp_path: 
         export_transfer("us-defense", tmp_path / "new", ExportOptions(stack="five-eyes"), key=KEY)
 
 
+@pytest.mark.slow
 def test_the_cli_exports_with_the_audit_key_and_verifies_with_its_public_half(
     signed_bundle: SignedBundle, tmp_path: Path
 ) -> None:
@@ -229,6 +231,7 @@ def test_wheels_are_fetched_for_every_glibc_the_target_runs() -> None:
     assert "manylinux_2_29_x86_64" not in tags and not any(t.startswith("linux") for t in tags)
 
 
+@pytest.mark.slow
 def test_a_list_the_region_could_not_screen_with_is_not_exported_and_nothing_is_left(
     signed_bundle: SignedBundle, tmp_path: Path
 ) -> None:

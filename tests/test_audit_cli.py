@@ -128,6 +128,7 @@ def test_verify_reports_an_unsealed_tail_and_passes_the_sealed_part(
     assert "unsealed: 4 records after the last signed head (writer did not shut down cleanly)" in out
 
 
+@pytest.mark.slow
 def test_verify_bad_input_exits_2_naming_the_fix(
     audit_log: DecisionLog,
     tmp_path: Path,
@@ -153,6 +154,7 @@ def _shown(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], 
     return [row["subject"].rsplit("-", 1)[1] for row in json.loads(out)]
 
 
+@pytest.mark.slow
 def test_show_filters(
     audit_log: DecisionLog, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,6 +178,7 @@ def test_show_filters(
     assert code == 2 and "--since" in err and "ISO" in err
 
 
+@pytest.mark.slow
 def test_prove_and_check_proof_without_the_log(
     audit_log: DecisionLog,
     tmp_path: Path,
@@ -205,6 +208,7 @@ def test_prove_and_check_proof_without_the_log(
     assert code == 1 and "not included in the signed head" in err
 
 
+@pytest.mark.slow
 def test_prove_bad_input_exits_2(
     audit_log: DecisionLog, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,6 +231,7 @@ def test_prove_refuses_a_record_that_no_longer_matches_its_head(
     assert audit_log.heads_path.with_suffix(HEADS_SUFFIX).exists()
 
 
+@pytest.mark.slow
 def test_heads_are_printed_as_signed_and_a_record_is_proven_against_an_earlier_published_head(
     audit_log: DecisionLog,
     tmp_path: Path,

@@ -134,6 +134,7 @@ def joined(lines: list[bytes]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
+@pytest.mark.slow
 def test_untouched_samples_verify(samples: list[Sample], scratch: Path) -> None:
     for sample in samples:
         report = verify_tampered(scratch, sample, sample.log)
@@ -141,6 +142,7 @@ def test_untouched_samples_verify(samples: list[Sample], scratch: Path) -> None:
         assert report.records == report.sealed == len(sample.lines) and report.closed
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(
     count=st.integers(0, 40),
@@ -635,6 +637,7 @@ def test_heads_are_signed_at_the_interval_while_records_arrive(tmp_path: Path) -
     assert report.ok and report.heads == 5 and report.closed
 
 
+@pytest.mark.slow
 def test_two_processes_write_two_segments(tmp_path: Path) -> None:
     folder = tmp_path / "audit"
     writers = [_writer(tmp_path, folder, "clean") for _ in range(2)]
@@ -666,6 +669,7 @@ def test_a_killed_writer_leaves_a_sealed_part_that_verifies_and_a_reported_tail(
     assert report.ok and any("torn last line" in w for w in report.warnings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_writer_stopped_by_a_signal_closes_its_segment_when_asked_to(
     tmp_path: Path, stop: signal.Signals

@@ -180,6 +180,7 @@ def test_a_bundle_signed_with_another_key_is_refused(signed_bundle: SignedBundle
 # --- build mechanics, on a tiny policy ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rebuilt_exactly_when_the_sources_change(tmp_path: Path, tiny_policy: TinyPolicy) -> None:
     sources = tiny_policy({"sovereign": {"models": {"m1": {}}}})
     out, said = tmp_path / "out", []

@@ -85,6 +85,7 @@ def foreign_bundle(tmp_path: Path, tiny_policy: Callable[..., PolicySources]) ->
 # --- with nothing built, nothing is built -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_decide_on_an_empty_state_dir_exits_2_naming_the_build_and_creates_nothing(empty_state: Path) -> None:
     done = sovereign(*DECIDE)
     assert done.returncode == 2, done.stderr
@@ -105,6 +106,7 @@ def test_every_consumer_on_an_empty_state_dir_is_undecided_and_creates_nothing(e
     assert files(empty_state) == []
 
 
+@pytest.mark.slow
 def test_bundle_build_creates_the_key_the_anchor_and_the_bundle_each_in_its_own_place(
     empty_state: Path,
 ) -> None:
@@ -157,6 +159,7 @@ def test_a_bundle_signed_by_another_key_is_refused_in_process(
         configured_bundle()  # the dev control plane and the Pulumi program
 
 
+@pytest.mark.slow
 def test_a_bundle_signed_by_another_key_is_not_served_by_opa(
     foreign_bundle: SignedBundle, signed_bundle: SignedBundle, start_opa_server: Callable[..., Any]
 ) -> None:
@@ -206,6 +209,7 @@ def test_an_anchor_beside_the_bundle_is_refused(
     )
 
 
+@pytest.mark.slow
 def test_the_builder_refuses_an_anchor_of_another_key(
     foreign_bundle: SignedBundle,
     signed_bundle: SignedBundle,

@@ -130,6 +130,7 @@ def webhook_down_server() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", CLUSTER_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_no_kubeconfig_names_the_setting_and_the_dev_control_plane(
     command: list[str], user_env: dict[str, str]
@@ -141,6 +142,7 @@ def test_no_kubeconfig_names_the_setting_and_the_dev_control_plane(
     assert "give --kubeconfig FILE" in line and "sovereign dev up" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", CLUSTER_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_an_api_server_that_is_down_is_named_with_how_to_start_it(
     command: list[str], user_env: dict[str, str], tmp_path: Path
@@ -154,6 +156,7 @@ def test_an_api_server_that_is_down_is_named_with_how_to_start_it(
     assert "sovereign dev up" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", CLUSTER_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_an_unreachable_webhook_names_the_operator(
     command: list[str], user_env: dict[str, str], tmp_path: Path, webhook_down_server: str
@@ -166,6 +169,7 @@ def test_an_unreachable_webhook_names_the_operator(
     assert line.endswith("start the operator, which serves it: sovereign operator run")
 
 
+@pytest.mark.slow
 def test_a_kubeconfig_variable_naming_no_file_is_named(user_env: dict[str, str], tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "kubeconfig"
     done = sovereign("request", "status", "x", env={**user_env, "KUBECONFIG": str(missing)})
@@ -269,6 +273,7 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str:
 STATUS = ["request", "status", "lattice-usdef-approved", "-n", "contractors", "--timeout", "1"]
 
 
+@pytest.mark.slow
 def test_request_status_with_no_operator_running_says_so_and_how_to_start_it(
     request_env: dict[str, str],
 ) -> None:
@@ -284,6 +289,7 @@ def test_request_status_with_no_operator_running_says_so_and_how_to_start_it(
     assert "waiting for the operator's decision" in done.stderr  # it said so while it waited
 
 
+@pytest.mark.slow
 def test_request_status_with_a_failing_operator_names_its_last_error(request_env: dict[str, str]) -> None:
     """The operator runs (here: this test process stands in for it, alive) and recorded why it fails."""
     server = yaml.safe_load(Path(request_env["KUBECONFIG"]).read_text())["clusters"][0]["cluster"]["server"]
@@ -304,6 +310,7 @@ def test_request_status_with_a_failing_operator_names_its_last_error(request_env
     assert line.endswith(f"has no decision after 1 s: operator (pid {os.getpid()}) failing: {error}")
 
 
+@pytest.mark.slow
 def test_resubmitting_a_request_names_request_status_and_delete(request_env: dict[str, str]) -> None:
     done = sovereign("request", "submit", str(REQUEST), env=request_env)
     assert done.returncode == 2

@@ -28,6 +28,7 @@ def test_every_noun_is_listed() -> None:
     assert ("exporter",) in COMMANDS and ("decide",) in COMMANDS and ("dev", "env") in COMMANDS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_help_is_in_the_cli_s_style(path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")

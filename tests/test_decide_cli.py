@@ -70,6 +70,7 @@ def _codes(decision: dict[str, Any]) -> list[str]:
     return [v["code"] for v in decision["violations"]]
 
 
+@pytest.mark.slow
 def test_allowed_exits_0_with_the_decision_and_its_revision(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -472,6 +473,7 @@ def test_a_hint_is_printed_beside_the_decision_and_never_changes_it(
     assert code == 1  # the policy decided on what was written: the typo is still unknown, UK no country
 
 
+@pytest.mark.slow
 def test_no_hint_when_nothing_looks_mistyped(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer, ScrapeJob
 
 
@@ -17,6 +19,7 @@ def _wait_for(server: PrometheusServer, expr: str, timeout: float = 30.0) -> lis
     raise AssertionError(f"{expr} returned nothing within {timeout} s")
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_its_targets_and_reloads_new_ones(tmp_path: Path) -> None:
     server = PrometheusServer(PrometheusConfig(state_dir=tmp_path, rule_files=[]))
     server.start()

@@ -136,6 +136,7 @@ def rest(opa_server: Any) -> RestEngine:
     return RestEngine(opa_server.url)
 
 
+@pytest.mark.slow
 def test_rest_and_wasm_decide_identically(
     rest: RestEngine, wasm: WasmEngine, signed_bundle: SignedBundle
 ) -> None:
@@ -171,6 +172,7 @@ def test_declared_example_deployments_are_allowed(wasm: WasmEngine) -> None:
         assert decision["allow"] is True, (inp["cluster"]["name"], decision["violations"])
 
 
+@pytest.mark.slow
 def test_killing_the_server_mid_run_means_deny_never_an_exception(
     signed_bundle: SignedBundle, start_opa_server: Callable[..., Any]
 ) -> None:
@@ -210,6 +212,7 @@ def test_killing_the_server_mid_run_means_deny_never_an_exception(
     assert [_codes(d) for d in engine.decide_many(EXAMPLES)] == [["ENGINE_UNAVAILABLE"]] * len(EXAMPLES)
 
 
+@pytest.mark.slow
 def test_a_hung_server_times_out_to_deny(
     signed_bundle: SignedBundle, start_opa_server: Callable[..., Any]
 ) -> None:
@@ -253,6 +256,7 @@ result := {"allow": "yes", "violations": [], "obligations": []} if input.model =
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "message"),
     [("m1", None), ("unknown", "undefined"), ("malformed", "malformed result")],
@@ -288,6 +292,7 @@ def test_one_wasm_engine_serves_concurrent_callers(wasm: WasmEngine) -> None:
     assert concurrent == sequential
 
 
+@pytest.mark.slow
 def test_engine_from_env_picks_rest_when_a_url_is_set(
     monkeypatch: pytest.MonkeyPatch, signed_bundle: SignedBundle
 ) -> None:
@@ -303,6 +308,7 @@ def test_engine_from_env_picks_rest_when_a_url_is_set(
     assert engine.decide(EXAMPLES[0])["policy_revision"] == signed_bundle.revision
 
 
+@pytest.mark.slow
 def test_a_batch_past_one_evaluations_limits_is_decided_in_chunks(wasm: WasmEngine) -> None:
     """A fleet-sized batch (over the 1 MB input limit of one evaluation) is decided in-process, each
     decision equal to its single call: none fails closed."""
@@ -326,6 +332,7 @@ def test_in_process_guest_calls_take_the_direct_path(wasm: WasmEngine) -> None:
     assert wasm.decide(EXAMPLES[0])["engine"] == "wasm"
 
 
+@pytest.mark.slow
 def test_a_decision_is_one_guest_call_and_decides_as_the_librarys_own_path(
     signed_bundle: SignedBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,6 +366,7 @@ def test_a_decision_is_one_guest_call_and_decides_as_the_librarys_own_path(
     wasm.close()
 
 
+@pytest.mark.slow
 def test_a_result_past_its_size_limit_is_an_error_and_one_at_it_is_read(signed_bundle: SignedBundle) -> None:
     """The result is read in place up to its NUL, bounded by the configured limit: one byte over the limit
     is opa-py-wasm's typed memory error (a deny in the engine), a result exactly at it is parsed whole."""
@@ -384,6 +392,7 @@ def test_a_result_past_its_size_limit_is_an_error_and_one_at_it_is_read(signed_b
         policy.close()
 
 
+@pytest.mark.slow
 def test_one_caller_at_a_time_is_served_by_the_instance_returned_last(signed_bundle: SignedBundle) -> None:
     """The pool hands out the instance returned last: sequential decisions build and use one instance of
     the four allowed; two held at once are two instances, and the next borrow gets the one returned last."""
@@ -415,6 +424,7 @@ def test_the_memory_a_module_declares_is_read_past_its_other_imports() -> None:
     assert _declared_memory_pages(module[:40]) == 0
 
 
+@pytest.mark.slow
 def test_an_evaluation_past_its_time_limit_is_a_deny_and_the_engine_recovers(
     signed_bundle: SignedBundle,
 ) -> None:

@@ -93,6 +93,7 @@ def built(
     return out, signed_bundle
 
 
+@pytest.mark.slow
 def test_the_untouched_pack_verifies(built: tuple[Path, SignedBundle]) -> None:
     path, bundle = built
     report = verify_pack(path, KEY.public_key(), bundle.verification_key)
@@ -217,6 +218,7 @@ def _resigner(exported: Path, out: Path) -> tuple[dict[str, bytes], Callable[[di
     return members, resign
 
 
+@pytest.mark.slow
 def test_the_pack_carries_the_bundle_of_every_revision_its_records_name(
     two_revisions: tuple[Path, Path, Path, SignedBundle, SignedBundle],
 ) -> None:
@@ -318,6 +320,7 @@ def weights_pack(
     return out
 
 
+@pytest.mark.slow
 def test_the_pack_carries_each_checkpoints_signature_and_its_signers_key(
     weights_pack: Path, tiny_models: dict[str, Path], signed_bundle: SignedBundle
 ) -> None:

@@ -155,6 +155,7 @@ def test_once_without_nvml_exits_0_and_says_what_is_missing() -> None:
     assert "source nvml is down: NVML: NVML Shared Library Not Found" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -176,6 +177,7 @@ def test_bad_input_exits_2_naming_the_option(args: list[str], message: str) -> N
     assert done.stdout == ""  # nothing half-printed
 
 
+@pytest.mark.slow
 def test_the_cli_command_serves_the_same_exposition_in_the_cli_s_style() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "sovereign", "exporter", "--once", "--gpu-trace", str(TRACE), "--node", "n1"],

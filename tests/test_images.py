@@ -115,6 +115,7 @@ def test_the_build_context_holds_every_copied_path(spec: ImageSpec) -> None:
         assert (ROOT / source).exists(), source
 
 
+@pytest.mark.slow
 def test_the_serving_image_is_the_pinned_ray_image_plus_what_import_path_imports() -> None:
     serving = IMAGES["serving"]
     assert _values(serving, "FROM") == [RAY_IMAGE]
@@ -139,6 +140,7 @@ def test_the_serving_image_is_the_pinned_ray_image_plus_what_import_path_imports
         assert (ROOT / package / "__init__.py").is_file()
 
 
+@pytest.mark.slow
 def test_the_operator_image_holds_what_its_command_imports() -> None:
     # `python -m sovereign operator run` (the image's entrypoint and command): every project package it
     # loads, and the files the project reads beside its code, are copied into the image.

@@ -28,6 +28,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     sys.modules.pop("load_bench", None)
 
 
+@pytest.mark.slow
 def test_fault_verdicts_flag_what_breaks_a_must_hold_and_nothing_else(bench: Any) -> None:
     Kind, Outcome, Answer = bench.Kind, bench.Outcome, bench.Answer
     served, refused, closed = Outcome.SERVED, Outcome.REFUSED, Outcome.FAIL_CLOSED

@@ -72,6 +72,7 @@ def _policy_part(decision: dict[str, Any]) -> dict[str, Any]:
 # --- the grid ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_matrix_covers_every_variant_cluster_and_end_use(
     matrix: ComplianceMatrix, signed_bundle: SignedBundle
 ) -> None:
@@ -104,6 +105,7 @@ class CountingEngine:
         return self.engine.decide_many(inputs)
 
 
+@pytest.mark.slow
 def test_matrix_is_one_batched_evaluation(wasm: WasmEngine, matrix: ComplianceMatrix) -> None:
     counting = CountingEngine(wasm)
     counted = compute_matrix(load_clusters(CLUSTERS), Judge(counting), DATA, date.fromisoformat(AS_OF))
@@ -116,6 +118,7 @@ def test_matrix_is_one_batched_evaluation(wasm: WasmEngine, matrix: ComplianceMa
     }
 
 
+@pytest.mark.slow
 def test_cells_agree_with_sovereign_decide(
     matrix: ComplianceMatrix, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,6 +151,7 @@ def _opa_data_queries(url: str) -> float:
     return sum(counts)
 
 
+@pytest.mark.slow
 def test_matrix_over_opa_rest_is_one_query_and_matches_in_process(
     matrix: ComplianceMatrix, signed_bundle: SignedBundle, start_opa_server: Any
 ) -> None:
@@ -315,6 +319,7 @@ def test_hostile_names_are_escaped(wasm: WasmEngine, tmp_path: Path) -> None:
 # --- the command ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_writes_both_pages_and_a_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -337,6 +342,7 @@ def test_cli_writes_both_pages_and_a_summary(
     assert [p.name for p in only_md.iterdir()] == ["matrix.md"]
 
 
+@pytest.mark.slow
 def test_cli_writes_into_the_state_dir_never_where_it_is_run(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -387,6 +393,7 @@ def test_cli_bad_cluster_file_exits_2_naming_file_and_field(
     assert stdout == "" and not out.exists()  # nothing partially written
 
 
+@pytest.mark.slow
 def test_cli_other_bad_input_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -448,6 +455,7 @@ def test_cli_unknown_format_exits_2(
     assert code == 2 and "--format" in stderr and stdout == "", stderr
 
 
+@pytest.mark.slow
 def test_cli_unreachable_engine_writes_a_denied_matrix_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import promql_parser
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -302,6 +303,7 @@ def problems(root: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_every_metric_read_has_exactly_one_emitter_named_in_metrics_md() -> None:
     assert problems(REPO) == []
 
@@ -335,6 +337,7 @@ def _scratch(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_an_alert_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     alerts = root / MONITORING / "rules" / "sovereign-alerts.rules.yml"
@@ -346,6 +349,7 @@ def test_an_alert_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -> N
     assert problems(root) == ["sovereign_made_up_total (read by rule SovereignMadeUp) has 0 emitters: []"]
 
 
+@pytest.mark.slow
 def test_a_dashboard_panel_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     board_path = root / MONITORING / "dashboards" / "sovereign-gpu.json"
@@ -358,6 +362,7 @@ def test_a_dashboard_panel_on_a_metric_nothing_emits_fails_the_check(tmp_path: P
     ]
 
 
+@pytest.mark.slow
 def test_a_top_query_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     readback = root / "sovereign" / "exporter" / "readback.py"
@@ -367,6 +372,7 @@ def test_a_top_query_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -
     assert problems(root) == ["sovereign_gpu_quota_made_up (read by sovereign top: quota) has 0 emitters: []"]
 
 
+@pytest.mark.slow
 def test_a_report_query_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     data = root / "sovereign" / "report" / "data.py"
@@ -377,6 +383,7 @@ def test_a_report_query_on_a_metric_nothing_emits_fails_the_check(tmp_path: Path
     ]
 
 
+@pytest.mark.slow
 def test_labels_other_than_metrics_md_says_fail_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     metrics_md = root / MONITORING / "METRICS.md"
@@ -392,6 +399,7 @@ def test_labels_other_than_metrics_md_says_fail_the_check(tmp_path: Path) -> Non
     ]
 
 
+@pytest.mark.slow
 def test_only_a_construction_defines_a_metric(tmp_path: Path) -> None:
     """A module that uses prometheus-client and names a metric in a query or a docstring is no emitter;
     one that constructs it is, with the labels it passes."""
@@ -410,6 +418,7 @@ def test_only_a_construction_defines_a_metric(tmp_path: Path) -> None:
     assert any(p.startswith("sovereign_gpu_quota (read by") and "2 emitters" in p for p in problems(root))
 
 
+@pytest.mark.slow
 def test_an_undocumented_emitter_fails_the_check(tmp_path: Path) -> None:
     root = _scratch(tmp_path)
     metrics_md = root / MONITORING / "METRICS.md"

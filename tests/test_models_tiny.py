@@ -17,6 +17,7 @@ def built(tiny_models: dict[str, Path]) -> dict[str, Path]:
     return tiny_models
 
 
+@pytest.mark.slow
 def test_layout_is_a_real_checkpoint_with_a_stand_in_marker(built: dict[str, Path]) -> None:
     for model in TINY_MODELS:
         folder = built[model.name]
@@ -40,6 +41,7 @@ def test_build_is_idempotent(built: dict[str, Path]) -> None:
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_a_stale_recipe_is_rebuilt(tmp_path: Path) -> None:
     (folder, was_built), *_ = [(f, b) for _, f, b in build_all(tmp_path)]
     assert was_built

@@ -32,6 +32,7 @@ def test_promtool_check_rules(rules: Path) -> None:
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tests", TEST_FILES, ids=lambda p: p.name)
 def test_promtool_test_rules(tests: Path) -> None:
     done = promtool("test", "rules", str(tests))

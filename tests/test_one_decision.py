@@ -204,6 +204,7 @@ def by_guard(spec: ClusterSpec, index: int, judge: Judge) -> Answer:
     return answer.allowed, answer.codes
 
 
+@pytest.mark.slow
 def test_every_enforcement_point_gives_the_same_answer(
     cluster_files: list[Path],
     judge: Judge,

@@ -104,6 +104,7 @@ def rogue_server(tmp_path: Path) -> Iterator[Callable[..., Rogue]]:
         proc.stop()
 
 
+@pytest.mark.slow
 def test_an_unsigned_bundle_on_a_real_opa_server_is_refused_by_decide_and_the_guard(
     cli_state: Path,
     signed_bundle: SignedBundle,
@@ -129,6 +130,7 @@ def test_an_unsigned_bundle_on_a_real_opa_server_is_refused_by_decide_and_the_gu
     assert not answer.allowed and answer.status == 503 and answer.codes == ["BUNDLE_UNVERIFIED"]
 
 
+@pytest.mark.slow
 def test_a_server_on_a_bundle_signed_with_the_same_key_but_another_revision_is_refused(
     signed_bundle: SignedBundle,
     tiny_policy: Callable[..., PolicySources],
@@ -182,6 +184,7 @@ def test_the_pin_follows_a_rebuilt_bundle(
     assert pin.revision() == (other.revision, "")
 
 
+@pytest.mark.slow
 def test_a_rollout_the_server_catches_up_with_is_not_a_refusal(
     signed_bundle: SignedBundle,
     tiny_policy: Callable[..., PolicySources],
@@ -220,6 +223,7 @@ def _tls(folder: Path) -> tuple[CertPair, Path]:
     return ca.issue_server_cert("opa", ["127.0.0.1"]), ca.cert_path
 
 
+@pytest.mark.slow
 def test_over_https_only_a_server_of_the_pinned_ca_is_asked(
     signed_bundle: SignedBundle,
     start_opa_server: Callable[..., Any],

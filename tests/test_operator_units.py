@@ -267,6 +267,7 @@ class CountingEngine:
         return self.engine.decide_many(inputs)
 
 
+@pytest.mark.slow
 def test_a_fleet_is_judged_in_one_batch_of_distinct_inputs(signed_bundle: SignedBundle) -> None:
     engine = CountingEngine(WasmEngine(signed_bundle.wasm, signed_bundle.verification_key))
     judge = Judge(
@@ -550,6 +551,7 @@ def _deployed(status: dict[str, Any]) -> str:
     return next(c["reason"] for c in status["conditions"] if c["type"] == k8s.CONDITION_DEPLOYED)
 
 
+@pytest.mark.slow
 def test_a_new_deployment_costs_one_create_and_one_event_its_status_going_out_with_kopfs_patch(
     signed_bundle: SignedBundle,
 ) -> None:
@@ -559,6 +561,7 @@ def test_a_new_deployment_costs_one_create_and_one_event_its_status_going_out_wi
     assert [(s["phase"], _deployed(s)) for s in statuses] == [(k8s.PHASE_RUNNING, k8s.REASON_APPLIED)]
 
 
+@pytest.mark.slow
 def test_a_new_deployment_whose_rayservice_name_is_taken_reads_it_and_leaves_it_alone(
     signed_bundle: SignedBundle,
 ) -> None:
@@ -622,6 +625,7 @@ def test_admission_judges_the_cluster_as_the_api_server_has_it_not_as_the_index_
     assert handlers._facts(runtime, ["gone"], indexes, fresh=True)[0] == {}  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_admission_reviews_leave_the_object_under_review_as_it_came(signed_bundle: SignedBundle) -> None:
     """The webhook hands a review kopf's parse of the request without a copy: a review only reads it."""
     import copy

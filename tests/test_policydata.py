@@ -173,6 +173,7 @@ def test_opa_document_is_what_the_rego_reads() -> None:
     assert weights_check["parameter_tolerance"]["why"] and weights_check["stand_in_max_parameters"]["why"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

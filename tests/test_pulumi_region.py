@@ -165,6 +165,7 @@ def test_bad_args_fail_before_anything_is_registered(signed_bundle: SignedBundle
         region_args(signed_bundle, workloads=Workloads.in_cluster, operator_image="x", opa_image="y")
 
 
+@pytest.mark.slow
 def test_in_cluster_region_installs_kuberay_before_the_operator(
     signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:
@@ -210,6 +211,7 @@ def _scraped_port(pod_template: dict[str, Any]) -> int:
     return int(port["containerPort"])
 
 
+@pytest.mark.slow
 def test_in_cluster_region_exposes_the_operator_and_exporter_metrics_to_prometheus(
     signed_bundle: SignedBundle, pulumi_policy_engine: None
 ) -> None:

@@ -77,6 +77,7 @@ def _only(decision: dict[str, Any], code: str) -> dict[str, Any]:
 # --- 1. the EU multimodal clause follows the licensee ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_1_a_us_company_run_from_munich_is_refused_a_vision_model(decide: Any) -> None:
     code, decision = decide(
         _patched(US_CONTRACTOR, {"principal_place_of_business": "DE"}, model=VISION, end_use="research")
@@ -295,6 +296,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 def test_mau_for_months_other_than_the_deciding_one_changes_nothing(wasm: WasmEngine) -> None:
     @SETTINGS
     @given(requests(), st.one_of(st.none(), USERS), st.dictionaries(MONTHS, USERS, max_size=6))
@@ -310,6 +312,7 @@ def test_mau_for_months_other_than_the_deciding_one_changes_nothing(wasm: WasmEn
     same()
 
 
+@pytest.mark.slow
 def test_a_principal_place_of_business_does_not_move_an_individual(wasm: WasmEngine) -> None:
     @SETTINGS
     @given(requests(), st.sampled_from(COUNTRIES), st.sampled_from(COUNTRIES))

@@ -97,6 +97,7 @@ def _report() -> Report:
     )
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained_and_escapes_every_name() -> None:
     started = time.monotonic()
     page = render_html(_report())
@@ -107,6 +108,7 @@ def test_the_page_is_self_contained_and_escapes_every_name() -> None:
     assert "50.0" in page and "200.0" in page  # GPU-s and J of the row, as given
 
 
+@pytest.mark.slow
 def test_each_figure_carries_the_queries_it_drew_and_their_values() -> None:
     report = _report()
     page = ReportPage(render_html(report))

@@ -16,6 +16,7 @@ from sovereign.supply.lock import read_lock
 from sovereign.supply.sbom import image_sbom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_the_sbom_lists_exactly_the_locked_packages_with_versions_and_hashes(image: str) -> None:
     # Imported here: both test-fast workers collect this module, only one needs cyclonedx (2-3 s to import).
@@ -41,6 +42,7 @@ def test_the_sbom_lists_exactly_the_locked_packages_with_versions_and_hashes(ima
     assert len(dependencies["dependsOn"]) == len(pins)
 
 
+@pytest.mark.slow
 def test_the_cli_writes_the_sbom_and_refuses_an_unknown_image(tmp_path: Path) -> None:
     out = tmp_path / "serving.cdx.json"
     done = CliRunner().invoke(cli.app, ["images", "sbom", "serving", "--out", str(out)])

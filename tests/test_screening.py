@@ -302,6 +302,7 @@ def _disguised(draw: st.DrawFn) -> tuple[str, str]:
     return name, _LISTED[listed]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_disguised())
 def test_any_disguise_of_a_listed_name_matches(screening: ScreeningList, case: tuple[str, str]) -> None:

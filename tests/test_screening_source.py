@@ -112,6 +112,7 @@ def test_the_dev_sample_is_dated_when_installed_and_screens(no_setting: Path) ->
 
 
 # --- facts at an enforcement point ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_required_screening_without_a_current_list_says_why_and_is_undecided_in_every_mode(
     tmp_path: Path, judge_with: Any
 ) -> None:
@@ -128,12 +129,14 @@ def test_required_screening_without_a_current_list_says_why_and_is_undecided_in_
     assert {judgement.action(mode) for mode in Mode} == {Action.HOLD}
 
 
+@pytest.mark.slow
 def test_no_list_at_all_is_undecided_with_how_to_get_one(no_setting: Path, judge_with: Any) -> None:
     judgement = judge_with(Screening.enforcing(refuse_to_start=False)).judge(usdef_input())
     assert judgement.verdict is Verdict.UNDECIDED and judgement.codes == [SCREENING_UNAVAILABLE]
     assert "SOVEREIGN_SCREENING_LIST" in judgement.message and "sovereign dev up" in judgement.message
 
 
+@pytest.mark.slow
 def test_a_replaced_list_is_read_again_without_a_restart(tmp_path: Path, judge_with: Any) -> None:
     path = listed(tmp_path / "csl.json", TODAY - timedelta(days=30))
     judge = judge_with(Screening(path, required=True))
@@ -147,6 +150,7 @@ def test_a_replaced_list_is_read_again_without_a_restart(tmp_path: Path, judge_w
     assert judgement.codes == [SCREENING_UNAVAILABLE] and "malformed JSON" in judgement.message
 
 
+@pytest.mark.slow
 def test_a_list_ages_with_the_decision_date_but_not_past_today(tmp_path: Path, judge_with: Any) -> None:
     judge = judge_with(Screening(listed(tmp_path / "csl.json", TODAY - timedelta(days=5)), required=True))
     assert judge.judge(usdef_input()).verdict is Verdict.ALLOWED
@@ -163,6 +167,7 @@ def test_where_screening_is_not_required_no_list_decides_with_the_notice(judge_w
     assert "SCREENING_NOT_PERFORMED_NOTICE" in {o["code"] for o in judgement.obligations}
 
 
+@pytest.mark.slow
 def test_the_guard_answers_503_with_the_code_while_its_list_is_stale(
     tmp_path: Path, signed_bundle: SignedBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +185,7 @@ def test_the_guard_answers_503_with_the_code_while_its_list_is_stale(
 
 
 # --- startup, as the user runs it -------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["operator", "run"], ["serve", "--watch"]],

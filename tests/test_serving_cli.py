@@ -49,6 +49,7 @@ def _rayservice(tmp_path: Path, **policy: object) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_exactly_one_mode(monkeypatch, capsys) -> None:
     assert run(monkeypatch, capsys)[0] == 2
     code, err = run(monkeypatch, capsys, "--local", "x.yaml", "--watch")

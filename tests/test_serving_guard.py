@@ -45,6 +45,7 @@ def eu_guard(model: str = TEXT_8B) -> RequestGuard:
     return RequestGuard(context("eu-frankfurt-1", "commercial"), [model])
 
 
+@pytest.mark.slow
 def test_text_request_on_the_eu_cluster_is_allowed_by_the_wasm_engine() -> None:
     guard = eu_guard()
     assert guard.judge.engine.name == "wasm"
@@ -53,24 +54,28 @@ def test_text_request_on_the_eu_cluster_is_allowed_by_the_wasm_engine() -> None:
     assert verdict.judgement.engine == "wasm" and verdict.judgement.policy_revision
 
 
+@pytest.mark.slow
 def test_image_request_on_a_text_model_in_the_eu_is_refused() -> None:
     verdict = eu_guard().check(chat(PNG_PART), TEXT_8B, "acme")
     assert not verdict.allowed and verdict.status == 403
     assert verdict.modalities == ["image", "text"]
 
 
+@pytest.mark.slow
 def test_a_multimodal_model_on_the_eu_cluster_is_refused_with_region_modality_from_the_rego() -> None:
     verdict = eu_guard(VISION_11B).check(chat(), VISION_11B, None)
     assert not verdict.allowed and verdict.status == 403
     assert "REGION_MODALITY" in verdict.codes
 
 
+@pytest.mark.slow
 def test_image_request_on_the_us_defense_vision_model_is_allowed() -> None:
     guard = RequestGuard(context("usdef-east-1", "defense"), [VISION_11B])
     verdict = guard.check(chat(PNG_PART), VISION_11B, "army")
     assert verdict.allowed and verdict.modalities == ["image", "text"]
 
 
+@pytest.mark.slow
 def test_content_the_hosted_model_does_not_take_is_refused_by_the_policy() -> None:
     guard = RequestGuard(context("usdef-east-1", "defense"), [VISION_11B])
     audio = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
@@ -79,6 +84,7 @@ def test_content_the_hosted_model_does_not_take_is_refused_by_the_policy() -> No
     assert "audio" in verdict.modalities and "REQUEST_MODALITY_UNSUPPORTED" in verdict.codes
 
 
+@pytest.mark.slow
 def test_decision_input_carries_the_request_facts() -> None:
     inp = eu_guard().decision_input(TEXT_8B, {"text", "image"}, "acme")
     assert inp["request"] == {"modalities": ["image", "text"], "tenant": "acme"}
@@ -107,6 +113,7 @@ def test_an_engine_that_cannot_start_means_503(monkeypatch: pytest.MonkeyPatch) 
     assert verdict.status == 503 and "bundle signing key missing" in verdict.message
 
 
+@pytest.mark.slow
 def test_wasm_decisions_are_memoised_per_input_but_failures_never(monkeypatch: pytest.MonkeyPatch) -> None:
     guard = eu_guard()
     calls: list[dict[str, Any]] = []

@@ -112,6 +112,7 @@ def test_benign_tokens_are_plain_text(name: str, text: str) -> None:
     assert scan.budget.units < modalities._WORK_LIMIT / 4, scan.budget.used
 
 
+@pytest.mark.slow
 def test_a_megabyte_of_prose_is_plain_text_and_costs_no_work_units_beyond_its_json() -> None:
     text = filled(MB, lambda rng: rng.choice(PROSE.split()), " ")
     found, scan = scanned(chat([{"type": "text", "text": text}]))
@@ -226,6 +227,7 @@ ADVERSARIAL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ADVERSARIAL)
 def test_an_adversarial_megabyte_costs_a_bounded_amount_of_work_and_is_not_text(
     name: str, monkeypatch: pytest.MonkeyPatch

@@ -98,6 +98,7 @@ def placeholder_opa(tmp_path: Path) -> Iterator[int]:
         proc.stop()
 
 
+@pytest.mark.slow
 def test_opa_server_answers_a_query_through_opa_python_client(placeholder_opa: int) -> None:
     client = OpaClient(host="127.0.0.1", port=placeholder_opa)
     assert client.query_rule({"user": "alice"}, "probe", "allow") == {"result": True}

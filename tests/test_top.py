@@ -71,6 +71,7 @@ def not_prometheus() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_something_else_at_the_url_exits_1_saying_so(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, not_prometheus: str
 ) -> None:

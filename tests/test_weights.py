@@ -102,6 +102,7 @@ def declared(model: str) -> DecisionInput:
     return subjects.model_input(subjects.sovereign_cluster(load_cluster(USDEF)), model, "defense")
 
 
+@pytest.mark.slow
 def test_tiny_text_model_verifies_as_its_stand_in_and_records_every_digest(tiny, judge) -> None:
     folder = tiny["tiny-llama-text"]
     verified = verify_weights(folder, judge, declared("llama-3.1-8b-instruct"))
@@ -118,6 +119,7 @@ def test_tiny_vision_model_verifies_as_a_multimodal_variant(tiny, judge) -> None
     assert verified.facts.model_type == "mllama"
 
 
+@pytest.mark.slow
 def test_text_only_deployment_with_mllama_weights_is_refused(tiny, judge) -> None:
     with pytest.raises(WeightsRefused) as refused:
         verify_weights(tiny["tiny-mllama-vision"], judge, declared("llama-3.1-8b-instruct"))
@@ -204,6 +206,7 @@ def test_a_model_outside_the_catalogue_is_never_served(tiny, judge) -> None:
         verify_weights(tiny["tiny-llama-text"], judge, declared("gpt-4o"))
 
 
+@pytest.mark.slow
 def test_cli_verify_exit_codes(tiny, judge, signed_bundle: SignedBundle) -> None:
     runner = CliRunner()
     where = ["--cluster", str(USDEF), "--end-use", "defense"]
@@ -273,6 +276,7 @@ def test_weights_without_a_named_signer_are_served_with_the_notice(tiny, judge) 
     assert judgement.allowed and "WEIGHTS_UNSIGNED_NOTICE" in {o["code"] for o in judgement.obligations}
 
 
+@pytest.mark.slow
 def test_models_sign_and_verify_signer_from_the_cli(
     tiny, tmp_path: Path, signed_bundle: SignedBundle
 ) -> None:

@@ -192,6 +192,7 @@ def test_an_unsigned_candidate_is_bad_input_naming_the_build(
         pass
 
 
+@pytest.mark.slow
 def test_a_policies_folder_is_judged_unsigned(tmp_path: Path, signed_bundle: SignedBundle) -> None:
     """`whatif --policies` signs nothing: no key, no anchor, no signed bundle anywhere; its engine judges
     with the revision `sovereign bundle build` would give the same sources."""
@@ -236,6 +237,7 @@ def pending_request() -> dict[str, Any]:
     return request
 
 
+@pytest.mark.slow
 def test_a_region_is_rejudged_under_both_policies_as_the_operator_judges_it(
     signed_bundle: SignedBundle, defense_banned_policies: Path
 ) -> None:
@@ -285,6 +287,7 @@ def test_a_region_is_rejudged_under_both_policies_as_the_operator_judges_it(
     assert len(by_name[(k8s.CLUSTER_REQUEST, "lattice-usdef-approved")].new) == 2  # one per model asked for
 
 
+@pytest.mark.slow
 def test_a_decided_request_is_not_rejudged(signed_bundle: SignedBundle) -> None:
     request = pending_request()
     request["status"] = {"phase": k8s.PHASE_APPROVED, "observedGeneration": 1}
