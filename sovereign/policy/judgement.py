@@ -66,11 +66,10 @@ class Judgement:
     def of(cls, decision: dict[str, Any], inp: dict[str, Any] | None = None) -> Judgement:
         """A judgement from the engine's decision document (which always has allow and violations)."""
         violations = tuple(decision.get("violations") or ())
-        codes = {str(v.get("code")) for v in violations}
-        if codes & UNDECIDED_CODES:
+        if not violations:
+            verdict = Verdict.ALLOWED if decision.get("allow") is True else Verdict.DENIED
+        elif {str(v.get("code")) for v in violations} & UNDECIDED_CODES:
             verdict = Verdict.UNDECIDED
-        elif decision.get("allow") is True and not violations:
-            verdict = Verdict.ALLOWED
         else:
             verdict = Verdict.DENIED
         return cls(
@@ -186,8 +185,10 @@ class Judge:
             else {"performed": False, "hits": []}
         )
         doc = inp.policy_input(screened)
-        doc.setdefault("as_of", as_of.isoformat())
-        doc.update({key: value for key, value in facts.items() if value is not None})
+        if "as_of" not in doc:
+            doc["as_of"] = as_of.isoformat()
+        if facts:
+            doc.update({key: value for key, value in facts.items() if value is not None})
         return doc
 
     def judge(self, inp: DecisionInput, *, subject: Subject = UNNAMED, **facts: Any) -> Judgement:

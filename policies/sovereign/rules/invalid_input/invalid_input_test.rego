@@ -148,3 +148,18 @@ test_fail_monthly_active_users_and_grant_unreadable if {
 		"input field cluster.operator.llama_licence_grant must be true or false (got yes)",
 	}
 }
+
+# lib.is_date and the country check, character by character, accept exactly what
+# ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ and ^[A-Z]{2}$ accept.
+test_success_date_shapes_as_the_pattern_reads_them if {
+	candidates := [
+		"2025-06-01", "0000-00-00", "2025-13-99", "2025-6-01", "2025-06-1", "2025/06/01", "20250-6-01",
+		"2025-06-01\n", " 2025-06-01", "２０２５-06-01", "2025-06-0a", "", 20250601, null, ["2025-06-01"],
+	]
+	{value | some value in candidates; lib.is_date(value)} == {"2025-06-01", "0000-00-00", "2025-13-99"}
+}
+
+test_success_country_shapes_as_the_pattern_reads_them if {
+	candidates := ["US", "DE", "ZZ", "us", "U", "USA", "U1", "Ü S", "ÜS", "US\n", "", 1, null]
+	{value | some value in candidates; invalid_input._is_country(value)} == {"US", "DE", "ZZ"}
+}
