@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import itertools
 import json
 import os
 import shutil
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from _pytest.mark.expression import Expression
+from selection import deselected_whole
 
 from infra import decisions
 from sovereign import toolchain
@@ -44,43 +42,12 @@ from sovereign.policy.wasm_engine import WasmEngine
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """A module that -m deselects whole is not imported: its module-level marks (`pytestmark`, read from
-    its source) decide it, whatever marks its tests add. Collecting the Ray and serving modules cost every
-    `make test-fast` worker about 10 s of imports, for tests it then deselected."""
+    """A module that -m deselects whole is not imported (see selection.py): collecting the Ray and serving
+    modules cost every `make test-fast` worker about 10 s of imports, for tests it then deselected."""
     expression = config.getoption("markexpr")
     if not expression or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
         return None
-    marks = _module_marks(collection_path)
-    if not marks:
-        return None
-    compiled = Expression.compile(expression)
-    named: set[str] = set()
-    compiled.evaluate(lambda name: named.add(name) or False)
-    # Its tests hold the module's marks plus any others: deselected only if every such set is.
-    others = sorted(named - marks)
-    for chosen in itertools.product((False, True), repeat=len(others)):
-        held = marks | {name for name, on in zip(others, chosen, strict=True) if on}
-        if compiled.evaluate(held.__contains__):
-            return None
-    return True
-
-
-def _module_marks(path: Path) -> set[str]:
-    """The mark names of a module's `pytestmark = pytest.mark.x` or `[pytest.mark.x, ...]`."""
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets
-        ):
-            values = node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value]
-            return {name for value in values if (name := _mark_name(value))}
-    return set()
-
-
-def _mark_name(node: ast.expr) -> str | None:
-    node = node.func if isinstance(node, ast.Call) else node  # pytest.mark.timeout(900)
-    if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "pytest.mark":
-        return node.attr
-    return None
+    return True if deselected_whole(collection_path, expression) else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
