@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from operators.localrun import LocalOperator, wait_until
 from operators.sovereign_operator import rayservice
@@ -245,22 +247,38 @@ def test_a_stale_screening_list_holds_everything_until_a_current_one_replaces_it
 def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservices(
     sovereign_operator: LocalOperator,
 ) -> None:
+    """The operator is SIGKILLed once its fifth RayService exists, while the 50 LlamaDeployments are still
+    being submitted (so the kill lands mid-rollout however fast it reconciles; a create its webhook cannot
+    answer meanwhile is submitted again). Restarted, it converges: one RayService per LlamaDeployment, each
+    owned by it, every status Running."""
     op, ns, count = sovereign_operator, "drift-rollout", 50
     op.onboard(ns)
     cluster = usdef_cluster("drift-rollout", datetime.now(UTC).date() + timedelta(days=365))
     op.create(subjects.sovereign_cluster(cluster))
-    uids: dict[str, str] = {}
-    for index in range(count):
-        declared = Deployment.model_validate(
-            {"name": f"d{index:02d}", "model": "llama-3.1-8b-instruct", "end_use": "research"}
-        )
-        created: dict[str, Any] = op.create(subjects.llama_deployment(cluster, declared, ns))
-        uids[created["metadata"]["name"]] = created["metadata"]["uid"]
-    wait_until(lambda: len(op.list("rayservices", ns)) >= 5, WAIT_S, "the rollout to start", interval=0.05)
-    op.kill()
-    at_kill = len(op.list("rayservices", ns))
-    assert at_kill < count  # killed mid-rollout
-    op.start()
+
+    def submit() -> dict[str, str]:
+        uids: dict[str, str] = {}
+        for index in range(count):
+            declared = Deployment.model_validate(
+                {"name": f"d{index:02d}", "model": "llama-3.1-8b-instruct", "end_use": "research"}
+            )
+            body = subjects.llama_deployment(cluster, declared, ns)
+            uids[body["metadata"]["name"]] = _created_uid(op, body, ns)
+        return uids
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        submitted = pool.submit(submit)
+        try:
+            wait_until(
+                lambda: len(op.list("rayservices", ns)) >= 5, WAIT_S, "the rollout to start", interval=0.05
+            )
+            op.kill()
+            at_kill = len(op.list("rayservices", ns)), len(op.list("llamadeployments", ns))
+            time.sleep(1)  # creates meet the dead webhook meanwhile
+        finally:
+            op.start()  # also when the rollout never started: the module's other tests share this operator
+        uids = submitted.result(timeout=WAIT_S)
+    assert at_kill[0] <= at_kill[1] < count  # killed mid-rollout: LlamaDeployments yet to be submitted
     wait_until(lambda: len(op.list("rayservices", ns)) == count, 90, f"{count} RayServices")
     wait_until(
         lambda: all(d.get("status", {}).get("phase") == "Running" for d in op.list("llamadeployments", ns)),
@@ -270,3 +288,20 @@ def test_sigkill_mid_rollout_of_50_converges_without_lost_or_duplicated_rayservi
     services = op.list("rayservices", ns)
     assert sorted(rs["metadata"]["name"] for rs in services) == sorted(uids)
     assert {rs["metadata"]["name"]: rayservice.owner_uid(rs) for rs in services} == uids
+
+
+def _created_uid(op: LocalOperator, body: dict[str, Any], namespace: str) -> str:
+    """Create `body` and return its uid, submitting it again while the admission webhook cannot be called
+    (the API server answers 500 while the operator restarts)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            return str(op.create(body)["metadata"]["uid"])
+        except ApiException as exc:
+            if exc.status == 409:  # an earlier try landed though its answer was lost
+                existing = op.get("llamadeployments", body["metadata"]["name"], namespace)
+                assert existing is not None
+                return str(existing["metadata"]["uid"])
+            if exc.status != 500 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
