@@ -30,7 +30,10 @@ def deselected_whole(path: Path, expression: str) -> bool:
 
 def module_marks(path: Path) -> set[str]:
     """The mark names of a module's `pytestmark = pytest.mark.x` or `[pytest.mark.x, ...]`."""
-    for node in ast.parse(path.read_text()).body:
+    source = path.read_text()
+    if "pytestmark" not in source:  # most modules: no parse
+        return set()
+    for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets
         ):

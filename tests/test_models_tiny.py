@@ -86,6 +86,7 @@ def test_vision_model_takes_an_image(built: dict[str, Path]) -> None:
     assert output.shape[1] > inputs["input_ids"].shape[1]
 
 
+@pytest.mark.slow  # builds the checkpoints with torch
 def test_cli_build_prints_the_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["models", "build", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
