@@ -157,6 +157,7 @@ def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
             "passed: EU text request answered",
             "passed: EU image request refused with REGION_MODALITY",
             "passed: us-defense image request answered",
+            "passed: Prometheus has every caller's tokens to charge",
             "passed: ClusterRequest lattice-usdef-approved approved",
             "passed: ClusterRequest northwind-fvey-denied denied (screening hit)",
             "passed: what-if predicts fvey-london-1-chat suspended (ACCREDITATION_MISSING), and nothing else",
@@ -165,10 +166,11 @@ def test_the_demo_holds_every_outcome_stays_up_and_demo_down_stops_everything(
             "passed: policy change suspends fvey-london-1-chat (ACCREDITATION_MISSING)",
             "passed: Prometheus has GPUs allocated by region",
             "passed: Prometheus has the EU preview's refusal",
+            "passed: Prometheus has each caller's GPU-seconds per 1,000 tokens",
             "passed: compliance matrix written",
         ):
             assert outcome in output, outcome
-        assert "FAILED" not in output
+        assert [line for line in output.splitlines() if "FAILED" in line] == []
         endpoints = output[output.index("The demo is up") :]
         ports = {int(port) for port in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", endpoints)}
         assert ports and all(_listening(port) for port in ports), ports

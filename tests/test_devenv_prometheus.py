@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sovereign.devenv.process import free_port
 from sovereign.devenv.prometheus import PrometheusConfig, PrometheusServer, ScrapeJob
 
 
@@ -28,6 +29,13 @@ def test_prometheus_scrapes_its_targets_and_reloads_new_ones(tmp_path: Path) -> 
         result = _wait_for(server, 'up{job="self"} == 1')
         assert result[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
         assert server.query('up{job="absent"}') == []
+        # A target nobody listens on is named with what its scrape answered; a healthy one is not named.
+        closed = f"127.0.0.1:{free_port()}"
+        server.add_jobs(ScrapeJob("closed", [closed]))
+        _wait_for(server, 'up{job="closed"} == 0')
+        [(target, error)] = server.scrape_errors().items()
+        assert target == f"closed {closed}"
+        assert "connection refused" in error, error
     finally:
         server.stop()
     assert server.process is not None and server.process.exited() is not None

@@ -128,6 +128,11 @@ SAMPLE_REQUESTS: tuple[SampleRequest, ...] = (
     ),
 )
 
+# The sample requests answered on a caller's behalf: each caller is charged for its tokens (chargeback,
+# `sovereign report`).
+CHARGED = tuple(r for r in SAMPLE_REQUESTS if r.tenant is not None and r.refused_with is None)
+CALLERS = frozenset(str(r.tenant) for r in CHARGED)
+
 CLUSTER_REQUESTS: tuple[ClusterRequestCase, ...] = (
     ClusterRequestCase("us-defense", "clusterrequest-approved.yaml", "Approved"),
     ClusterRequestCase("five-eyes", "clusterrequest-denied.yaml", "Denied", screening_hit=True),

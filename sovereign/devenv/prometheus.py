@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -99,10 +100,21 @@ class PrometheusServer:
         self.write_config()
         requests.post(f"{self.url}/-/reload", timeout=5).raise_for_status()
 
-    def query(self, expr: str) -> list[dict[str, object]]:
+    def query(self, expr: str) -> list[dict[str, Any]]:
         resp = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
         resp.raise_for_status()
         return list(resp.json()["data"]["result"])
+
+    def scrape_errors(self) -> dict[str, str]:
+        """The last error of each target whose last scrape failed, by job and instance."""
+        resp = requests.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=5)
+        resp.raise_for_status()
+        targets = resp.json()["data"]["activeTargets"]
+        return {
+            f"{t['labels']['job']} {t['labels']['instance']}": t["lastError"] or t["health"]
+            for t in targets
+            if t["health"] != "up"
+        }
 
     def stop(self) -> None:
         if self.process:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from sovereign.demo.context import DemoContext
 from sovereign.demo.polling import wait_for
-from sovereign.demo.scenario import SAMPLE_REQUESTS, SampleRequest
+from sovereign.demo.scenario import CHARGED, SAMPLE_REQUESTS, SampleRequest
+from sovereign.errors import SovereignError
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
@@ -22,33 +23,55 @@ PIXEL = (
 )
 
 
+Caller = tuple[str, str, str]  # tenant, region, model, as the serving metrics label them
+# Callers with a token series, and callers with tokens counted since it appeared: chargeback's input.
+COUNTED = "sovereign_prompt_tokens_total"
+CHARGEABLE = "region_cluster_model_tenant:sovereign_tokens:increase1h > 0"
+
+
 def send_sample_requests(demo: DemoContext) -> None:
-    _introduce_callers(demo)
+    callers = {_caller(demo, r) for r in CHARGED}
+    _introduce_callers(demo, callers)
     for request in SAMPLE_REQUESTS:
         _send(demo, request)
+    try:
+        _wait_scraped(demo, "the sample requests' tokens", CHARGEABLE, callers)
+        failure = ""
+    except SovereignError as exc:  # a replica that stopped before its next scrape took its tokens along
+        failure = str(exc)
+    demo.report.expect("Prometheus has every caller's tokens to charge", not failure, failure)
 
 
-def _introduce_callers(demo: DemoContext) -> None:
+def _caller(demo: DemoContext, request: SampleRequest) -> Caller:
+    assert request.tenant is not None
+    deployment = demo.region(request.region).plan.deployment(request.deployment)
+    return request.tenant, request.region, deployment.model
+
+
+def _introduce_callers(demo: DemoContext, callers: set[Caller]) -> None:
     """One token per caller and deployment first, scraped before the sample requests: a caller's token
     series appears with its first request, and Prometheus takes a series first seen already counting as no
     increase, so the sample requests' tokens would be missing from chargeback and `sovereign report`."""
-    answered = [r for r in SAMPLE_REQUESTS if r.refused_with is None and r.tenant]
-    for request in answered:
+    for request in CHARGED:
         _client(demo, replace(request, prompt="hello", max_tokens=1, with_image=False))()
+    _wait_scraped(demo, "the callers' token counters", COUNTED, callers)
+
+
+def _wait_scraped(demo: DemoContext, what: str, expr: str, callers: set[Caller]) -> None:
+    """Until `expr` has a series for every caller; on timeout the error says what each target whose last
+    scrape failed answered."""
     prometheus = demo.prometheus
     assert prometheus is not None
-    callers = {
-        (r.tenant, r.region, demo.region(r.region).plan.deployment(r.deployment).model) for r in answered
-    }
 
-    def scraped() -> set[tuple[str, str, str]]:
-        found = prometheus.query("sovereign_prompt_tokens_total")
-        return {
-            (str(m.get("tenant")), str(m.get("region")), str(m.get("model")))
-            for m in (r["metric"] for r in found)
-        }
+    def found() -> bool:
+        rows = prometheus.query(expr)
+        return callers <= {(r["metric"]["tenant"], r["metric"]["region"], r["metric"]["model"]) for r in rows}
 
-    wait_for("Prometheus to scrape the callers' token counters", lambda: callers <= scraped(), 60)
+    try:
+        wait_for(f"Prometheus to scrape {what}", found, 60)
+    except SovereignError as exc:
+        failing = "; ".join(f"{target}: {error}" for target, error in prometheus.scrape_errors().items())
+        raise SovereignError(f"{exc}; failing scrape targets: {failing or 'none'}") from exc
 
 
 def _client(demo: DemoContext, request: SampleRequest) -> Callable[[], ChatCompletion]:
