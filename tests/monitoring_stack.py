@@ -235,8 +235,9 @@ class MonitoringStack:
         assert body["status"] == "success", f"{expr}: {body}"
         return list(body["data"]["result"])
 
-    def values(self, expr: str, *by: str) -> dict[tuple[str, ...], float]:
-        return {tuple(r["metric"].get(k, "") for k in by): float(r["value"][1]) for r in self.query(expr)}
+    def values(self, expr: str, *by: str, at: float | None = None) -> dict[tuple[str, ...], float]:
+        """The instant answer to `expr`, now or at the Unix time `at`, keyed by its `by` labels' values."""
+        return {tuple(r["metric"].get(k, "") for k in by): float(r["value"][1]) for r in self.query(expr, at)}
 
     def alerts(self, name: str) -> list[dict[str, Any]]:
         """Prometheus's own view of the alert `name`: each pending or firing instance, with its labels."""
